@@ -1,0 +1,72 @@
+# mnemo: make build | test | bench | run | fuzz | lint
+GO          ?= go
+BIN         ?= bin/mnemo
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Packages whose tests run under the race detector (they use goroutines).
+RACE_PKGS   ?= ./kernels/... ./backend/... ./kvcache/... ./runtime/... ./bench/... ./cmd/...
+# Packages whose tests run once per SIMD tier.
+TIER_PKGS   ?= ./kernels/... ./backend/cpu/...
+TIERS       ?= generic avx2 avx512
+FUZZTIME    ?= 20000x
+BENCHTIME   ?= 1x
+
+.PHONY: all build test check lint unit race tiers crossbuild bench run fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/mnemo
+
+# What CI runs (.ci/run): static checks, the unit tests (race detector on
+# concurrent packages), the kernel tests once per SIMD tier, and the builds
+# that keep the pure-Go paths compiling.
+test: check unit race tiers crossbuild
+
+check: lint
+
+lint:
+	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$fmt" ]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags noasm ./...
+	$(STATICCHECK) ./...
+	$(GO) mod tidy -diff
+
+unit:
+	$(GO) test -count=1 ./...
+
+race:
+	$(GO) test -race -count=1 -short $(RACE_PKGS)
+
+tiers:
+	@for t in $(TIERS); do \
+	  echo "== MNEMO_KERNELS=$$t"; \
+	  MNEMO_KERNELS=$$t $(GO) test -count=1 $(TIER_PKGS) || exit 1; \
+	done
+	$(GO) test -count=1 -tags noasm $(TIER_PKGS)
+
+crossbuild:
+	GOARCH=arm64 $(GO) build ./...
+	GOAMD64=v3 $(GO) build ./...
+	CGO_ENABLED=0 $(GO) build ./...
+
+# Go benchmarks (benchstat format). BENCH selects, BENCHTIME sets the budget.
+BENCH ?= .
+bench:
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=$(BENCHTIME) ./...
+
+# The main job on the embedded default.
+run: build
+	./$(BIN) bench kernels --quick
+
+# Every fuzz target for a fixed budget each.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin
