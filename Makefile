@@ -6,7 +6,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 RACE_PKGS   ?= ./kernels/... ./backend/... ./kvcache/... ./runtime/... ./bench/... ./cmd/...
 # Packages whose tests run once per SIMD tier.
 TIER_PKGS   ?= ./kernels/... ./backend/cpu/...
-TIERS       ?= generic avx2 avx512
+TIERS       ?= $(shell $(GO) run ./kernels/internal/tiers 2>/dev/null || echo generic)
 FUZZTIME    ?= 20000x
 BENCHTIME   ?= 1x
 

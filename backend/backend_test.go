@@ -1,0 +1,69 @@
+package backend
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mnemo-ai/mnemo/kernels/format"
+)
+
+func TestHostBytes(t *testing.T) {
+	for _, tt := range []struct {
+		dt    DType
+		shape Shape
+		want  int
+		ok    bool
+	}{
+		{F32, Shape{3, 5}, 60, true},
+		{BF16, Shape{7}, 14, true},
+		{I32, Shape{2, 2, 2}, 32, true},
+		{Weights(format.Q8_0), Shape{3, 64}, 3 * 2 * 34, true},
+		{Weights(format.NVFP4), Shape{2, 32}, 2*2*9 + 4, true},
+		{Weights(format.F8E4M3Row), Shape{2, 10}, 2 * 14, true},
+		{F32, Shape{}, 0, false},
+		{F32, Shape{-1}, 0, false},
+		{F32, Shape{1 << 62, 4}, 0, false},
+		{Weights(format.Q4_0), Shape{2, 31}, 0, false},
+		{Weights(format.Q4_0), Shape{0, 32}, 0, false},
+		{DType(9), Shape{1}, 0, false},
+	} {
+		got, err := HostBytes(tt.dt, tt.shape)
+		if tt.ok {
+			require.NoError(t, err, "%s%s", tt.dt, tt.shape)
+			assert.Equal(t, tt.want, got, "%s%s", tt.dt, tt.shape)
+		} else {
+			assert.Error(t, err, "%s%s", tt.dt, tt.shape)
+		}
+	}
+}
+
+func TestDTypeFormat(t *testing.T) {
+	for _, ft := range format.Types() {
+		d := Weights(ft)
+		got, ok := d.Format()
+		require.True(t, ok)
+		assert.Equal(t, ft, got)
+		assert.True(t, d.Valid())
+		assert.Equal(t, "weights:"+ft.String(), d.String())
+	}
+	_, ok := F32.Format()
+	assert.False(t, ok)
+	assert.False(t, DType(200).Valid())
+}
+
+func TestSignature(t *testing.T) {
+	in, out, err := Signature(Spec{Op: OpMatMul, M: 4, N: 8, K: 64, Weights: format.MXFP4})
+	require.NoError(t, err)
+	assert.Equal(t, []Param{{"x", F32, Shape{4, 64}}, {"w", Weights(format.MXFP4), Shape{8, 64}}}, in)
+	assert.Equal(t, []Param{{"y", F32, Shape{4, 8}}}, out)
+	in, out, err = Signature(Spec{Op: OpEmbed, M: 3, N: 100, K: 32, Weights: format.Q8_0})
+	require.NoError(t, err)
+	assert.Equal(t, Shape{3}, in[0].Shape)
+	assert.Equal(t, Shape{3, 32}, out[0].Shape)
+	_, _, err = Signature(Spec{Op: OpAdd, M: 1, N: 1, Eps: 1})
+	assert.ErrorIs(t, err, ErrShape)
+	_, _, err = Signature(Spec{Op: OpMatMul, M: 1, N: 1, K: 32, Weights: format.Type(99)})
+	assert.ErrorContains(t, err, "unknown weight format")
+}

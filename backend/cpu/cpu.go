@@ -1,0 +1,352 @@
+// Package cpu is the CPU backend: buffers are Go memory and programs call
+// package kernels, with the SIMD tier chosen at run time.
+package cpu
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/mnemo-ai/mnemo/backend"
+	"github.com/mnemo-ai/mnemo/kernels"
+	"github.com/mnemo-ai/mnemo/kernels/format"
+)
+
+func init() {
+	backend.Register("cpu", func(opt backend.Options) (backend.Backend, error) { return New(opt) })
+}
+
+// Backend is the CPU backend. It is safe for concurrent use.
+type Backend struct {
+	impl *kernels.Impl
+	pool *kernels.Pool
+
+	closed atomic.Bool
+	mu     sync.Mutex
+	live   map[any]string // open buffers and programs, for Close's leak report
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New opens a CPU backend with opt.Threads threads (0: GOMAXPROCS) and the
+// kernel tier opt.Kernels (empty: kernels.Select).
+func New(opt backend.Options) (*Backend, error) {
+	var (
+		impl *kernels.Impl
+		err  error
+	)
+	if opt.Kernels == "" {
+		impl, err = kernels.Select()
+	} else {
+		impl, err = kernels.Lookup(opt.Kernels)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if opt.Threads < 0 {
+		return nil, fmt.Errorf("cpu: threads must be >= 0, got %d", opt.Threads)
+	}
+	return &Backend{impl: impl, pool: kernels.NewPool(opt.Threads), live: map[any]string{}}, nil
+}
+
+// Name returns "cpu".
+func (b *Backend) Name() string { return "cpu" }
+
+// Impl returns the kernel tier the backend runs.
+func (b *Backend) Impl() *kernels.Impl { return b.impl }
+
+// Threads returns the number of threads the backend computes with.
+func (b *Backend) Threads() int { return b.pool.Threads() }
+
+func (b *Backend) track(x any, what string) {
+	b.mu.Lock()
+	b.live[x] = what
+	b.mu.Unlock()
+}
+
+func (b *Backend) untrack(x any) {
+	b.mu.Lock()
+	delete(b.live, x)
+	b.mu.Unlock()
+}
+
+// Close stops the worker threads. It reports buffers and programs that are
+// still open as an error (they stay usable until closed).
+func (b *Backend) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	b.pool.Close()
+	b.mu.Lock()
+	n := len(b.live)
+	b.mu.Unlock()
+	if n > 0 {
+		return fmt.Errorf("cpu: closed with %d buffers or programs still open", n)
+	}
+	return nil
+}
+
+// Buffer is a CPU buffer. It implements backend.HostBuffer.
+type Buffer struct {
+	b      *Backend
+	dt     backend.DType
+	shape  backend.Shape
+	bytes  int
+	data   []float32       // F32
+	raw    []byte          // F16, BF16, I32: host encoding
+	w      *kernels.Matrix // weights, after Write
+	closed atomic.Bool
+}
+
+var _ backend.HostBuffer = (*Buffer)(nil)
+
+// Alloc allocates a zeroed buffer.
+func (b *Backend) Alloc(dt backend.DType, shape backend.Shape) (backend.Buffer, error) {
+	if b.closed.Load() {
+		return nil, backend.ErrClosed
+	}
+	if !dt.Valid() {
+		return nil, fmt.Errorf("cpu alloc: %w: %s", backend.ErrDType, dt)
+	}
+	n, err := backend.HostBytes(dt, shape)
+	if err != nil {
+		return nil, fmt.Errorf("cpu alloc %s%s: %w", dt, shape, err)
+	}
+	buf := &Buffer{b: b, dt: dt, shape: append(backend.Shape(nil), shape...), bytes: n}
+	switch dt {
+	case backend.F32:
+		buf.data = make([]float32, n/4)
+	case backend.F16, backend.BF16, backend.I32:
+		buf.raw = make([]byte, n)
+	default:
+		if !hasKernels(mustFormat(dt)) {
+			return nil, fmt.Errorf("cpu alloc %s%s: %w: no kernels for this weight format", dt, shape, backend.ErrUnsupported)
+		}
+	}
+	b.track(buf, fmt.Sprintf("buffer %s%s", dt, shape))
+	return buf, nil
+}
+
+func mustFormat(dt backend.DType) format.Type {
+	t, _ := dt.Format()
+	return t
+}
+
+// DType returns the element type.
+func (buf *Buffer) DType() backend.DType { return buf.dt }
+
+// Shape returns the dimensions.
+func (buf *Buffer) Shape() backend.Shape { return buf.shape }
+
+// F32 returns the contents of an F32 buffer without copying (nil for other
+// dtypes). The slice stays valid until Close.
+func (buf *Buffer) F32() []float32 { return buf.data }
+
+// Matrix returns the packed weights of a weight buffer (nil before Write).
+func (buf *Buffer) Matrix() *kernels.Matrix { return buf.w }
+
+// Write replaces the contents.
+func (buf *Buffer) Write(src []byte) error {
+	if buf.closed.Load() {
+		return backend.ErrClosed
+	}
+	if len(src) != buf.bytes {
+		return fmt.Errorf("cpu write %s%s: %w: %d bytes, want %d", buf.dt, buf.shape, backend.ErrShape, len(src), buf.bytes)
+	}
+	switch buf.dt {
+	case backend.F32:
+		for i := range buf.data {
+			buf.data[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+		}
+	case backend.F16, backend.BF16, backend.I32:
+		copy(buf.raw, src)
+	default:
+		t := mustFormat(buf.dt)
+		rows, scale := src, float32(0)
+		if t == format.NVFP4 {
+			rows = src[:len(src)-4]
+			scale = math.Float32frombits(binary.LittleEndian.Uint32(src[len(src)-4:]))
+			if !(scale > 0) || math.IsInf(float64(scale), 0) {
+				return fmt.Errorf("cpu write %s%s: tensor scale %g is not a positive finite number", buf.dt, buf.shape, scale)
+			}
+		}
+		w, err := kernels.Pack(t, buf.shape[0], buf.shape[1], rows, scale)
+		if err != nil {
+			return fmt.Errorf("cpu write %s%s: %w", buf.dt, buf.shape, err)
+		}
+		buf.w = w
+	}
+	return nil
+}
+
+// Read copies the contents out. Weight buffers return ErrUnsupported.
+func (buf *Buffer) Read(dst []byte) error {
+	if buf.closed.Load() {
+		return backend.ErrClosed
+	}
+	if len(dst) != buf.bytes {
+		return fmt.Errorf("cpu read %s%s: %w: %d bytes, want %d", buf.dt, buf.shape, backend.ErrShape, len(dst), buf.bytes)
+	}
+	switch buf.dt {
+	case backend.F32:
+		for i, v := range buf.data {
+			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
+		}
+	case backend.F16, backend.BF16, backend.I32:
+		copy(dst, buf.raw)
+	default:
+		return fmt.Errorf("cpu read %s: %w: weights are packed", buf.dt, backend.ErrUnsupported)
+	}
+	return nil
+}
+
+// Close frees the buffer.
+func (buf *Buffer) Close() error {
+	if buf.closed.Swap(true) {
+		return nil
+	}
+	buf.b.untrack(buf)
+	buf.data, buf.raw, buf.w = nil, nil, nil
+	return nil
+}
+
+func (buf *Buffer) i32() []int32 {
+	if len(buf.raw) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(&buf.raw[0])), len(buf.raw)/4)
+}
+
+// Supports reports whether spec can be compiled.
+func (b *Backend) Supports(spec backend.Spec) error {
+	if _, _, err := backend.Signature(spec); err != nil {
+		return err
+	}
+	switch spec.Op {
+	case backend.OpMatMul, backend.OpEmbed:
+		if !hasKernels(spec.Weights) {
+			return fmt.Errorf("cpu: %w: no kernels for weight format %s", backend.ErrUnsupported, spec.Weights)
+		}
+	case backend.OpRMSNorm, backend.OpAdd, backend.OpSwiGLU:
+	default:
+		return fmt.Errorf("cpu: %w: op %s", backend.ErrUnsupported, spec.Op)
+	}
+	return nil
+}
+
+func hasKernels(t format.Type) bool {
+	for _, f := range kernels.Formats() {
+		if f == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Program is a compiled CPU operation.
+type Program struct {
+	b       *Backend
+	spec    backend.Spec
+	in, out []backend.Param
+	closed  atomic.Bool
+}
+
+// Compile prepares a program for spec.
+func (b *Backend) Compile(ctx context.Context, spec backend.Spec) (backend.Program, error) {
+	if b.closed.Load() {
+		return nil, backend.ErrClosed
+	}
+	if err := b.Supports(spec); err != nil {
+		return nil, err
+	}
+	in, out, _ := backend.Signature(spec)
+	p := &Program{b: b, spec: spec, in: in, out: out}
+	b.track(p, "program "+spec.String())
+	return p, nil
+}
+
+// Spec returns what the program was compiled for.
+func (p *Program) Spec() backend.Spec { return p.spec }
+
+// Close releases the program.
+func (p *Program) Close() error {
+	if !p.closed.Swap(true) {
+		p.b.untrack(p)
+	}
+	return nil
+}
+
+// Run executes the program.
+func (p *Program) Run(ctx context.Context, in, out []backend.Buffer) error {
+	if p.closed.Load() || p.b.closed.Load() {
+		return backend.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := backend.CheckBuffers("input", in, p.in); err != nil {
+		return fmt.Errorf("run %s: %w", p.spec, err)
+	}
+	if err := backend.CheckBuffers("output", out, p.out); err != nil {
+		return fmt.Errorf("run %s: %w", p.spec, err)
+	}
+	bi, err := p.own(in)
+	if err != nil {
+		return err
+	}
+	bo, err := p.own(out)
+	if err != nil {
+		return err
+	}
+	s := p.spec
+	switch s.Op {
+	case backend.OpMatMul:
+		w := bi[1].w
+		if w == nil {
+			return fmt.Errorf("run %s: weights were never written", s)
+		}
+		p.b.impl.MatMul(p.b.pool, bo[0].data, w, bi[0].data, s.M)
+	case backend.OpRMSNorm:
+		x, g, y := bi[0].data, bi[1].data, bo[0].data
+		for i := range s.M {
+			kernels.RMSNorm(y[i*s.N:(i+1)*s.N], x[i*s.N:(i+1)*s.N], g, s.Eps)
+		}
+	case backend.OpAdd:
+		kernels.Add(bo[0].data, bi[0].data, bi[1].data)
+	case backend.OpSwiGLU:
+		kernels.SwiGLU(bo[0].data, bi[0].data, bi[1].data)
+	case backend.OpEmbed:
+		w := bi[1].w
+		if w == nil {
+			return fmt.Errorf("run %s: embedding table was never written", s)
+		}
+		y := bo[0].data
+		for i, id := range bi[0].i32() {
+			if id < 0 || int(id) >= s.N {
+				return fmt.Errorf("run %s: token id %d at row %d is outside the vocabulary [0, %d)", s, id, i, s.N)
+			}
+			w.Row(int(id), y[i*s.K:(i+1)*s.K])
+		}
+	}
+	return nil
+}
+
+// own checks that every buffer is an open buffer of this backend.
+func (p *Program) own(bufs []backend.Buffer) ([]*Buffer, error) {
+	out := make([]*Buffer, len(bufs))
+	for i, x := range bufs {
+		buf, ok := x.(*Buffer)
+		if !ok || buf.b != p.b {
+			return nil, fmt.Errorf("run %s: %w: buffer %d belongs to another backend", p.spec, backend.ErrSignature, i)
+		}
+		if buf.closed.Load() {
+			return nil, fmt.Errorf("run %s: buffer %d: %w", p.spec, i, backend.ErrClosed)
+		}
+		out[i] = buf
+	}
+	return out, nil
+}

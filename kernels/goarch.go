@@ -1,0 +1,5 @@
+package kernels
+
+import "runtime"
+
+const goarch = runtime.GOARCH

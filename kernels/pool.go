@@ -1,0 +1,92 @@
+package kernels
+
+import (
+	"runtime"
+	"sync"
+)
+
+// Pool is a fixed set of worker goroutines that kernels split their work
+// across. Work is partitioned statically into one contiguous chunk per
+// thread; the calling goroutine runs the first chunk itself, so a Pool of
+// one thread spawns nothing. A Pool is safe for concurrent use; calls from
+// several goroutines share its workers.
+type Pool struct {
+	threads int
+	tasks   chan task
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+type task struct {
+	fn     func(lo, hi int)
+	lo, hi int
+	done   *sync.WaitGroup
+}
+
+// NewPool starts a Pool of threads threads (the caller counts as one);
+// threads <= 0 means GOMAXPROCS. Close stops it.
+func NewPool(threads int) *Pool {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	p := &Pool{threads: threads, tasks: make(chan task, threads)}
+	for range threads - 1 {
+		p.wg.Go(func() {
+			for t := range p.tasks {
+				t.fn(t.lo, t.hi)
+				t.done.Done()
+			}
+		})
+	}
+	return p
+}
+
+// Threads returns the number of threads work is split across. A nil Pool
+// has one.
+func (p *Pool) Threads() int {
+	if p == nil {
+		return 1
+	}
+	return p.threads
+}
+
+// Close stops the workers after the work in flight. Using a Pool after
+// Close panics.
+func (p *Pool) Close() error {
+	p.once.Do(func() {
+		close(p.tasks)
+		p.wg.Wait()
+	})
+	return nil
+}
+
+// For calls fn on disjoint chunks [lo, hi) that cover [0, n), one per
+// thread at most, and returns when all are done. Chunk boundaries are
+// multiples of grain (except n itself); fewer than grain*2 units run on the
+// caller alone. A nil Pool runs everything on the caller.
+func (p *Pool) For(n, grain int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	grain = max(grain, 1)
+	units := (n + grain - 1) / grain
+	chunks := min(p.Threads(), units)
+	if chunks <= 1 {
+		fn(0, n)
+		return
+	}
+	var done sync.WaitGroup
+	done.Add(chunks - 1)
+	bound := func(c int) int { return min(n, units*c/chunks*grain) }
+	for c := 1; c < chunks; c++ {
+		p.tasks <- task{fn: fn, lo: bound(c), hi: bound(c + 1), done: &done}
+	}
+	fn(0, bound(1))
+	done.Wait()
+}
+
+var defaultPool = sync.OnceValue(func() *Pool { return NewPool(0) })
+
+// DefaultPool returns the process-wide Pool of GOMAXPROCS threads, started
+// on first use.
+func DefaultPool() *Pool { return defaultPool() }
