@@ -41,16 +41,49 @@ const (
 	//	in:   ids i32[M], table Weights(Weights)[N,K]
 	//	out:  y f32[M,K]
 	OpEmbed
+	// OpRoPE rotates each head of x in place by its token's position (rotary
+	// position embedding), on the first Rope.Dims dimensions of each head:
+	// pairs (2i, 2i+1) for RopeNormal, (i, i+Dims/2) for RopeNeoX, by angle
+	// pos·θ_i with θ_i = Base^(−2i/Dims), adjusted by Rope.Scaling.
+	//	spec: M, Heads, HeadDim, Rope
+	//	in:   x f32[M,Heads·HeadDim], pos i32[M]
+	//	out:  x (the same buffer)
+	OpRoPE
+	// OpKVWrite stores each row's key and value at its cache slot
+	// (block·BlockTokens + offset); a slot of −1 skips the row (bucket
+	// padding). The caches are updated in place: pass them as inputs and
+	// as outputs.
+	//	spec: M, KVHeads, HeadDim, BlockTokens, Blocks, KV
+	//	in:   k f32[M,KVHeads·HeadDim], v f32[M,KVHeads·HeadDim], slot i32[M],
+	//	      kcache KV[Blocks,BlockTokens,KVHeads·HeadDim], vcache (same)
+	//	out:  kcache, vcache (the same buffers)
+	OpKVWrite
+	// OpAttention is causal attention of the step's queries over the paged
+	// cache (grouped-query: head h reads KV head h/(Heads/KVHeads)), with
+	// scores scaled by 1/sqrt(HeadDim) and a softmax per query.
+	// Sequence s owns rows [seq[s,0], seq[s,0]+seq[s,1]) of q; after the
+	// step it holds seq[s,2] tokens, so its row j is at position
+	// seq[s,2]−seq[s,1]+j and attends to positions 0..that one, found
+	// through its block table row. Rows no sequence owns get zeros; unused
+	// sequence slots have seq[s,1] = 0.
+	//	spec: M, Heads, KVHeads, HeadDim, BlockTokens, Blocks, Seqs, MaxBlocks, KV
+	//	in:   q f32[M,Heads·HeadDim], kcache KV[Blocks,BlockTokens,KVHeads·HeadDim],
+	//	      vcache (same), table i32[Seqs,MaxBlocks], seq i32[Seqs,3]
+	//	out:  o f32[M,Heads·HeadDim]
+	OpAttention
 
 	numOps
 )
 
 var opNames = [numOps]string{
-	OpMatMul:  "matmul",
-	OpRMSNorm: "rmsnorm",
-	OpAdd:     "add",
-	OpSwiGLU:  "swiglu",
-	OpEmbed:   "embed",
+	OpMatMul:    "matmul",
+	OpRMSNorm:   "rmsnorm",
+	OpAdd:       "add",
+	OpSwiGLU:    "swiglu",
+	OpEmbed:     "embed",
+	OpRoPE:      "rope",
+	OpKVWrite:   "kvwrite",
+	OpAttention: "attention",
 }
 
 func (o Op) String() string {
@@ -73,10 +106,47 @@ type Spec struct {
 	Weights format.Type
 	// Eps is RMSNorm's epsilon.
 	Eps float32
+
+	// Attention geometry (OpRoPE, OpKVWrite, OpAttention).
+	Heads, KVHeads, HeadDim int
+	// Paged cache geometry: tokens per block, blocks in the cache, the
+	// sequences in the step (bucket) and the block-table width.
+	BlockTokens, Blocks, Seqs, MaxBlocks int
+	// KV is the cache's element type.
+	KV DType
+	// Rope parameterises OpRoPE.
+	Rope Rope
+}
+
+// RopeStyle says which dimensions RoPE rotates together.
+type RopeStyle uint8
+
+const (
+	// RopeNormal rotates adjacent pairs (2i, 2i+1), as GGUF's llama does.
+	RopeNormal RopeStyle = iota
+	// RopeNeoX rotates (i, i+Dims/2), as qwen2, qwen3 and NeoX do.
+	RopeNeoX
+)
+
+// Rope describes a rotary position embedding.
+type Rope struct {
+	// Dims is the number of dimensions of each head rotated (even, at
+	// most HeadDim; the rest pass through).
+	Dims int
+	// Base is the frequency base θ (10000 for Llama 2, 500000 for Llama 3).
+	Base  float32
+	Style RopeStyle
+	// Factor, LowFreqFactor, HighFreqFactor and OrigContext are Llama 3's
+	// frequency scaling; Factor 0 means none.
+	Factor, LowFreqFactor, HighFreqFactor float32
+	OrigContext                           int
 }
 
 func (s Spec) String() string {
-	str := fmt.Sprintf("%s M=%d N=%d", s.Op, s.M, s.N)
+	str := fmt.Sprintf("%s M=%d", s.Op, s.M)
+	if s.N != 0 {
+		str += fmt.Sprintf(" N=%d", s.N)
+	}
 	if s.K != 0 {
 		str += fmt.Sprintf(" K=%d", s.K)
 	}
@@ -85,6 +155,15 @@ func (s Spec) String() string {
 	}
 	if s.Eps != 0 {
 		str += fmt.Sprintf(" eps=%g", s.Eps)
+	}
+	if s.Heads != 0 || s.KVHeads != 0 || s.HeadDim != 0 {
+		str += fmt.Sprintf(" heads=%d/%d×%d", s.Heads, s.KVHeads, s.HeadDim)
+	}
+	if s.Blocks != 0 {
+		str += fmt.Sprintf(" kv=%s blocks=%d×%d seqs=%d×%d", s.KV, s.Blocks, s.BlockTokens, s.Seqs, s.MaxBlocks)
+	}
+	if s.Rope != (Rope{}) {
+		str += fmt.Sprintf(" rope=%+v", s.Rope)
 	}
 	return str
 }
@@ -103,8 +182,16 @@ func Signature(s Spec) (in, out []Param, err error) {
 	bad := func(why string) ([]Param, []Param, error) {
 		return nil, nil, fmt.Errorf("%w: %s: %s", ErrShape, s, why)
 	}
+	switch s.Op {
+	case OpRoPE, OpKVWrite, OpAttention:
+		return attnSignature(s)
+	}
 	if s.M <= 0 || s.N <= 0 || s.K < 0 {
 		return bad("dimensions must be positive")
+	}
+	if s.Heads != 0 || s.KVHeads != 0 || s.HeadDim != 0 || s.BlockTokens != 0 || s.Blocks != 0 ||
+		s.Seqs != 0 || s.MaxBlocks != 0 || s.KV != 0 || s.Rope != (Rope{}) {
+		return bad("attention fields are not used by this op")
 	}
 	usesK := s.Op == OpMatMul || s.Op == OpEmbed
 	if usesK && s.K <= 0 {
@@ -144,4 +231,62 @@ func Signature(s Spec) (in, out []Param, err error) {
 			[]Param{{"y", F32, Shape{s.M, s.K}}}, nil
 	}
 	return bad("unknown op")
+}
+
+func attnSignature(s Spec) (in, out []Param, err error) {
+	bad := func(why string) ([]Param, []Param, error) {
+		return nil, nil, fmt.Errorf("%w: %s: %s", ErrShape, s, why)
+	}
+	if s.N != 0 || s.K != 0 || s.Weights != 0 || s.Eps != 0 {
+		return bad("N, K, Weights and Eps are not used by this op")
+	}
+	if s.M <= 0 || s.HeadDim <= 0 {
+		return bad("M and HeadDim must be positive")
+	}
+	pos := []Param{{"pos", I32, Shape{s.M}}}
+	switch s.Op {
+	case OpRoPE:
+		r := s.Rope
+		if s.Heads <= 0 || s.KVHeads != 0 || s.BlockTokens != 0 || s.Blocks != 0 || s.Seqs != 0 || s.MaxBlocks != 0 || s.KV != 0 {
+			return bad("rope takes M, Heads, HeadDim and Rope only")
+		}
+		if r.Dims <= 0 || r.Dims%2 != 0 || r.Dims > s.HeadDim || !(r.Base > 1) {
+			return bad("rope needs even 0 < Dims <= HeadDim and Base > 1")
+		}
+		if r.Factor != 0 && !(r.Factor >= 1 && r.HighFreqFactor > r.LowFreqFactor && r.LowFreqFactor > 0 && r.OrigContext > 0) {
+			return bad("rope scaling needs Factor >= 1, 0 < LowFreqFactor < HighFreqFactor and OrigContext > 0")
+		}
+		x := Param{"x", F32, Shape{s.M, s.Heads * s.HeadDim}}
+		return append([]Param{x}, pos...), []Param{x}, nil
+	}
+	if s.KVHeads <= 0 || s.BlockTokens <= 0 || s.Blocks <= 0 {
+		return bad("KVHeads, BlockTokens and Blocks must be positive")
+	}
+	if s.KV != F32 && s.KV != BF16 {
+		return bad("the KV cache must be f32 or bf16")
+	}
+	if s.Rope != (Rope{}) {
+		return bad("Rope is only used by rope")
+	}
+	kvw := s.KVHeads * s.HeadDim
+	cache := Shape{s.Blocks, s.BlockTokens, kvw}
+	kc, vc := Param{"kcache", s.KV, cache}, Param{"vcache", s.KV, cache}
+	switch s.Op {
+	case OpKVWrite:
+		if s.Heads != 0 || s.Seqs != 0 || s.MaxBlocks != 0 {
+			return bad("kvwrite does not take Heads, Seqs or MaxBlocks")
+		}
+		return []Param{{"k", F32, Shape{s.M, kvw}}, {"v", F32, Shape{s.M, kvw}}, {"slot", I32, Shape{s.M}}, kc, vc},
+			[]Param{kc, vc}, nil
+	default: // OpAttention
+		if s.Heads <= 0 || s.Heads%s.KVHeads != 0 {
+			return bad("Heads must be a positive multiple of KVHeads")
+		}
+		if s.Seqs <= 0 || s.MaxBlocks <= 0 {
+			return bad("Seqs and MaxBlocks must be positive")
+		}
+		q := Shape{s.M, s.Heads * s.HeadDim}
+		return []Param{{"q", F32, q}, kc, vc, {"table", I32, Shape{s.Seqs, s.MaxBlocks}}, {"seq", I32, Shape{s.Seqs, 3}}},
+			[]Param{{"o", F32, q}}, nil
+	}
 }

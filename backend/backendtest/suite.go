@@ -38,6 +38,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"MatMul", testMatMul},
 		{"RowOps", testRowOps},
 		{"Embed", testEmbed},
+		{"RoPE", testRoPE},
+		{"Attention", testAttention},
 		{"RunSignature", testRunSignature},
 		{"Closed", testClosed},
 		{"Concurrent", testConcurrent},

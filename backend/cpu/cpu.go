@@ -231,7 +231,7 @@ func (b *Backend) Supports(spec backend.Spec) error {
 		if !hasKernels(spec.Weights) {
 			return fmt.Errorf("cpu: %w: no kernels for weight format %s", backend.ErrUnsupported, spec.Weights)
 		}
-	case backend.OpRMSNorm, backend.OpAdd, backend.OpSwiGLU:
+	case backend.OpRMSNorm, backend.OpAdd, backend.OpSwiGLU, backend.OpRoPE, backend.OpKVWrite, backend.OpAttention:
 	default:
 		return fmt.Errorf("cpu: %w: op %s", backend.ErrUnsupported, spec.Op)
 	}
@@ -252,6 +252,7 @@ type Program struct {
 	b       *Backend
 	spec    backend.Spec
 	in, out []backend.Param
+	freqs   []float64 // OpRoPE
 	closed  atomic.Bool
 }
 
@@ -265,6 +266,12 @@ func (b *Backend) Compile(ctx context.Context, spec backend.Spec) (backend.Progr
 	}
 	in, out, _ := backend.Signature(spec)
 	p := &Program{b: b, spec: spec, in: in, out: out}
+	if r := spec.Rope; spec.Op == backend.OpRoPE {
+		p.freqs = kernels.RopeFreqs(r.Dims, float64(r.Base), kernels.RopeScaling{
+			Factor: float64(r.Factor), LowFreqFactor: float64(r.LowFreqFactor),
+			HighFreqFactor: float64(r.HighFreqFactor), OrigContext: r.OrigContext,
+		})
+	}
 	b.track(p, "program "+spec.String())
 	return p, nil
 }
@@ -331,7 +338,97 @@ func (p *Program) Run(ctx context.Context, in, out []backend.Buffer) error {
 			}
 			w.Row(int(id), y[i*s.K:(i+1)*s.K])
 		}
+	case backend.OpRoPE:
+		x, width := bo[0].data, s.Heads*s.HeadDim
+		for i, pos := range bi[1].i32() {
+			if pos < 0 {
+				return fmt.Errorf("run %s: negative position %d at row %d", s, pos, i)
+			}
+			kernels.RoPE(x[i*width:(i+1)*width], s.Heads, s.HeadDim, int(pos), p.freqs, s.Rope.Style == backend.RopeNeoX)
+		}
+	case backend.OpKVWrite:
+		return p.kvWrite(bi)
+	case backend.OpAttention:
+		return p.attention(bi, bo[0].data)
 	}
+	return nil
+}
+
+func kvOf(buf *Buffer) kernels.KV {
+	if buf.dt == backend.F32 {
+		return kernels.KV{F32: buf.data}
+	}
+	return kernels.KV{BF16: unsafe.Slice((*uint16)(unsafe.Pointer(&buf.raw[0])), len(buf.raw)/2)}
+}
+
+func (p *Program) kvWrite(bi []*Buffer) error {
+	s := p.spec
+	kvw := s.KVHeads * s.HeadDim
+	slots := bi[2].i32()
+	limit := s.Blocks * s.BlockTokens
+	for i, slot := range slots {
+		if slot < -1 || int(slot) >= limit {
+			return fmt.Errorf("run %s: slot %d at row %d is outside the cache [0, %d)", s, slot, i, limit)
+		}
+	}
+	kc, vc := kvOf(bi[3]), kvOf(bi[4])
+	k, v := bi[0].data, bi[1].data
+	for i, slot := range slots {
+		if slot >= 0 {
+			kc.Put(int(slot)*kvw, k[i*kvw:(i+1)*kvw])
+			vc.Put(int(slot)*kvw, v[i*kvw:(i+1)*kvw])
+		}
+	}
+	return nil
+}
+
+func (p *Program) attention(bi []*Buffer, o []float32) error {
+	s := p.spec
+	q := bi[0].data
+	kc, vc := kvOf(bi[1]), kvOf(bi[2])
+	table, seq := bi[3].i32(), bi[4].i32()
+	width := s.Heads * s.HeadDim
+	// Validate every sequence before any work: rows in range and disjoint,
+	// lengths within the table, block ids within the cache.
+	owner := make([]int32, s.M)
+	for i := range owner {
+		owner[i] = -1
+	}
+	for si := range s.Seqs {
+		first, n, total := int(seq[3*si]), int(seq[3*si+1]), int(seq[3*si+2])
+		if n == 0 {
+			continue
+		}
+		if n < 0 || first < 0 || first+n > s.M || total < n || total > s.MaxBlocks*s.BlockTokens {
+			return fmt.Errorf("run %s: sequence %d (rows %d+%d, %d tokens) does not fit the step or its table", s, si, first, n, total)
+		}
+		for _, b := range table[si*s.MaxBlocks : si*s.MaxBlocks+(total+s.BlockTokens-1)/s.BlockTokens] {
+			if b < 0 || int(b) >= s.Blocks {
+				return fmt.Errorf("run %s: sequence %d uses block %d outside the cache [0, %d)", s, si, b, s.Blocks)
+			}
+		}
+		for r := first; r < first+n; r++ {
+			if owner[r] >= 0 {
+				return fmt.Errorf("run %s: row %d belongs to sequences %d and %d", s, r, owner[r], si)
+			}
+			owner[r] = int32(si)
+		}
+	}
+	p.b.pool.For(s.M, 1, func(lo, hi int) {
+		buf := make([]float32, kernels.AttentionScratch(s.Heads, s.KVHeads, s.HeadDim))
+		for r := lo; r < hi; r++ {
+			or := o[r*width : (r+1)*width]
+			si := owner[r]
+			if si < 0 {
+				clear(or)
+				continue
+			}
+			first, n, total := int(seq[3*si]), int(seq[3*si+1]), int(seq[3*si+2])
+			ctx := total - n + (r - first) + 1 // positions this row attends to
+			kernels.Attention(or, q[r*width:(r+1)*width], kc, vc, table[int(si)*s.MaxBlocks:(int(si)+1)*s.MaxBlocks],
+				ctx, s.Heads, s.KVHeads, s.HeadDim, s.BlockTokens, buf)
+		}
+	})
 	return nil
 }
 
