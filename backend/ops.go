@@ -13,15 +13,17 @@ type Op uint8
 
 // The operations.
 const (
-	// OpMatMul computes y = x·Wᵀ.
-	//	spec: M, N, K, Weights
-	//	in:   x f32[M,K], W Weights(Weights)[N,K]
+	// OpMatMul computes y = x·Wᵀ, plus a bias row b when Bias is set.
+	//	spec: M, N, K, Weights, Bias
+	//	in:   x f32[M,K], W Weights(Weights)[N,K] (, b f32[N])
 	//	out:  y f32[M,N]
 	OpMatMul Op = iota + 1
 	// OpRMSNorm computes y[i] = x[i] / sqrt(mean(x[i]²) + Eps) · g for each
-	// row i. y may be the same buffer as x.
-	//	spec: M, N (row length), Eps
-	//	in:   x f32[M,N], g f32[N]
+	// row i. With Heads > 0 each row is Heads segments of N/Heads values,
+	// each normalised on its own with the same g (per-head QK-norm). y may
+	// be the same buffer as x.
+	//	spec: M, N (row length), Eps, Heads
+	//	in:   x f32[M,N], g f32[N] (f32[N/Heads] with Heads)
 	//	out:  y f32[M,N]
 	OpRMSNorm
 	// OpAdd computes y = a + b elementwise. y may be a or b.
@@ -71,6 +73,12 @@ const (
 	//	      vcache (same), table i32[Seqs,MaxBlocks], seq i32[Seqs,3]
 	//	out:  o f32[M,Heads·HeadDim]
 	OpAttention
+	// OpGather copies rows: y[i] = x[idx[i]]. An index outside [0, M) is an
+	// error. K is the number of rows gathered.
+	//	spec: M, N, K
+	//	in:   x f32[M,N], idx i32[K]
+	//	out:  y f32[K,N]
+	OpGather
 
 	numOps
 )
@@ -84,6 +92,7 @@ var opNames = [numOps]string{
 	OpRoPE:      "rope",
 	OpKVWrite:   "kvwrite",
 	OpAttention: "attention",
+	OpGather:    "gather",
 }
 
 func (o Op) String() string {
@@ -106,6 +115,8 @@ type Spec struct {
 	Weights format.Type
 	// Eps is RMSNorm's epsilon.
 	Eps float32
+	// Bias adds a bias input to OpMatMul.
+	Bias bool
 
 	// Attention geometry (OpRoPE, OpKVWrite, OpAttention).
 	Heads, KVHeads, HeadDim int
@@ -153,6 +164,9 @@ func (s Spec) String() string {
 	if s.Op == OpMatMul || s.Op == OpEmbed {
 		str += " weights=" + s.Weights.String()
 	}
+	if s.Bias {
+		str += " bias"
+	}
 	if s.Eps != 0 {
 		str += fmt.Sprintf(" eps=%g", s.Eps)
 	}
@@ -189,21 +203,28 @@ func Signature(s Spec) (in, out []Param, err error) {
 	if s.M <= 0 || s.N <= 0 || s.K < 0 {
 		return bad("dimensions must be positive")
 	}
-	if s.Heads != 0 || s.KVHeads != 0 || s.HeadDim != 0 || s.BlockTokens != 0 || s.Blocks != 0 ||
+	if s.Heads != 0 && (s.Op != OpRMSNorm || s.N%s.Heads != 0) {
+		return bad("Heads is only used by rmsnorm, and must divide N")
+	}
+	if s.KVHeads != 0 || s.HeadDim != 0 || s.BlockTokens != 0 || s.Blocks != 0 ||
 		s.Seqs != 0 || s.MaxBlocks != 0 || s.KV != 0 || s.Rope != (Rope{}) {
 		return bad("attention fields are not used by this op")
 	}
-	usesK := s.Op == OpMatMul || s.Op == OpEmbed
+	usesK := s.Op == OpMatMul || s.Op == OpEmbed || s.Op == OpGather
+	usesW := s.Op == OpMatMul || s.Op == OpEmbed
 	if usesK && s.K <= 0 {
 		return bad("K must be positive")
 	}
-	if !usesK && (s.K != 0 || s.Weights != 0) {
+	if !usesK && s.K != 0 || !usesW && s.Weights != 0 {
 		return bad("K and Weights are not used by this op")
+	}
+	if s.Bias && s.Op != OpMatMul {
+		return bad("Bias is only used by matmul")
 	}
 	if s.Op != OpRMSNorm && s.Eps != 0 {
 		return bad("Eps is only used by rmsnorm")
 	}
-	if usesK {
+	if usesW {
 		if !s.Weights.Valid() {
 			return bad("unknown weight format")
 		}
@@ -215,13 +236,22 @@ func Signature(s Spec) (in, out []Param, err error) {
 	mn := Shape{s.M, s.N}
 	switch s.Op {
 	case OpMatMul:
-		return []Param{{"x", F32, Shape{s.M, s.K}}, {"w", w, Shape{s.N, s.K}}},
-			[]Param{{"y", F32, mn}}, nil
+		in := []Param{{"x", F32, Shape{s.M, s.K}}, {"w", w, Shape{s.N, s.K}}}
+		if s.Bias {
+			in = append(in, Param{"b", F32, Shape{s.N}})
+		}
+		return in, []Param{{"y", F32, mn}}, nil
+	case OpGather:
+		return []Param{{"x", F32, mn}, {"idx", I32, Shape{s.K}}}, []Param{{"y", F32, Shape{s.K, s.N}}}, nil
 	case OpRMSNorm:
 		if !(s.Eps > 0) {
 			return bad("Eps must be positive")
 		}
-		return []Param{{"x", F32, mn}, {"g", F32, Shape{s.N}}}, []Param{{"y", F32, mn}}, nil
+		g := s.N
+		if s.Heads > 0 {
+			g = s.N / s.Heads
+		}
+		return []Param{{"x", F32, mn}, {"g", F32, Shape{g}}}, []Param{{"y", F32, mn}}, nil
 	case OpAdd:
 		return []Param{{"a", F32, mn}, {"b", F32, mn}}, []Param{{"y", F32, mn}}, nil
 	case OpSwiGLU:

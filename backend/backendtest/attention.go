@@ -185,3 +185,61 @@ func attnRef(q []float32, keys, vals [][]float32, heads, kvHeads, hd int) []floa
 	}
 	return out
 }
+
+// testBiasHeadsGather covers the matmul bias, per-head RMSNorm and row
+// gathers the engine uses for qwen2 biases, qwen3 QK-norm and logits rows.
+func testBiasHeadsGather(t *testing.T, b backend.Backend) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	ctx := context.Background()
+	const m, n, k = 3, 8, 32
+	host, dec := quantRows(format.F32, n, k, randF32(rng, n*k))
+	wb := alloc(t, b, backend.Weights(format.F32), n, k)
+	require.NoError(t, wb.Write(host))
+	x, bias := randF32(rng, m*k), randF32(rng, n)
+	xb, bb, yb := alloc(t, b, backend.F32, m, k), alloc(t, b, backend.F32, n), alloc(t, b, backend.F32, m, n)
+	writeF32(t, xb, x)
+	writeF32(t, bb, bias)
+	p := compile(t, b, backend.Spec{Op: backend.OpMatMul, M: m, N: n, K: k, Weights: format.F32, Bias: true})
+	require.NoError(t, p.Run(ctx, []backend.Buffer{xb, wb, bb}, []backend.Buffer{yb}))
+	y := readF32(t, yb)
+	for i := range m {
+		for j := range n {
+			ref := float64(bias[j])
+			for kk := range k {
+				ref += float64(x[i*k+kk]) * float64(dec[j*k+kk])
+			}
+			require.InDelta(t, ref, float64(y[i*n+j]), 1e-4, "bias y[%d,%d]", i, j)
+		}
+	}
+
+	// Per-head RMSNorm: 2 heads of 4.
+	g := randF32(rng, 4)
+	gb := alloc(t, b, backend.F32, 4)
+	writeF32(t, gb, g)
+	hn := compile(t, b, backend.Spec{Op: backend.OpRMSNorm, M: m, N: n, Eps: 1e-6, Heads: 2})
+	yb2 := alloc(t, b, backend.F32, m, n)
+	require.NoError(t, hn.Run(ctx, []backend.Buffer{yb, gb}, []backend.Buffer{yb2}))
+	got := readF32(t, yb2)
+	for seg := range m * 2 {
+		var ss float64
+		for d := range 4 {
+			ss += float64(y[seg*4+d]) * float64(y[seg*4+d])
+		}
+		inv := 1 / math.Sqrt(ss/4+1e-6)
+		for d := range 4 {
+			require.InDelta(t, float64(y[seg*4+d])*inv*float64(g[d]), float64(got[seg*4+d]), 1e-5, "head norm seg %d", seg)
+		}
+	}
+
+	// Gather rows 2 and 0.
+	gp := compile(t, b, backend.Spec{Op: backend.OpGather, M: m, N: n, K: 2})
+	idx := alloc(t, b, backend.I32, 2)
+	writeI32(t, idx, []int32{2, 0})
+	out := alloc(t, b, backend.F32, 2, n)
+	require.NoError(t, gp.Run(ctx, []backend.Buffer{yb, idx}, []backend.Buffer{out}))
+	rows := readF32(t, out)
+	assert.Equal(t, y[2*n:3*n], rows[:n])
+	assert.Equal(t, y[:n], rows[n:])
+	writeI32(t, idx, []int32{3, 0})
+	assert.Error(t, gp.Run(ctx, []backend.Buffer{yb, idx}, []backend.Buffer{out}), "row past M")
+}

@@ -40,6 +40,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"Embed", testEmbed},
 		{"RoPE", testRoPE},
 		{"Attention", testAttention},
+		{"BiasHeadsGather", testBiasHeadsGather},
 		{"RunSignature", testRunSignature},
 		{"Closed", testClosed},
 		{"Concurrent", testConcurrent},

@@ -231,7 +231,7 @@ func (b *Backend) Supports(spec backend.Spec) error {
 		if !hasKernels(spec.Weights) {
 			return fmt.Errorf("cpu: %w: no kernels for weight format %s", backend.ErrUnsupported, spec.Weights)
 		}
-	case backend.OpRMSNorm, backend.OpAdd, backend.OpSwiGLU, backend.OpRoPE, backend.OpKVWrite, backend.OpAttention:
+	case backend.OpRMSNorm, backend.OpAdd, backend.OpSwiGLU, backend.OpRoPE, backend.OpKVWrite, backend.OpAttention, backend.OpGather:
 	default:
 		return fmt.Errorf("cpu: %w: op %s", backend.ErrUnsupported, spec.Op)
 	}
@@ -316,11 +316,27 @@ func (p *Program) Run(ctx context.Context, in, out []backend.Buffer) error {
 		if w == nil {
 			return fmt.Errorf("run %s: weights were never written", s)
 		}
-		p.b.impl.MatMul(p.b.pool, bo[0].data, w, bi[0].data, s.M)
+		y := bo[0].data
+		p.b.impl.MatMul(p.b.pool, y, w, bi[0].data, s.M)
+		if s.Bias {
+			bias := bi[2].data
+			for i := range s.M {
+				kernels.Add(y[i*s.N:(i+1)*s.N], y[i*s.N:(i+1)*s.N], bias)
+			}
+		}
 	case backend.OpRMSNorm:
 		x, g, y := bi[0].data, bi[1].data, bo[0].data
-		for i := range s.M {
-			kernels.RMSNorm(y[i*s.N:(i+1)*s.N], x[i*s.N:(i+1)*s.N], g, s.Eps)
+		seg := len(g)
+		for i := range s.M * s.N / seg {
+			kernels.RMSNorm(y[i*seg:(i+1)*seg], x[i*seg:(i+1)*seg], g, s.Eps)
+		}
+	case backend.OpGather:
+		x, y := bi[0].data, bo[0].data
+		for i, r := range bi[1].i32() {
+			if r < 0 || int(r) >= s.M {
+				return fmt.Errorf("run %s: row index %d at %d is outside [0, %d)", s, r, i, s.M)
+			}
+			copy(y[i*s.N:(i+1)*s.N], x[int(r)*s.N:(int(r)+1)*s.N])
 		}
 	case backend.OpAdd:
 		kernels.Add(bo[0].data, bi[0].data, bi[1].data)
