@@ -7,6 +7,30 @@
 // stored as RowBytes(K) bytes, blocks in order along K, in the layout the
 // Type's doc comment gives. Quantized rows are what model files hold and what
 // the matmul kernels in package kernels repack into their interleaved layout.
+//
+// # Bad data
+//
+// QuantizeRow never panics on the values in src:
+//   - F32, F16, BF16 convert each value on its own (F16/BF16 round to
+//     nearest even, overflow to ±Inf, keep NaN).
+//   - F8E4M3Row takes its scale from the largest finite |x|; NaN encodes
+//     as the E4M3 NaN code and ±Inf saturates to ±448·scale.
+//   - In every block format (MX, NVFP4, Q8_0, Q4_0) a block holding any NaN
+//     or ±Inf is stored with a NaN scale and zero elements, so all its
+//     elements dequantize to NaN: MX scale 0xFF (as in the OCP reference
+//     code, where an infinite block maximum overflows the E8M0 range),
+//     NVFP4 scale 0x7F, Q8_0/Q4_0 d = 0x7E00. Other blocks are unaffected.
+//
+// DequantizeRow never panics on the bytes in src: an E8M0 scale 0xFF, an
+// NVFP4 scale that is NaN or has its sign bit set (negative or -0, which
+// QuantizeRow never writes) makes every element of its block NaN. The float
+// scales (F8E4M3Row's float32, Q8_0/Q4_0's F16 d) are applied by plain
+// multiplication, so a NaN one gives NaN and an infinite one ±Inf (NaN for
+// zero elements).
+//
+// Both panic, with constant messages, only on programmer errors: an invalid
+// Type, a row length that is not a multiple of the block size, or a dst/src
+// length that does not match it.
 package format
 
 import "fmt"
@@ -126,4 +150,22 @@ func (t Type) RowBytes(k int) int {
 		n += 4
 	}
 	return n
+}
+
+// MarshalText encodes t as its name (String), so Types read well in JSON.
+func (t Type) MarshalText() ([]byte, error) {
+	if !t.Valid() {
+		return nil, fmt.Errorf("format: invalid type %d", uint8(t))
+	}
+	return []byte(t.String()), nil
+}
+
+// UnmarshalText decodes a Type from its name (ParseType).
+func (t *Type) UnmarshalText(b []byte) error {
+	v, err := ParseType(string(b))
+	if err != nil {
+		return err
+	}
+	*t = v
+	return nil
 }

@@ -160,4 +160,3 @@ func printCommands(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nRun 'mnemo COMMAND -h' for a command's flags.")
 }
-
