@@ -156,6 +156,22 @@ type HostBuffer interface {
 	F32() []float32
 }
 
+// Viewer is implemented by buffers that can expose a prefix of themselves
+// under another shape without copying (the CPU backend's can). The engine
+// then allocates activations once at their largest size. A view shares
+// memory with its parent; closing it does not free the parent, and it must
+// not be used after the parent is closed.
+type Viewer interface {
+	View(shape Shape) (Buffer, error)
+}
+
+// Bucketer is implemented by backends that want step sizes rounded to
+// their own buckets. Bucket returns the smallest size >= n that programs
+// should be compiled for. Without it the engine uses powers of two.
+type Bucketer interface {
+	Bucket(n int) int
+}
+
 // Program is an operation compiled for fixed shapes.
 type Program interface {
 	// Spec returns what the program was compiled for.

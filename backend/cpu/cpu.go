@@ -99,10 +99,15 @@ type Buffer struct {
 	data   []float32       // F32
 	raw    []byte          // F16, BF16, I32: host encoding
 	w      *kernels.Matrix // weights, after Write
+	view   bool            // a View of another buffer
 	closed atomic.Bool
 }
 
-var _ backend.HostBuffer = (*Buffer)(nil)
+var (
+	_ backend.HostBuffer = (*Buffer)(nil)
+	_ backend.Viewer     = (*Buffer)(nil)
+	_ backend.Bucketer   = (*Backend)(nil)
+)
 
 // Alloc allocates a zeroed buffer.
 func (b *Backend) Alloc(dt backend.DType, shape backend.Shape) (backend.Buffer, error) {
@@ -204,15 +209,42 @@ func (buf *Buffer) Read(dst []byte) error {
 	return nil
 }
 
-// Close frees the buffer.
+// Close frees the buffer (a view only stops being usable).
 func (buf *Buffer) Close() error {
 	if buf.closed.Swap(true) {
 		return nil
 	}
-	buf.b.untrack(buf)
+	if !buf.view {
+		buf.b.untrack(buf)
+	}
 	buf.data, buf.raw, buf.w = nil, nil, nil
 	return nil
 }
+
+// View returns a buffer of the given shape over the start of buf's memory
+// (F32, F16, BF16 and I32 buffers only).
+func (buf *Buffer) View(shape backend.Shape) (backend.Buffer, error) {
+	if buf.closed.Load() {
+		return nil, backend.ErrClosed
+	}
+	n, err := backend.HostBytes(buf.dt, shape)
+	if err != nil {
+		return nil, fmt.Errorf("cpu view %s%s: %w", buf.dt, shape, err)
+	}
+	if buf.w != nil || n > buf.bytes {
+		return nil, fmt.Errorf("cpu view %s%s of %s: %w", buf.dt, shape, buf.shape, backend.ErrShape)
+	}
+	v := &Buffer{b: buf.b, dt: buf.dt, shape: append(backend.Shape(nil), shape...), bytes: n, view: true}
+	if buf.data != nil {
+		v.data = buf.data[:n/4]
+	} else {
+		v.raw = buf.raw[:n]
+	}
+	return v, nil
+}
+
+// Bucket returns n: CPU programs are compiled for any size.
+func (b *Backend) Bucket(n int) int { return n }
 
 func (buf *Buffer) i32() []int32 {
 	if len(buf.raw) == 0 {

@@ -45,3 +45,21 @@ func TestCloseReportsLeaks(t *testing.T) {
 	_, err = b.Alloc(backend.F32, backend.Shape{4})
 	assert.ErrorIs(t, err, backend.ErrClosed)
 }
+
+func TestView(t *testing.T) {
+	b, err := cpu.New(backend.Options{})
+	require.NoError(t, err)
+	defer b.Close()
+	buf, err := b.Alloc(backend.F32, backend.Shape{4, 8})
+	require.NoError(t, err)
+	defer buf.Close()
+	v, err := buf.(backend.Viewer).View(backend.Shape{2, 8})
+	require.NoError(t, err)
+	v.(backend.HostBuffer).F32()[3] = 7
+	assert.Equal(t, float32(7), buf.(backend.HostBuffer).F32()[3], "views share memory")
+	_, err = buf.(backend.Viewer).View(backend.Shape{5, 8})
+	assert.ErrorIs(t, err, backend.ErrShape)
+	require.NoError(t, v.Close())
+	assert.Equal(t, float32(7), buf.(backend.HostBuffer).F32()[3], "closing a view keeps the parent")
+	assert.Equal(t, 5, b.Bucket(5))
+}

@@ -1,0 +1,183 @@
+// Package engine runs models: it loads weights from a model.Source into a
+// backend, and runs the forward pass over a batch of sequences whose keys
+// and values live in a paged KV cache.
+//
+// Each architecture lives in its own package under engine/arch and
+// registers a constructor with Register; engine/arch/all imports them all.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/mnemo-ai/mnemo/backend"
+	"github.com/mnemo-ai/mnemo/engine/model"
+	"github.com/mnemo-ai/mnemo/kvcache"
+)
+
+// Model is a loaded model bound to a backend.
+type Model interface {
+	// Config returns the model's configuration.
+	Config() model.Config
+	// KV returns the model's paged KV cache.
+	KV() *KV
+	// Forward runs one step: each sequence's new tokens are appended after
+	// the tokens its table already holds (reserving cache blocks as
+	// needed) and the logits the sequences ask for are returned, one slice
+	// of rows per sequence. A step is all or nothing: on error no table
+	// changes length. Forward is not safe for concurrent use; the runtime
+	// serialises steps.
+	Forward(ctx context.Context, seqs []*Seq) ([]Logits, error)
+	// Close releases the weights, cache and programs.
+	Close() error
+}
+
+// Seq is one sequence in a step.
+type Seq struct {
+	// Tokens are the new tokens (a prefill chunk or one decode token).
+	Tokens []int32
+	// Table is the sequence's block table; Forward reserves blocks in it and
+	// advances Len by len(Tokens).
+	Table *kvcache.Table
+	// AllLogits asks for the logits of every new token; otherwise only the
+	// last token's are returned.
+	AllLogits bool
+}
+
+// Logits are rows of vocabulary scores, row-major.
+type Logits struct {
+	Rows  int
+	Vocab int
+	Data  []float32
+}
+
+// Row returns row i.
+func (l Logits) Row(i int) []float32 { return l.Data[i*l.Vocab : (i+1)*l.Vocab] }
+
+// Options configure loading.
+type Options struct {
+	// Weights selects how matrices are stored: "auto" (the file's format
+	// where a kernel exists for it, else q8_0) or a format name from
+	// package format (f32, bf16, fp8, mxfp4, nvfp4, q8_0, q4_0, ...).
+	Weights string
+	// KV is the cache element type: backend.F32 (default) or backend.BF16.
+	KV backend.DType
+	// BlockTokens is the number of tokens per KV block (default 16).
+	BlockTokens int
+	// ContextLength caps the tokens of one sequence (default: the model's,
+	// at most 4096). It sizes block tables.
+	ContextLength int
+	// KVTokens is the cache's capacity in tokens across all sequences
+	// (default: ContextLength).
+	KVTokens int
+	// MaxBatchTokens caps the tokens in one step (default 512).
+	MaxBatchTokens int
+	// MaxSeqs caps the sequences in one step (default 64).
+	MaxSeqs int
+	// Logger receives load-time information (default slog.Default()).
+	Logger *slog.Logger
+	// Progress, if set, is called while weights load with the bytes done
+	// and the total.
+	Progress func(done, total int64)
+}
+
+func (o *Options) setDefaults(cfg model.Config) {
+	if o.Weights == "" {
+		o.Weights = "auto"
+	}
+	if o.BlockTokens == 0 {
+		o.BlockTokens = 16
+	}
+	if o.ContextLength == 0 {
+		o.ContextLength = min(cfg.ContextLength, 4096)
+		if o.ContextLength <= 0 {
+			o.ContextLength = 4096
+		}
+	}
+	if o.KVTokens == 0 {
+		o.KVTokens = o.ContextLength
+	}
+	if o.MaxBatchTokens == 0 {
+		o.MaxBatchTokens = 512
+	}
+	if o.MaxSeqs == 0 {
+		o.MaxSeqs = 64
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+func (o *Options) validate(cfg model.Config) error {
+	switch {
+	case o.KV != backend.F32 && o.KV != backend.BF16:
+		return fmt.Errorf("kv cache type %s: want f32 or bf16", o.KV)
+	case o.BlockTokens <= 0 || o.BlockTokens > 1024:
+		return fmt.Errorf("block tokens %d: want 1..1024", o.BlockTokens)
+	case o.ContextLength <= 0:
+		return fmt.Errorf("context length %d must be positive", o.ContextLength)
+	case cfg.ContextLength > 0 && o.ContextLength > cfg.ContextLength:
+		return fmt.Errorf("context length %d exceeds the model's %d", o.ContextLength, cfg.ContextLength)
+	case o.KVTokens < o.BlockTokens:
+		return fmt.Errorf("kv cache of %d tokens is smaller than one block of %d", o.KVTokens, o.BlockTokens)
+	case o.MaxBatchTokens <= 0 || o.MaxSeqs <= 0:
+		return errors.New("max batch tokens and max sequences must be positive")
+	}
+	return nil
+}
+
+// Constructor builds an architecture's Model.
+type Constructor func(src model.Source, be backend.Backend, opt Options) (Model, error)
+
+var (
+	regMu sync.Mutex
+	archs = map[string]Constructor{}
+)
+
+// Register makes an architecture available. It panics on a duplicate.
+func Register(arch string, c Constructor) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := archs[arch]; dup {
+		panic("engine: architecture registered twice: " + arch)
+	}
+	archs[arch] = c
+}
+
+// Architectures returns the registered architecture names, sorted.
+func Architectures() []string {
+	regMu.Lock()
+	defer regMu.Unlock()
+	out := make([]string, 0, len(archs))
+	for a := range archs {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ErrUnknownArch is returned for a model whose architecture has no
+// registered implementation.
+var ErrUnknownArch = errors.New("engine: unknown architecture")
+
+// New builds a Model from src on be. src stays owned by the caller and
+// must stay open while the Model is used (weights may be used in place).
+func New(src model.Source, be backend.Backend, opt Options) (Model, error) {
+	cfg := src.Config()
+	regMu.Lock()
+	c := archs[cfg.Architecture]
+	regMu.Unlock()
+	if c == nil {
+		return nil, fmt.Errorf("%w %q (have %s)", ErrUnknownArch, cfg.Architecture, strings.Join(Architectures(), ", "))
+	}
+	opt.setDefaults(cfg)
+	if err := opt.validate(cfg); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return c(src, be, opt)
+}
