@@ -3,6 +3,7 @@ package llama_test
 import (
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"math"
 	"os"
 	"strconv"
@@ -54,7 +55,7 @@ func TestLlama2CReference(t *testing.T) {
 		t.Run(impl.Name, func(t *testing.T) {
 			be, err := cpu.New(backend.Options{Kernels: impl.Name})
 			require.NoError(t, err)
-			m, err := engine.New(src, be, engine.Options{Weights: "f32"})
+			m, err := engine.New(src, be, engine.Options{Weights: "f32", Logger: slog.New(slog.DiscardHandler)})
 			require.NoError(t, err)
 			defer func() {
 				require.NoError(t, m.Close())
