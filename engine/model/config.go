@@ -1,0 +1,311 @@
+// Package model holds what every model loader produces: the typed model
+// configuration (Config, decoded once from file metadata) and the weight
+// source (Source: named tensors, whatever the file format). Open detects
+// the format (GGUF or a llama2.c checkpoint) and returns a Source.
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/mnemo-ai/mnemo/engine/gguf"
+)
+
+// RopeStyle says which elements of a head RoPE rotates together.
+type RopeStyle int
+
+const (
+	// RopeNormal rotates adjacent pairs (x[2i], x[2i+1]): llama.cpp's
+	// LLAMA_ROPE_TYPE_NORM, used by llama and llama2.c.
+	RopeNormal RopeStyle = iota
+	// RopeNeox rotates the two halves (x[i], x[i+d/2]): GPT-NeoX style,
+	// used by qwen2 and qwen3.
+	RopeNeox
+)
+
+// String returns "normal" or "neox".
+func (s RopeStyle) String() string {
+	switch s {
+	case RopeNormal:
+		return "normal"
+	case RopeNeox:
+		return "neox"
+	}
+	return fmt.Sprintf("RopeStyle(%d)", int(s))
+}
+
+// RopeScaling describes context-extension scaling of the RoPE frequencies.
+type RopeScaling struct {
+	// Type is "none", "linear", "yarn", "llama3" or another name from the
+	// file's <arch>.rope.scaling.type.
+	Type string
+	// Factor is the context scaling factor (1 when none).
+	Factor float64
+	// LowFreqFactor and HighFreqFactor are llama3's wavelength bounds.
+	LowFreqFactor, HighFreqFactor float64
+	// OriginalContextLength is the context length the model was trained
+	// with before scaling (0 if unknown).
+	OriginalContextLength int
+}
+
+// Config is a model's hyperparameters: everything a forward pass needs to
+// know about shapes and numerics.
+type Config struct {
+	Architecture string // general.architecture: "llama", "qwen2", "qwen3", ...
+	Name         string // general.name, if any
+
+	VocabSize     int
+	EmbeddingDim  int // <arch>.embedding_length
+	FFNDim        int // <arch>.feed_forward_length (hidden size of the MLP)
+	Layers        int // <arch>.block_count
+	Heads         int // <arch>.attention.head_count
+	KVHeads       int // <arch>.attention.head_count_kv (grouped-query attention)
+	HeadDim       int // <arch>.attention.key_length, default EmbeddingDim/Heads
+	ValueHeadDim  int // <arch>.attention.value_length, default HeadDim
+	ContextLength int // <arch>.context_length (training context)
+
+	NormEpsilon float64 // <arch>.attention.layer_norm_rms_epsilon
+
+	RopeBase    float64 // <arch>.rope.freq_base, default 10000
+	RopeDims    int     // <arch>.rope.dimension_count, default HeadDim
+	RopeStyle   RopeStyle
+	RopeScaling RopeScaling
+	// RopeFreqs is true when the file has a rope_freqs.weight tensor of
+	// per-frequency divisors (how llama.cpp stores llama3 scaling).
+	RopeFreqs bool
+
+	// TiedEmbeddings is true when there is no output.weight and the token
+	// embedding doubles as the output projection.
+	TiedEmbeddings bool
+	// QKNorm is true when queries and keys are RMS-normalised per head
+	// before RoPE (qwen3: blk.N.attn_q_norm.weight, attn_k_norm.weight).
+	QKNorm bool
+	// AttnBias is true when the Q, K and V projections have biases
+	// (qwen2: blk.N.attn_q.bias, ...).
+	AttnBias bool
+
+	// ExpertCount and ExpertUsedCount are the mixture-of-experts sizes (0
+	// for dense models).
+	ExpertCount, ExpertUsedCount int
+}
+
+// Limits Validate enforces, far above any real model, so that size
+// arithmetic downstream cannot overflow.
+const (
+	maxDim     = 1 << 20
+	maxVocab   = 1 << 24
+	maxLayers  = 1 << 12
+	maxHeads   = 1 << 12
+	maxContext = 1 << 26
+)
+
+// neoxArchs use the half-split RoPE (llama.cpp's LLAMA_ROPE_TYPE_NEOX).
+var neoxArchs = map[string]bool{
+	"qwen": true, "qwen2": true, "qwen2moe": true, "qwen3": true, "qwen3moe": true,
+	"phi2": true, "phi3": true, "gemma": true, "gemma2": true, "gemma3": true,
+	"falcon": true, "gptneox": true, "stablelm": true, "starcoder2": true, "olmo2": true,
+}
+
+// RopeStyleFor returns the RoPE style llama.cpp uses for an architecture.
+func RopeStyleFor(arch string) RopeStyle {
+	if neoxArchs[arch] {
+		return RopeNeox
+	}
+	return RopeNormal
+}
+
+// key returns "<arch>.<suffix>".
+func (c Config) key(suffix string) string { return c.Architecture + "." + suffix }
+
+// ConfigFromGGUF decodes the configuration from a GGUF file's metadata
+// (general.architecture and the <arch>.* keys), applying llama.cpp's
+// defaults, and validates it. Tensor presence decides TiedEmbeddings,
+// QKNorm, AttnBias and RopeFreqs.
+func ConfigFromGGUF(f *gguf.File) (Config, error) {
+	arch, err := f.String("general.architecture")
+	if err != nil {
+		return Config{}, fmt.Errorf("model: %w", err)
+	}
+	c := Config{Architecture: arch, RopeStyle: RopeStyleFor(arch)}
+	c.Name, _ = f.String("general.name")
+
+	r := reader{f: f, arch: arch}
+	c.EmbeddingDim = r.int("embedding_length", true, 0)
+	c.Layers = r.int("block_count", true, 0)
+	c.FFNDim = r.int("feed_forward_length", true, 0)
+	c.Heads = r.int("attention.head_count", true, 0)
+	c.KVHeads = r.int("attention.head_count_kv", false, c.Heads)
+	c.ContextLength = r.int("context_length", true, 0)
+	c.NormEpsilon = r.float("attention.layer_norm_rms_epsilon", true, 0)
+	c.ExpertCount = r.int("expert_count", false, 0)
+	c.ExpertUsedCount = r.int("expert_used_count", false, 0)
+	if r.err != nil {
+		return Config{}, r.err
+	}
+	defHead := 0
+	if _, ok := f.Get(c.key("attention.key_length")); !ok && c.Heads > 0 {
+		if c.EmbeddingDim%c.Heads != 0 {
+			return Config{}, fmt.Errorf("model: %s %d does not divide %s %d (and %s is not set)",
+				c.key("attention.head_count"), c.Heads, c.key("embedding_length"), c.EmbeddingDim, c.key("attention.key_length"))
+		}
+		defHead = c.EmbeddingDim / c.Heads
+	}
+	c.HeadDim = r.int("attention.key_length", false, defHead)
+	c.ValueHeadDim = r.int("attention.value_length", false, c.HeadDim)
+	c.RopeDims = r.int("rope.dimension_count", false, c.HeadDim)
+	c.RopeBase = r.float("rope.freq_base", false, 10000)
+
+	c.RopeScaling = RopeScaling{Type: "none", Factor: 1}
+	if s, err := f.String(c.key("rope.scaling.type")); err == nil {
+		c.RopeScaling.Type = s
+	} else if !errors.Is(err, gguf.ErrKeyNotFound) {
+		return Config{}, fmt.Errorf("model: %w", err)
+	}
+	if fac := r.float("rope.scaling.factor", false, 0); fac != 0 {
+		c.RopeScaling.Factor = fac
+		if c.RopeScaling.Type == "none" {
+			c.RopeScaling.Type = "linear" // llama.cpp's default scaling type
+		}
+	} else if lin := r.float("rope.scale_linear", false, 0); lin != 0 {
+		c.RopeScaling.Type, c.RopeScaling.Factor = "linear", lin
+	}
+	lo, hi := 0.0, 0.0
+	if c.RopeScaling.Type == "llama3" {
+		lo, hi = 1, 4
+	}
+	c.RopeScaling.LowFreqFactor = r.float("rope.scaling.low_freq_factor", false, lo)
+	c.RopeScaling.HighFreqFactor = r.float("rope.scaling.high_freq_factor", false, hi)
+	c.RopeScaling.OriginalContextLength = r.int("rope.scaling.original_context_length", false, 0)
+
+	c.VocabSize = r.int("vocab_size", false, 0)
+	if r.err != nil {
+		return Config{}, r.err
+	}
+	if c.VocabSize == 0 {
+		if a, err := f.Array("tokenizer.ggml.tokens"); err == nil {
+			c.VocabSize = a.Len()
+		} else if t, ok := f.Tensor("token_embd.weight"); ok && len(t.Dims) == 2 && t.Dims[1] <= maxVocab {
+			c.VocabSize = int(t.Dims[1])
+		} else {
+			return Config{}, fmt.Errorf("model: vocabulary size unknown: no %s, tokenizer.ggml.tokens or token_embd.weight", c.key("vocab_size"))
+		}
+	}
+
+	_, hasOutput := f.Tensor("output.weight")
+	c.TiedEmbeddings = !hasOutput
+	_, c.QKNorm = f.Tensor("blk.0.attn_q_norm.weight")
+	_, c.AttnBias = f.Tensor("blk.0.attn_q.bias")
+	_, c.RopeFreqs = f.Tensor("rope_freqs.weight")
+
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// reader reads <arch>.* keys, remembering the first error.
+type reader struct {
+	f    *gguf.File
+	arch string
+	err  error
+}
+
+func (r *reader) int(suffix string, required bool, def int) int {
+	if r.err != nil {
+		return 0
+	}
+	key := r.arch + "." + suffix
+	v, ok := r.f.Get(key)
+	if !ok {
+		if required {
+			r.err = fmt.Errorf("model: missing required key %s", key)
+		}
+		return def
+	}
+	if a, isArr := v.Array(); isArr {
+		r.err = fmt.Errorf("model: %s is a per-layer array of %d values; only one value for all layers is supported", key, a.Len())
+		return 0
+	}
+	x, err := r.f.Uint(key)
+	if err != nil {
+		r.err = fmt.Errorf("model: %w", err)
+		return 0
+	}
+	if x > math.MaxInt32 {
+		r.err = fmt.Errorf("model: %s is %d, too large", key, x)
+		return 0
+	}
+	return int(x)
+}
+
+func (r *reader) float(suffix string, required bool, def float64) float64 {
+	if r.err != nil {
+		return 0
+	}
+	key := r.arch + "." + suffix
+	x, err := r.f.Float(key)
+	if errors.Is(err, gguf.ErrKeyNotFound) {
+		if required {
+			r.err = fmt.Errorf("model: missing required key %s", key)
+		}
+		return def
+	}
+	if err != nil {
+		r.err = fmt.Errorf("model: %w", err)
+		return 0
+	}
+	return x
+}
+
+// Validate checks sizes and their relations; errors name the GGUF key
+// (<arch>.*) of the offending field.
+func (c Config) Validate() error {
+	if c.Architecture == "" || strings.ContainsAny(c.Architecture, " \t\n") {
+		return fmt.Errorf("model: general.architecture %q is not a valid name", c.Architecture)
+	}
+	sizes := []struct {
+		key string
+		v   int
+		max int
+	}{
+		{"vocab_size", c.VocabSize, maxVocab},
+		{"embedding_length", c.EmbeddingDim, maxDim},
+		{"feed_forward_length", c.FFNDim, maxDim},
+		{"block_count", c.Layers, maxLayers},
+		{"attention.head_count", c.Heads, maxHeads},
+		{"attention.head_count_kv", c.KVHeads, maxHeads},
+		{"attention.key_length", c.HeadDim, maxDim},
+		{"attention.value_length", c.ValueHeadDim, maxDim},
+		{"context_length", c.ContextLength, maxContext},
+		{"rope.dimension_count", c.RopeDims, maxDim},
+	}
+	for _, s := range sizes {
+		if s.v <= 0 || s.v > s.max {
+			return fmt.Errorf("model: %s is %d, want 1..%d", c.key(s.key), s.v, s.max)
+		}
+	}
+	if c.Heads%c.KVHeads != 0 {
+		return fmt.Errorf("model: %s %d does not divide %s %d", c.key("attention.head_count_kv"), c.KVHeads, c.key("attention.head_count"), c.Heads)
+	}
+	if c.RopeDims > c.HeadDim || c.RopeDims%2 != 0 {
+		return fmt.Errorf("model: %s %d must be even and at most the head size %d", c.key("rope.dimension_count"), c.RopeDims, c.HeadDim)
+	}
+	if !(c.NormEpsilon > 0 && c.NormEpsilon < 1) {
+		return fmt.Errorf("model: %s is %g, want a small positive number", c.key("attention.layer_norm_rms_epsilon"), c.NormEpsilon)
+	}
+	if !(c.RopeBase > 0) || math.IsInf(c.RopeBase, 0) {
+		return fmt.Errorf("model: %s is %g, want a positive number", c.key("rope.freq_base"), c.RopeBase)
+	}
+	if !(c.RopeScaling.Factor > 0) || math.IsInf(c.RopeScaling.Factor, 0) {
+		return fmt.Errorf("model: %s is %g, want a positive number", c.key("rope.scaling.factor"), c.RopeScaling.Factor)
+	}
+	if c.RopeStyle != RopeNormal && c.RopeStyle != RopeNeox {
+		return fmt.Errorf("model: unknown RoPE style %v", c.RopeStyle)
+	}
+	if c.ExpertUsedCount > c.ExpertCount {
+		return fmt.Errorf("model: %s %d exceeds %s %d", c.key("expert_used_count"), c.ExpertUsedCount, c.key("expert_count"), c.ExpertCount)
+	}
+	return nil
+}
