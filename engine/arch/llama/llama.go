@@ -176,6 +176,21 @@ func (m *Model) KV() *engine.KV { return m.kv }
 // WeightBytes returns the backend bytes of the weights.
 func (m *Model) WeightBytes() int64 { return m.bytes }
 
+// MatrixBytes returns the bytes of the weight matrices a decode step
+// streams (every layer matrix and the output projection; not the
+// embedding table, of which a step reads one row per token), by format.
+func (m *Model) MatrixBytes() map[format.Type]int64 {
+	out := map[format.Type]int64{}
+	add := func(w matrix) { out[w.format] += int64(w.n) * int64(w.format.RowBytes(w.k)) }
+	for _, ly := range m.layers {
+		for _, w := range []matrix{ly.wq, ly.wk, ly.wv, ly.wo, ly.gate, ly.up, ly.down} {
+			add(w)
+		}
+	}
+	add(m.output)
+	return out
+}
+
 // Close frees everything the model holds.
 func (m *Model) Close() error {
 	var errs []error

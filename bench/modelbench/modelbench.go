@@ -1,0 +1,231 @@
+// Package modelbench measures a loaded model the way llama.cpp's
+// llama-bench does — prefill tokens/s for a p-token prompt (pp) and decode
+// tokens/s for n generated tokens (tg) — plus batched decode, and relates
+// decode speed to the machine's read bandwidth measured in the same run:
+// a decode step streams every weight matrix once, so tokens/s × bytes per
+// token ÷ bandwidth is the fraction of the memory roofline reached.
+package modelbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/mnemo-ai/mnemo/bench/roofline"
+	"github.com/mnemo-ai/mnemo/engine"
+	"github.com/mnemo-ai/mnemo/engine/model"
+	"github.com/mnemo-ai/mnemo/kernels/format"
+	"github.com/mnemo-ai/mnemo/kvcache"
+)
+
+// Options configure a run.
+type Options struct {
+	Prompt    int // prompt tokens for pp (default 512)
+	Gen       int // generated tokens for tg (default 128)
+	BatchSeqs int // sequences decoding together (default 8; 1 skips)
+	Threads   int // threads the roofline probes use (match the backend's)
+	Reps      int // repetitions; the best counts (default 3)
+	Seed      uint64
+	// Chunk is the prefill chunk (the model's step limit).
+	Chunk int
+	// SkipRoofline skips the bandwidth probe (tests).
+	SkipRoofline bool
+}
+
+// Result is one model's measurements. Fields are named as in the JSON
+// output.
+type Result struct {
+	Model           string  `json:"model"`
+	Threads         int     `json:"threads"`
+	MatrixBytes     int64   `json:"matrix_bytes"`
+	Format          string  `json:"format"`
+	PromptTokens    int     `json:"pp_tokens"`
+	PrefillTokS     float64 `json:"pp_tok_s"`
+	PrefillGFLOPs   float64 `json:"pp_gflop_s"`
+	ComputeRoof     float64 `json:"compute_roof_gflop_s"`
+	ComputeRoofName string  `json:"compute_roof"`
+	PrefillOfRoof   float64 `json:"pp_of_compute_roof"`
+	GenTokens       int     `json:"tg_tokens"`
+	DecodeTokS      float64 `json:"tg_tok_s"`
+	ReadGBs         float64 `json:"read_gb_s"`
+	DecodeOfRoof    float64 `json:"tg_of_read_roofline"`
+	BatchSeqs       int     `json:"batch_seqs"`
+	BatchTokS       float64 `json:"batch_tok_s"`
+	BatchSpeedup    float64 `json:"batch_speedup"`
+}
+
+// matrixByter is implemented by models that report the weight bytes a
+// decode step streams.
+type matrixByter interface {
+	MatrixBytes() map[format.Type]int64
+}
+
+// roofFor names the compute roof of a format's fast matmul path.
+func roofFor(t format.Type) string {
+	switch t {
+	case format.F32, format.F16:
+		return roofline.FMAZMM
+	case format.BF16, format.F8E4M3Row, format.MXF8E4M3, format.MXF8E5M2:
+		return roofline.BF16ZMM
+	}
+	return roofline.VNNIZMM
+}
+
+// Run measures m. name labels the result.
+func Run(ctx context.Context, m engine.Model, name string, opt Options) (Result, error) {
+	if opt.Prompt == 0 {
+		opt.Prompt = 512
+	}
+	if opt.Gen == 0 {
+		opt.Gen = 128
+	}
+	if opt.BatchSeqs == 0 {
+		opt.BatchSeqs = 8
+	}
+	if opt.Reps == 0 {
+		opt.Reps = 3
+	}
+	if opt.Chunk == 0 {
+		opt.Chunk = 512
+	}
+	if opt.Prompt < 1 || opt.Gen < 1 || opt.BatchSeqs < 1 || opt.Reps < 1 {
+		return Result{}, errors.New("modelbench: prompt, gen, batch and reps must be positive")
+	}
+	cfg := m.Config()
+	res := Result{Model: name, Threads: opt.Threads, PromptTokens: opt.Prompt, GenTokens: opt.Gen, BatchSeqs: opt.BatchSeqs}
+	mb, ok := m.(matrixByter)
+	if !ok {
+		return res, errors.New("modelbench: the model does not report its weight bytes")
+	}
+	var top int64
+	for f, b := range mb.MatrixBytes() {
+		res.MatrixBytes += b
+		if b > top {
+			top, res.Format = b, f.String()
+		}
+	}
+	rng := rand.New(rand.NewPCG(opt.Seed, 1))
+	tokens := func(n int) []int32 {
+		t := make([]int32, n)
+		for i := range t {
+			t[i] = int32(rng.IntN(cfg.VocabSize))
+		}
+		return t
+	}
+	pool := m.KV().Pool
+
+	// pp: the prompt in chunks, from an empty cache.
+	best := time.Duration(1 << 62)
+	for range opt.Reps {
+		seq := &engine.Seq{Table: &kvcache.Table{}}
+		prompt := tokens(opt.Prompt)
+		start := time.Now()
+		for at := 0; at < len(prompt); at += opt.Chunk {
+			seq.Tokens = prompt[at:min(len(prompt), at+opt.Chunk)]
+			if _, err := m.Forward(ctx, []*engine.Seq{seq}); err != nil {
+				seq.Table.Release(pool)
+				return res, fmt.Errorf("prefill: %w", err)
+			}
+		}
+		best = min(best, time.Since(start))
+		seq.Table.Release(pool)
+	}
+	res.PrefillTokS = float64(opt.Prompt) / best.Seconds()
+	res.PrefillGFLOPs = 2 * float64(matrixMACs(cfg)) * res.PrefillTokS / 1e9
+
+	// tg: one token at a time after a one-token prompt.
+	decode := func(n int, seqs int) (time.Duration, error) {
+		batch := make([]*engine.Seq, seqs)
+		for i := range batch {
+			batch[i] = &engine.Seq{Table: &kvcache.Table{}, Tokens: tokens(1)}
+		}
+		defer func() {
+			for _, s := range batch {
+				s.Table.Release(pool)
+			}
+		}()
+		if _, err := m.Forward(ctx, batch); err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		for range n {
+			for _, s := range batch {
+				s.Tokens = tokens(1)
+			}
+			if _, err := m.Forward(ctx, batch); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start), nil
+	}
+	best = time.Duration(1 << 62)
+	for range opt.Reps {
+		d, err := decode(opt.Gen, 1)
+		if err != nil {
+			return res, fmt.Errorf("decode: %w", err)
+		}
+		best = min(best, d)
+	}
+	res.DecodeTokS = float64(opt.Gen) / best.Seconds()
+	if opt.BatchSeqs > 1 {
+		best = time.Duration(1 << 62)
+		for range opt.Reps {
+			d, err := decode(opt.Gen, opt.BatchSeqs)
+			if err != nil {
+				return res, fmt.Errorf("batched decode: %w", err)
+			}
+			best = min(best, d)
+		}
+		res.BatchTokS = float64(opt.Gen*opt.BatchSeqs) / best.Seconds()
+		res.BatchSpeedup = res.BatchTokS / res.DecodeTokS
+	}
+	if !opt.SkipRoofline {
+		f, _ := format.ParseType(res.Format)
+		res.ComputeRoofName = roofFor(f)
+		lim, err := roofline.Measure(ctx, roofline.Options{Threads: opt.Threads, Probes: []string{roofline.ReadDRAM, res.ComputeRoofName}})
+		if err != nil {
+			return res, err
+		}
+		p := lim.At(max(opt.Threads, 1))
+		if opt.Threads == 0 {
+			p = lim.Multi
+		}
+		res.ReadGBs = p.ReadGBs
+		res.ComputeRoof, _ = p.Value(res.ComputeRoofName)
+		if res.ReadGBs > 0 {
+			res.DecodeOfRoof = res.DecodeTokS * float64(res.MatrixBytes) / (res.ReadGBs * 1e9)
+		}
+		if res.ComputeRoof > 0 {
+			res.PrefillOfRoof = res.PrefillGFLOPs / res.ComputeRoof
+		}
+	}
+	return res, nil
+}
+
+// matrixMACs counts the multiply-adds per token of the weight matrices
+// (attention scores and values, which grow with the context, are left out).
+func matrixMACs(cfg model.Config) int64 {
+	d, q, kv, f := int64(cfg.EmbeddingDim), int64(cfg.Heads*cfg.HeadDim), int64(cfg.KVHeads*cfg.HeadDim), int64(cfg.FFNDim)
+	return int64(cfg.Layers)*(d*q+2*d*kv+q*d+3*d*f) + int64(cfg.VocabSize)*d
+}
+
+// Fprint writes a human-readable summary.
+func Fprint(w io.Writer, r Result) {
+	fmt.Fprintf(w, "model %s: %s weights, %.1f MB of matrices streamed per decode step\n", r.Model, r.Format, float64(r.MatrixBytes)/1e6)
+	fmt.Fprintf(w, "  pp%-5d %8.1f tok/s  %7.1f GFLOP/s", r.PromptTokens, r.PrefillTokS, r.PrefillGFLOPs)
+	if r.ComputeRoof > 0 {
+		fmt.Fprintf(w, "  = %.0f%% of the %s roof (%.0f)", 100*r.PrefillOfRoof, r.ComputeRoofName, r.ComputeRoof)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  tg%-5d %8.1f tok/s", r.GenTokens, r.DecodeTokS)
+	if r.ReadGBs > 0 {
+		fmt.Fprintf(w, "  = %.0f%% of the read roofline (%.1f GB/s measured now)", 100*r.DecodeOfRoof, r.ReadGBs)
+	}
+	fmt.Fprintln(w)
+	if r.BatchSeqs > 1 {
+		fmt.Fprintf(w, "  tg×%-4d %8.1f tok/s  (%.2f× one sequence)\n", r.BatchSeqs, r.BatchTokS, r.BatchSpeedup)
+	}
+}

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/mnemo-ai/mnemo/backend"
+	_ "github.com/mnemo-ai/mnemo/backend/cpu" // the cpu backend
+	"github.com/mnemo-ai/mnemo/engine"
+	_ "github.com/mnemo-ai/mnemo/engine/arch/all" // every architecture
+	"github.com/mnemo-ai/mnemo/engine/model"
+)
+
+// modelFlags are the flags of every command that runs a model.
+type modelFlags struct {
+	backend   string
+	kernels   string
+	threads   int
+	weights   string
+	kv        string
+	context   int
+	batch     int
+	verbose   bool
+}
+
+func (f *modelFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: "+fmt.Sprint(backend.Names()))
+	fs.StringVar(&f.kernels, "kernels", "", "CPU kernel tier: generic, avx2 or avx512 (default: best available, or $MNEMO_KERNELS)")
+	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all)")
+	fs.StringVar(&f.weights, "weights", "auto", "weight format: auto (keep the file's where a kernel exists), f32, bf16, f16, fp8, mxfp8, mxfp4, nvfp4, q8_0, q4_0")
+	fs.StringVar(&f.kv, "kv", "f32", "KV cache element type: f32 or bf16")
+	fs.IntVar(&f.context, "ctx", 0, "context length per sequence (0: the model's, at most 4096)")
+	fs.IntVar(&f.batch, "batch", 512, "most tokens in one forward step")
+	fs.BoolVar(&f.verbose, "v", false, "log loading details")
+}
+
+// loaded is an open model with its backend and source.
+type loaded struct {
+	src   model.Source
+	be    backend.Backend
+	model engine.Model
+	bytes int64 // weight bytes in the backend
+}
+
+func (l *loaded) Close() error {
+	var errs []error
+	if l.model != nil {
+		errs = append(errs, l.model.Close())
+	}
+	if l.be != nil {
+		errs = append(errs, l.be.Close())
+	}
+	if l.src != nil {
+		errs = append(errs, l.src.Close())
+	}
+	return errors.Join(errs...)
+}
+
+type weightByter interface{ WeightBytes() int64 }
+
+// open loads path with the flags' settings. Progress goes to stderr.
+func (f *modelFlags) open(env Env, path string, extra func(*engine.Options)) (*loaded, error) {
+	var kv backend.DType
+	switch f.kv {
+	case "f32":
+		kv = backend.F32
+	case "bf16":
+		kv = backend.BF16
+	default:
+		return nil, usagef("--kv %q: want f32 or bf16", f.kv)
+	}
+	if f.threads < 0 || f.batch <= 0 || f.context < 0 {
+		return nil, usagef("--threads, --ctx and --batch must not be negative")
+	}
+	l := &loaded{}
+	var err error
+	if l.src, err = model.Open(path); err != nil {
+		return nil, err
+	}
+	if l.be, err = backend.Open(f.backend, backend.Options{Threads: f.threads, Kernels: f.kernels}); err != nil {
+		l.Close()
+		return nil, err
+	}
+	logOut := io.Discard
+	if f.verbose {
+		logOut = env.Stderr
+	}
+	opt := engine.Options{
+		Weights: f.weights, KV: kv, ContextLength: f.context, MaxBatchTokens: f.batch,
+		Logger: slog.New(slog.NewTextHandler(logOut, nil)),
+	}
+	if extra != nil {
+		extra(&opt)
+	}
+	if l.model, err = engine.New(l.src, l.be, opt); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	if wb, ok := l.model.(weightByter); ok {
+		l.bytes = wb.WeightBytes()
+	}
+	return l, nil
+}
