@@ -3,6 +3,7 @@
 package nrt
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -13,12 +14,21 @@ import (
 
 type fakeControl = *nrttest.Fake
 
+const envPrebuilt = "MNEMO_FAKENRT_PREBUILT"
+
 // buildFakes compiles the fake variants once per test binary.
+// A child test process (see TestStrictModeAborts) reuses its parent's
+// builds from the directory in envPrebuilt.
 func buildFakes(dir string) error {
 	var err error
+	prebuilt := os.Getenv(envPrebuilt)
+	fakes.dir = dir
 	build := func(name string, defines ...string) string {
 		if err != nil {
 			return ""
+		}
+		if prebuilt != "" {
+			return filepath.Join(prebuilt, name)
 		}
 		var p string
 		p, err = nrttest.Build(dir, name, defines...)

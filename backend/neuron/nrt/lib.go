@@ -111,6 +111,11 @@ func Open(libPath string) (*Lib, error) {
 	if libPath == "" {
 		paths = SearchPaths()
 	}
+	return openFirst(paths)
+}
+
+// openFirst opens the first of paths that loads.
+func openFirst(paths []string) (*Lib, error) {
 	nf := &NotFoundError{}
 	for _, p := range paths {
 		l, err := openPath(p)

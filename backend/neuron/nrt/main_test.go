@@ -12,6 +12,7 @@ import (
 // buildFakes); err says why they are unavailable.
 var fakes struct {
 	err                            error
+	dir                            string
 	main, noStatus, noExec, legacy string
 	ctl, legacyCtl                 fakeControl
 }
