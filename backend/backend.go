@@ -165,6 +165,14 @@ type Viewer interface {
 	View(shape Shape) (Buffer, error)
 }
 
+// RangeBuffer is implemented by buffers that can read and write part of
+// their host encoding, such as one block of a KV cache. off and len are in
+// bytes of the host encoding and must lie within it.
+type RangeBuffer interface {
+	ReadAt(dst []byte, off int) error
+	WriteAt(src []byte, off int) error
+}
+
 // Bucketer is implemented by backends that want step sizes rounded to
 // their own buckets. Bucket returns the smallest size >= n that programs
 // should be compiled for. Without it the engine uses powers of two.

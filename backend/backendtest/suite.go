@@ -34,6 +34,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 	}{
 		{"BufferRoundTrip", testBufferRoundTrip},
 		{"BufferErrors", testBufferErrors},
+		{"Range", testRange},
 		{"SpecErrors", testSpecErrors},
 		{"MatMul", testMatMul},
 		{"RowOps", testRowOps},
@@ -137,6 +138,34 @@ func testBufferRoundTrip(t *testing.T, b backend.Backend) {
 			assert.Equal(t, src, got, "%s%s round trip", dt, shape)
 			require.NoError(t, buf.Close())
 		}
+	}
+}
+
+// testRange checks partial reads and writes on backends that offer them.
+func testRange(t *testing.T, b backend.Backend) {
+	for _, dt := range []backend.DType{backend.F32, backend.BF16} {
+		buf := alloc(t, b, dt, 4, 6)
+		rb, ok := buf.(backend.RangeBuffer)
+		if !ok {
+			t.Skip("buffers do not implement RangeBuffer")
+		}
+		n, _ := backend.HostBytes(dt, buf.Shape())
+		row := n / 4
+		src := f32Bytes(randF32(rand.New(rand.NewPCG(3, 1)), row/4))
+		if dt == backend.BF16 {
+			src = src[:row]
+		}
+		require.NoError(t, rb.WriteAt(src, 2*row))
+		got := make([]byte, row)
+		require.NoError(t, rb.ReadAt(got, 2*row))
+		assert.Equal(t, src, got)
+		all := make([]byte, n)
+		require.NoError(t, buf.Read(all))
+		assert.Equal(t, make([]byte, 2*row), all[:2*row], "bytes before the range are untouched")
+		assert.Equal(t, src, all[2*row:3*row])
+		assert.Equal(t, make([]byte, row), all[3*row:], "bytes after the range are untouched")
+		assert.Error(t, rb.ReadAt(got, n-row+2), "past the end")
+		assert.Error(t, rb.WriteAt(src, -2), "negative offset")
 	}
 }
 

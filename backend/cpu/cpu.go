@@ -104,9 +104,10 @@ type Buffer struct {
 }
 
 var (
-	_ backend.HostBuffer = (*Buffer)(nil)
-	_ backend.Viewer     = (*Buffer)(nil)
-	_ backend.Bucketer   = (*Backend)(nil)
+	_ backend.HostBuffer  = (*Buffer)(nil)
+	_ backend.Viewer      = (*Buffer)(nil)
+	_ backend.RangeBuffer = (*Buffer)(nil)
+	_ backend.Bucketer    = (*Backend)(nil)
 )
 
 // Alloc allocates a zeroed buffer.
@@ -205,6 +206,54 @@ func (buf *Buffer) Read(dst []byte) error {
 		copy(dst, buf.raw)
 	default:
 		return fmt.Errorf("cpu read %s: %w: weights are packed", buf.dt, backend.ErrUnsupported)
+	}
+	return nil
+}
+
+// ReadAt copies bytes [off, off+len(dst)) of the host encoding into dst
+// (F32, F16, BF16 and I32 buffers).
+func (buf *Buffer) ReadAt(dst []byte, off int) error {
+	if err := buf.checkRange("read", len(dst), off); err != nil {
+		return err
+	}
+	if buf.data != nil {
+		for i := range len(dst) / 4 {
+			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(buf.data[off/4+i]))
+		}
+		return nil
+	}
+	copy(dst, buf.raw[off:])
+	return nil
+}
+
+// WriteAt replaces bytes [off, off+len(src)) of the host encoding.
+func (buf *Buffer) WriteAt(src []byte, off int) error {
+	if err := buf.checkRange("write", len(src), off); err != nil {
+		return err
+	}
+	if buf.data != nil {
+		for i := range len(src) / 4 {
+			buf.data[off/4+i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+		}
+		return nil
+	}
+	copy(buf.raw[off:], src)
+	return nil
+}
+
+func (buf *Buffer) checkRange(op string, n, off int) error {
+	if buf.closed.Load() {
+		return backend.ErrClosed
+	}
+	if _, weights := buf.dt.Format(); weights {
+		return fmt.Errorf("cpu %s %s: %w: weights are packed", op, buf.dt, backend.ErrUnsupported)
+	}
+	align := 2
+	if buf.dt == backend.F32 || buf.dt == backend.I32 {
+		align = 4
+	}
+	if off < 0 || n < 0 || off > buf.bytes-n || off%align != 0 || n%align != 0 {
+		return fmt.Errorf("cpu %s %s%s: %w: %d bytes at %d of %d", op, buf.dt, buf.shape, backend.ErrShape, n, off, buf.bytes)
 	}
 	return nil
 }
