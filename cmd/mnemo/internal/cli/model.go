@@ -62,7 +62,10 @@ func (l *loaded) Close() error {
 type weightByter interface{ WeightBytes() int64 }
 
 // open loads path with the flags' settings. Progress goes to stderr.
-func (f *modelFlags) open(env Env, path string, extra func(*engine.Options)) (*loaded, error) {
+// engineOptions is engine.Options, named for the extra hook of open.
+type engineOptions = engine.Options
+
+func (f *modelFlags) open(env Env, path string, extra func(*engineOptions)) (*loaded, error) {
 	var kv backend.DType
 	switch f.kv {
 	case "f32":
