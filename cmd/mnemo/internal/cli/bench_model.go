@@ -28,6 +28,7 @@ func runBenchModel(ctx context.Context, env Env, args []string) error {
 	seqs := fs.Int("batch-seqs", 8, "sequences in the batched decode test (1 skips it)")
 	reps := fs.Int("reps", 3, "repetitions; the best counts")
 	jsonOut := fs.String("json", "", "also write the result as JSON to FILE")
+	roof := fs.Bool("roofline", true, "measure the read bandwidth and compute roof to relate the speeds to")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -55,6 +56,7 @@ func runBenchModel(ctx context.Context, env Env, args []string) error {
 	}
 	res, err := modelbench.Run(ctx, l.model, filepath.Base(pos[0]), modelbench.Options{
 		Prompt: *p, Gen: *n, BatchSeqs: *seqs, Threads: threads, Reps: *reps, Chunk: mf.batch,
+		SkipRoofline: !*roof,
 	})
 	if err != nil {
 		return err
