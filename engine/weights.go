@@ -12,15 +12,35 @@ import (
 	"github.com/mnemo-ai/mnemo/kernels/format"
 )
 
-// nativeFormats are the GGML types whose bytes the kernels read as they are.
+// nativeFormats are the tensor types whose bytes the kernels read as they
+// are (mnemo's FP8 and NVFP4 types with their companion scale tensors).
 var nativeFormats = map[gguf.GGMLType]format.Type{
-	gguf.F32:   format.F32,
-	gguf.F16:   format.F16,
-	gguf.BF16:  format.BF16,
-	gguf.Q8_0:  format.Q8_0,
-	gguf.Q4_0:  format.Q4_0,
-	gguf.MXFP4: format.MXFP4,
+	gguf.F32:            format.F32,
+	gguf.F16:            format.F16,
+	gguf.BF16:           format.BF16,
+	gguf.Q8_0:           format.Q8_0,
+	gguf.Q4_0:           format.Q4_0,
+	gguf.MXFP4:          format.MXFP4,
+	gguf.MnemoE4M3:      format.F8E4M3Row,
+	gguf.MnemoMXFP8E4M3: format.MXF8E4M3,
+	gguf.MnemoMXFP8E5M2: format.MXF8E5M2,
+	gguf.MnemoNVFP4:     format.NVFP4,
 }
+
+// FileType returns the tensor type a weight format is stored as in GGUF,
+// and whether that type is mnemo's own (with a "<name>.scale" companion
+// for F8E4M3Row and NVFP4).
+func FileType(f format.Type) (gguf.GGMLType, bool) {
+	for t, nf := range nativeFormats {
+		if nf == f {
+			return t, t >= gguf.MnemoE4M3
+		}
+	}
+	return 0, false
+}
+
+// ScaleTensor names the companion tensor of mnemo's scaled types.
+func ScaleTensor(name string) string { return name + ".scale" }
 
 // Loader moves weights from a model.Source into a backend, converting
 // formats as Options.Weights asks. It counts bytes for progress reports.
@@ -110,30 +130,98 @@ func (l *Loader) Matrix(name string, n, k int) (backend.Buffer, format.Type, err
 	return buf, ft, nil
 }
 
+// fileRows returns t's rows in the file encoding of its native format
+// (format.Type.RowBytes per row; NVFP4's tensor scale separately),
+// assembling the companion scale tensor of mnemo's scaled types.
+func (l *Loader) fileRows(t model.Tensor, ft format.Type, n, k int) (rows []byte, tensorScale float32, err error) {
+	raw := uint64(n) * func() uint64 { r, _ := t.Type.RowSize(uint64(k)); return r }()
+	if uint64(len(t.Data)) != raw {
+		return nil, 0, fmt.Errorf("%d bytes of data, want %d", len(t.Data), raw)
+	}
+	switch ft {
+	case format.F8E4M3Row:
+		sc, err := l.scales(t.Name, n)
+		if err != nil {
+			return nil, 0, err
+		}
+		rows = make([]byte, 0, n*ft.RowBytes(k))
+		for i := range n {
+			rows = append(rows, t.Data[i*k:(i+1)*k]...)
+			rows = binary.LittleEndian.AppendUint32(rows, math.Float32bits(sc[i]))
+		}
+		return rows, 0, nil
+	case format.NVFP4:
+		sc, err := l.scales(t.Name, 1)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !(sc[0] > 0) || math.IsInf(float64(sc[0]), 0) {
+			return nil, 0, fmt.Errorf("tensor scale %g is not a positive finite number", sc[0])
+		}
+		return t.Data, sc[0], nil
+	}
+	return t.Data, 0, nil
+}
+
+func (l *Loader) scales(name string, n int) ([]float32, error) {
+	st, err := l.src.Tensor(ScaleTensor(name))
+	if err != nil {
+		return nil, err
+	}
+	if st.Type != gguf.F32 || !slices.Equal(st.Dims, []uint64{uint64(n)}) || len(st.Data) != 4*n {
+		return nil, fmt.Errorf("companion %s: want %d f32 values, got %s %v", st.Name, n, st.Type, st.Dims)
+	}
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32frombits(st.Data[4*i:])
+	}
+	return v, nil
+}
+
 // encode returns the host encoding of t (n rows of k) in format ft.
 func (l *Loader) encode(t model.Tensor, ft format.Type, n, k int) ([]byte, error) {
-	if native, ok := nativeFormats[t.Type]; ok && native == ft {
-		if want := n * ft.RowBytes(k); len(t.Data) != want {
-			return nil, fmt.Errorf("%d bytes of data, want %d", len(t.Data), want)
+	var decode func(i int, row []float32) error
+	if native, ok := nativeFormats[t.Type]; ok {
+		rows, scale, err := l.fileRows(t, native, n, k)
+		if err != nil {
+			return nil, err
 		}
-		return t.Data, nil
+		if native == ft {
+			if ft == format.NVFP4 {
+				rows = binary.LittleEndian.AppendUint32(append([]byte(nil), rows...), math.Float32bits(scale))
+			}
+			return rows, nil
+		}
+		rb := native.RowBytes(k)
+		decode = func(i int, row []float32) error {
+			format.DequantizeRow(native, row, rows[i*rb:(i+1)*rb], scale)
+			return nil
+		}
+	} else {
+		srb, ok := t.Type.RowSize(uint64(k))
+		if !ok || !gguf.CanDequantize(t.Type) {
+			return nil, fmt.Errorf("%w: %s", gguf.ErrUnsupportedType, t.Type)
+		}
+		if uint64(len(t.Data)) != srb*uint64(n) {
+			return nil, fmt.Errorf("%d bytes of data, want %d", len(t.Data), srb*uint64(n))
+		}
+		decode = func(i int, row []float32) error {
+			return gguf.Dequantize(t.Type, row, t.Data[uint64(i)*srb:uint64(i+1)*srb])
+		}
 	}
-	srb, ok := t.Type.RowSize(uint64(k))
-	if !ok || !gguf.CanDequantize(t.Type) {
-		return nil, fmt.Errorf("%w: %s", gguf.ErrUnsupportedType, t.Type)
-	}
-	if uint64(len(t.Data)) != srb*uint64(n) {
-		return nil, fmt.Errorf("%d bytes of data, want %d", len(t.Data), srb*uint64(n))
-	}
+	return Requantize(ft, n, k, decode)
+}
+
+// Requantize encodes n rows of k values, produced by decode, in format ft
+// (the host encoding of a weight buffer: NVFP4's tensor scale, computed
+// from the whole matrix, follows the rows).
+func Requantize(ft format.Type, n, k int, decode func(i int, row []float32) error) ([]byte, error) {
 	row := make([]float32, k)
-	decode := func(i int) error {
-		return gguf.Dequantize(t.Type, row, t.Data[uint64(i)*srb:uint64(i+1)*srb])
-	}
 	opt := format.Options{}
 	if ft == format.NVFP4 { // the tensor scale needs the whole tensor's amax
 		var amax float32
 		for i := range n {
-			if err := decode(i); err != nil {
+			if err := decode(i, row); err != nil {
 				return nil, err
 			}
 			for _, v := range row {
@@ -147,7 +235,7 @@ func (l *Loader) encode(t model.Tensor, ft format.Type, n, k int) ([]byte, error
 	rb := ft.RowBytes(k)
 	host := make([]byte, n*rb, n*rb+4)
 	for i := range n {
-		if err := decode(i); err != nil {
+		if err := decode(i, row); err != nil {
 			return nil, err
 		}
 		format.QuantizeRow(ft, host[i*rb:(i+1)*rb], row, opt)

@@ -93,36 +93,72 @@ var typeTable = [...]typeTraits{
 	Q1_0:    {"q1_0", 128, 18},
 }
 
-// Valid reports whether t is a ggml type this package knows the layout of.
+// mnemo's own tensor types, for weight formats ggml has no id for. They sit
+// far above ggml's ids so they cannot collide with a future ggml type, and
+// files using them carry the key KeyMnemoTypes: other GGUF readers reject
+// them as unknown types rather than misreading them.
+const (
+	// MnemoE4M3 is FP8 E4M3 codes, one byte per element; the per-row
+	// float32 scales are a companion tensor "<name>.scale" of N elements.
+	MnemoE4M3 GGMLType = 1024
+	// MnemoMXFP8E4M3 and MnemoMXFP8E5M2 are OCP MXFP8 blocks: an E8M0
+	// scale byte and 32 FP8 codes.
+	MnemoMXFP8E4M3 GGMLType = 1025
+	MnemoMXFP8E5M2 GGMLType = 1026
+	// MnemoNVFP4 is NVFP4 blocks as package format lays them out (an E4M3
+	// scale byte and 8 bytes of E2M1 nibbles per 16 elements); the
+	// per-tensor float32 scale is a companion tensor "<name>.scale" of one
+	// element.
+	MnemoNVFP4 GGMLType = 1027
+)
+
+// KeyMnemoTypes marks a file that uses mnemo's own tensor types.
+const KeyMnemoTypes = "mnemo.tensor_types"
+
+var mnemoTypes = map[GGMLType]typeTraits{
+	MnemoE4M3:      {"mnemo_e4m3", 1, 1},
+	MnemoMXFP8E4M3: {"mnemo_mxfp8_e4m3", 32, 33},
+	MnemoMXFP8E5M2: {"mnemo_mxfp8_e5m2", 32, 33},
+	MnemoNVFP4:     {"mnemo_nvfp4", 16, 9},
+}
+
+func traits(t GGMLType) (typeTraits, bool) {
+	if int(t) < len(typeTable) && typeTable[t].block != 0 {
+		return typeTable[t], true
+	}
+	tt, ok := mnemoTypes[t]
+	return tt, ok
+}
+
+// Valid reports whether t is a ggml (or mnemo) type this package knows the
+// layout of.
 func (t GGMLType) Valid() bool {
-	return int(t) < len(typeTable) && typeTable[t].block != 0
+	_, ok := traits(t)
+	return ok
 }
 
 // String returns ggml's name for the type ("f32", "q8_0", "q4_K", ...), or
 // "GGMLType(N)" for an unknown id.
 func (t GGMLType) String() string {
-	if !t.Valid() {
+	tt, ok := traits(t)
+	if !ok {
 		return fmt.Sprintf("GGMLType(%d)", uint32(t))
 	}
-	return typeTable[t].name
+	return tt.name
 }
 
 // BlockSize returns the number of elements in one block of t (1 for the
 // plain types), or 0 if t is not Valid.
 func (t GGMLType) BlockSize() uint64 {
-	if !t.Valid() {
-		return 0
-	}
-	return typeTable[t].block
+	tt, _ := traits(t)
+	return tt.block
 }
 
 // TypeSize returns the size in bytes of one block of t, or 0 if t is not
 // Valid.
 func (t GGMLType) TypeSize() uint64 {
-	if !t.Valid() {
-		return 0
-	}
-	return typeTable[t].size
+	tt, _ := traits(t)
+	return tt.size
 }
 
 // Quantized reports whether t stores elements in blocks larger than one.
@@ -147,6 +183,11 @@ func ParseGGMLType(s string) (GGMLType, error) {
 	for i, tt := range typeTable {
 		if tt.block != 0 && strings.EqualFold(tt.name, s) {
 			return GGMLType(i), nil
+		}
+	}
+	for t, tt := range mnemoTypes {
+		if strings.EqualFold(tt.name, s) {
+			return t, nil
 		}
 	}
 	return 0, fmt.Errorf("gguf: unknown ggml type %q", s)

@@ -107,3 +107,20 @@ func TestBenchModel(t *testing.T) {
 	code, _, _ = runMain(t, "", "bench", "model", m, "-p", "0")
 	assert.Equal(t, 2, code)
 }
+
+func TestQuantizeCommand(t *testing.T) {
+	m := tinyModel(t)
+	out := filepath.Join(t.TempDir(), "q.gguf")
+	code, stdout, stderr := runMain(t, "", "quantize", m, out, "--type", "mxfp4")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "mxfp4")
+	code, _, stderr = runMain(t, "", "run", out, "--prompt", "the", "-n", "3", "--stats=false")
+	require.Equal(t, 0, code, stderr)
+	code, stdout, stderr = runMain(t, "", "quantize", m, out, "--type", "fp8")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "other GGUF tools will refuse it")
+	code, _, _ = runMain(t, "", "quantize", m, out, "--type", "int3")
+	assert.Equal(t, 2, code)
+	code, _, _ = runMain(t, "", "quantize", m, m, "--type", "q8_0")
+	assert.Equal(t, 2, code, "in place is refused")
+}
