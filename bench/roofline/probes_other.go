@@ -1,0 +1,7 @@
+//go:build !amd64 || !gc || noasm
+
+package roofline
+
+func readImpls() []readImpl { return []readImpl{{"go", sumGo}} }
+
+func computeProbes() []computeProbe { return nil }
