@@ -55,9 +55,15 @@ BENCH ?= .
 bench:
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=$(BENCHTIME) ./...
 
-# The main job on the embedded default.
+# The main job on the embedded default: a small synthetic Llama-shaped model
+# (random weights, written once by mnemo's own GGUF writer), a short
+# generation and the model benchmark on it.
+SYNTH ?= .cache/synthetic-small.gguf
 run: build
-	./$(BIN) bench kernels --quick
+	@mkdir -p $(dir $(SYNTH))
+	@[ -f $(SYNTH) ] || ./$(BIN) synth -o $(SYNTH) --size small
+	./$(BIN) run $(SYNTH) --prompt "Once upon a time" -n 48 --seed 1
+	./$(BIN) bench model $(SYNTH) -p 128 -n 32 --reps 2
 
 # Every fuzz target for a fixed budget each.
 fuzz:

@@ -131,7 +131,7 @@ model token cache session state memory hello world story once upon little girl b
 
 // vocab returns SentencePiece-style pieces: control tokens, 256 byte
 // tokens, ChatML markers, every prefix of "▁"+word and single characters,
-// filled up to n with numbered pieces.
+// filled up to n with pseudo-words.
 func vocab(n int) (tokens []string, scores []float32, types []int32) {
 	add := func(tok string, typ int32) {
 		for _, t := range tokens {
@@ -161,8 +161,14 @@ func vocab(n int) (tokens []string, scores []float32, types []int32) {
 			add(p[:i], 1)
 		}
 	}
+	// Filler: pronounceable pseudo-words of two to four syllables.
+	syl := strings.Fields("ka lo mi ne ru sa te vo zi pa do le ma ni so tu be ga hi ro")
 	for i := 0; len(tokens) < n; i++ {
-		add(fmt.Sprintf("▁x%d", i), 1)
+		w := "▁"
+		for j, v := 0, i+len(syl); v > 0 || j < 2; j, v = j+1, v/len(syl) {
+			w += syl[v%len(syl)]
+		}
+		add(w, 1)
 	}
 	return tokens[:n], scores[:n], types[:n]
 }
