@@ -2,6 +2,7 @@ package gguf_test
 
 import (
 	"bytes"
+	"github.com/mnemo-ai/mnemo/internal/testdata"
 	"math"
 	"os"
 	"path/filepath"
@@ -339,23 +340,9 @@ func TestGGMLTypes(t *testing.T) {
 	assert.Error(t, err)
 }
 
-// repoRoot walks up from the package directory to the one holding go.mod.
-func repoRoot(t testing.TB) string {
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, parent, dir, "go.mod not found")
-		dir = parent
-	}
-}
-
 // TestLlamaCppFiles reads vocab-only GGUF files written by llama.cpp.
 func TestLlamaCppFiles(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "..", "shared", "testdata", "tokenizers")
+	dir := testdata.Path(t, "tokenizers")
 	paths, _ := filepath.Glob(filepath.Join(dir, "*.gguf"))
 	if len(paths) == 0 {
 		t.Skipf("no tokenizer GGUF files in %s", dir)

@@ -2,6 +2,7 @@ package llama2c_test
 
 import (
 	"encoding/binary"
+	"github.com/mnemo-ai/mnemo/internal/testdata"
 	"math"
 	"os"
 	"path/filepath"
@@ -150,24 +151,8 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func repoRoot(t testing.TB) string {
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, parent, dir, "go.mod not found")
-		dir = parent
-	}
-}
-
 func TestModel260K(t *testing.T) {
-	path := filepath.Join(repoRoot(t), "..", "shared", "testdata", "llama2c", "model260k.bin")
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("test checkpoint absent: %v", err)
-	}
+	path := testdata.Path(t, "llama2c", "model260k.bin")
 	f, err := llama2c.Open(path)
 	require.NoError(t, err)
 	defer f.Close()

@@ -3,6 +3,7 @@ package model_test
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/mnemo-ai/mnemo/internal/testdata"
 	"math"
 	"os"
 	"path/filepath"
@@ -263,24 +264,8 @@ func TestOpenLlama2C(t *testing.T) {
 	assert.Len(t, s.Tensors(), 1+9+1+1)
 }
 
-func repoRoot(t testing.TB) string {
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, parent, dir, "go.mod not found")
-		dir = parent
-	}
-}
-
 func TestModel260K(t *testing.T) {
-	path := filepath.Join(repoRoot(t), "..", "shared", "testdata", "llama2c", "model260k.bin")
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("test checkpoint absent: %v", err)
-	}
+	path := testdata.Path(t, "llama2c", "model260k.bin")
 	s, err := model.Open(path)
 	require.NoError(t, err)
 	defer s.Close()
