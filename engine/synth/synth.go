@@ -22,13 +22,13 @@ import (
 // Spec describes a synthetic model.
 type Spec struct {
 	// Arch is "llama", "qwen2" (adds Q/K/V biases) or "qwen3" (adds QK-norm).
-	Arch                          string
-	Vocab, Dim, FFN, Layers       int
-	Heads, KVHeads, HeadDim       int
-	Context                       int
-	RopeBase                      float64
-	Tied                          bool
-	Seed                          uint64
+	Arch                    string
+	Vocab, Dim, FFN, Layers int
+	Heads, KVHeads, HeadDim int
+	Context                 int
+	RopeBase                float64
+	Tied                    bool
+	Seed                    uint64
 	// Weights is the GGML type of the matrices: F32, F16, BF16, Q8_0 or
 	// Q4_0 (norms and biases are always F32).
 	Weights gguf.GGMLType
