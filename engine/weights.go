@@ -78,13 +78,24 @@ func (l *Loader) progress(n int) {
 	}
 }
 
-// target returns the format a tensor of GGML type t is stored in.
+// supports reports whether the backend runs matmuls on weights of format
+// f with rows of k (always true without a backend: QuantizeFile).
+func (l *Loader) supports(f format.Type, k int) bool {
+	if !f.RowOK(k) {
+		return false
+	}
+	return l.be == nil || l.be.Supports(backend.Spec{Op: backend.OpMatMul, M: 1, N: 1, K: k, Weights: f}) == nil
+}
+
+// target returns the format a tensor of GGML type t is stored in: with
+// "auto", the file's own format where the backend has a kernel for it,
+// else Q8_0, else F32.
 func (l *Loader) target(t gguf.GGMLType, k int) (format.Type, error) {
 	if l.weights == "auto" {
-		if f, ok := nativeFormats[t]; ok {
+		if f, ok := nativeFormats[t]; ok && l.supports(f, k) {
 			return f, nil
 		}
-		if format.Q8_0.RowOK(k) {
+		if l.supports(format.Q8_0, k) {
 			return format.Q8_0, nil
 		}
 		return format.F32, nil
@@ -96,6 +107,9 @@ func (l *Loader) target(t gguf.GGMLType, k int) (format.Type, error) {
 	if !f.RowOK(k) {
 		// Rows this format cannot hold (K not a block multiple) stay f32.
 		return format.F32, nil
+	}
+	if !l.supports(f, k) {
+		return 0, fmt.Errorf("weights %s: the %s backend has no kernel for them", f, l.be.Name())
 	}
 	return f, nil
 }

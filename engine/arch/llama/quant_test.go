@@ -70,14 +70,14 @@ func TestQuantizedWeights(t *testing.T) {
 	s.Seed = 3
 	path := writeSynth(t, s)
 	tokens := []int32{1, 300, 17, 42, 99, 5, 260, 261, 262, 7, 8, 300, 301, 77, 150, 151, 152, 300, 17, 42}
-	run := func(path, weights string) engine.Logits {
+	run := func(t *testing.T, path, weights string) engine.Logits {
 		m := openModel(t, path, "", engine.Options{Weights: weights})
 		seq := &engine.Seq{Table: &kvcache.Table{}, Tokens: tokens, AllLogits: true}
 		out, err := m.Forward(context.Background(), []*engine.Seq{seq})
 		require.NoError(t, err)
 		return out[0]
 	}
-	ref := run(path, "f32")
+	ref := run(t, path, "f32")
 	for _, tt := range []struct {
 		t       format.Type
 		maxKL   float64
@@ -109,13 +109,13 @@ func TestQuantizedWeights(t *testing.T) {
 			assert.Equal(t, mnemo, err == nil, "non-standard types are marked")
 			require.NoError(t, f.Close())
 
-			q := run(out, "auto")
+			q := run(t, out, "auto")
 			kl, top1 := divergence(ref, q)
 			t.Logf("%s: KL %.3g, top-1 agreement %.2f", tt.t, kl, top1)
 			assert.Less(t, kl, tt.maxKL)
 			assert.GreaterOrEqual(t, top1, tt.minTop1)
 			// Quantising on load gives the same model as the file.
-			onLoad := run(path, tt.t.String())
+			onLoad := run(t, path, tt.t.String())
 			assert.InDeltaSlice(t, q.Data, onLoad.Data, 1e-4, fmt.Sprintf("%s on load vs from file", tt.t))
 		})
 	}
