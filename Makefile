@@ -76,3 +76,14 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# neff: compile the NKI kernels (kernels/nki) into a NEFF directory with a
+# manifest for the neuron backend. Needs the Neuron SDK (>= 2.28) on a
+# Trainium host; elsewhere it says so and stops without writing anything.
+NEFF_DIR    ?= neff
+NEFF_FLAGS  ?= --target trn2
+.PHONY: neff
+neff:
+	@command -v python3 >/dev/null || { echo "make neff: skipped (no python3; needs the Neuron SDK)"; exit 0; }; \
+	  cd kernels/nki && python3 build.py --out $(abspath $(NEFF_DIR)) $(NEFF_FLAGS); \
+	  s=$$?; if [ $$s -eq 3 ]; then echo "make neff: skipped (no Neuron SDK)"; exit 0; fi; exit $$s

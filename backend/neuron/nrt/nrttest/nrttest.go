@@ -16,6 +16,10 @@
 //	op argmax A -> OUT                   (i32, per row of the last dim)
 //	op kv_append X POS -> CACHE          (row POS[0] of output CACHE = X)
 //	op nan -> OUT | op sleep_ms N | op fail STATUS
+//	op mnemo KIND key=value ...          (one mnemo backend op on tensors
+//	                                      named as backend.Signature names
+//	                                      them; see fakenrt/mnemo_ops.c and
+//	                                      package neuron/neurontest)
 package nrttest
 
 import (

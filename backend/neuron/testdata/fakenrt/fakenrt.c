@@ -18,7 +18,7 @@
  *   - execute checks every model tensor is bound with the right size and that
  *     each "X.must_alias_input" input is the very tensor bound to output "X",
  *     then runs the manifest's ops with real arithmetic (f32 and FP8 E4M3FN
- *     matmul among them);
+ *     matmul among them, and every mnemo backend operation: mnemo_ops.c);
  *   - fault injection by function name and call number (fake_nrt_inject or
  *     FAKE_NRT_INJECT="fn:status:nth;...").
  *
@@ -362,7 +362,9 @@ struct fake_set {
 	struct set_entry *e;
 };
 
-enum { OP_COPY = 1, OP_ADD, OP_SCALE, OP_MATMUL, OP_ARGMAX, OP_KV_APPEND, OP_NAN, OP_SLEEP, OP_FAIL };
+#include "mnemo_ops.h"
+
+enum { OP_COPY = 1, OP_ADD, OP_SCALE, OP_MATMUL, OP_ARGMAX, OP_KV_APPEND, OP_NAN, OP_SLEEP, OP_FAIL, OP_MNEMO };
 
 struct mtensor {
 	char name[NRT_TENSOR_NAME_MAX];
@@ -377,6 +379,7 @@ struct mop {
 	int a, b, out;
 	double k;
 	long n;
+	struct mparams mn; /* OP_MNEMO */
 };
 
 struct nrt_model {
@@ -647,6 +650,8 @@ static size_t elems(const struct mtensor *t)
 	return n;
 }
 
+#include "mnemo_ops.c"
+
 /* parse_op parses the words after "op". Returns 0 or -1. */
 static int parse_op(nrt_model_t *m, char **w, int nw)
 {
@@ -657,6 +662,13 @@ static int parse_op(nrt_model_t *m, char **w, int nw)
 	memset(op, 0, sizeof *op);
 	op->a = op->b = op->out = -1;
 	const char *k = w[0];
+	if (strcmp(k, "mnemo") == 0) {
+		if (mn_parse(m, w + 1, nw - 1, &op->mn))
+			return -1;
+		op->kind = OP_MNEMO;
+		m->nops++;
+		return 0;
+	}
 	if (strcmp(k, "sleep_ms") == 0 && nw == 2) {
 		op->kind = OP_SLEEP;
 		op->n = strtol(w[1], NULL, 10);
@@ -748,9 +760,9 @@ static int parse_manifest(nrt_model_t *m, const char *text, size_t n)
 	memcpy(buf, text, n);
 	buf[n] = 0;
 	for (char *line = strtok_r(buf, "\n", &save); line && !rc; line = strtok_r(NULL, "\n", &save)) {
-		char *w[16], *s2 = NULL;
+		char *w[32], *s2 = NULL;
 		int nw = 0;
-		for (char *t = strtok_r(line, " \t\r", &s2); t && nw < 16; t = strtok_r(NULL, " \t\r", &s2))
+		for (char *t = strtok_r(line, " \t\r", &s2); t && nw < 32; t = strtok_r(NULL, " \t\r", &s2))
 			w[nw++] = t;
 		if (nw == 0 || w[0][0] == '#')
 			continue;
@@ -1317,6 +1329,12 @@ static int run_ops(nrt_model_t *m, unsigned char **ptr)
 			break;
 		case OP_FAIL:
 			return (int)op->n;
+		case OP_MNEMO: {
+			int s = mn_run(&op->mn, ptr);
+			if (s)
+				return s;
+			break;
+		}
 		}
 	}
 	return status;

@@ -16,18 +16,18 @@ import (
 
 // modelFlags are the flags of every command that runs a model.
 type modelFlags struct {
-	backend   string
-	kernels   string
-	threads   int
-	weights   string
-	kv        string
-	context   int
-	batch     int
-	verbose   bool
+	backend string
+	kernels string
+	threads int
+	weights string
+	kv      string
+	context int
+	batch   int
+	verbose bool
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: "+fmt.Sprint(backend.Names()))
+	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: auto (neuron if it opens, else cpu) or one of "+fmt.Sprint(backend.Names()))
 	fs.StringVar(&f.kernels, "kernels", "", "CPU kernel tier: generic, avx2 or avx512 (default: best available, or $MNEMO_KERNELS)")
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all)")
 	fs.StringVar(&f.weights, "weights", "auto", "weight format: auto (keep the file's where a kernel exists), f32, bf16, f16, fp8, mxfp8, mxfp4, nvfp4, q8_0, q4_0")
@@ -83,7 +83,7 @@ func (f *modelFlags) open(env Env, path string, extra func(*engineOptions)) (*lo
 	if l.src, err = model.Open(path); err != nil {
 		return nil, err
 	}
-	if l.be, err = backend.Open(f.backend, backend.Options{Threads: f.threads, Kernels: f.kernels}); err != nil {
+	if l.be, err = openBackend(f.backend, backend.Options{Threads: f.threads, Kernels: f.kernels}); err != nil {
 		l.Close()
 		return nil, err
 	}
