@@ -1,0 +1,18 @@
+package runtime
+
+import "context"
+
+// Gather makes the loop take the next n requests (and nothing else) as
+// soon as they arrive, so that their work is queued before the next step
+// whatever the goroutine scheduling. It returns once the loop waits for
+// them.
+func Gather(rt *Runtime, n int) {
+	started := make(chan struct{})
+	go rt.do(context.Background(), func() {
+		close(started)
+		for range n {
+			(<-rt.reqs)()
+		}
+	})
+	<-started
+}
