@@ -243,3 +243,14 @@ func TestForwardMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+func openModelB(b *testing.B, path, weights string) engine.Model {
+	src, err := model.Open(path)
+	require.NoError(b, err)
+	be, err := cpu.New(backend.Options{})
+	require.NoError(b, err)
+	m, err := engine.New(src, be, engine.Options{Weights: weights, Logger: slog.New(slog.DiscardHandler), KVTokens: 8 * 1100, ContextLength: 1100})
+	require.NoError(b, err)
+	b.Cleanup(func() { m.Close(); be.Close(); src.Close() })
+	return m
+}
