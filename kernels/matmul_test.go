@@ -25,7 +25,11 @@ func refTolerance(t format.Type, p Precision) float64 {
 	case format.BF16, format.F8E4M3Row, format.MXF8E4M3, format.MXF8E5M2:
 		return 4e-3 // bf16 activations: 2^-8 relative per term at worst
 	default:
-		return 2e-2 // int8 activations per 32-block: amax/254 per term
+		// int8 activations per 32-block: each x is off by at most
+		// amax/254, about 1% of the mean |x| of these normal blocks, and
+		// the signed errors mostly cancel, so 2e-2 of Σ|x·w| leaves a wide
+		// margin; TestInt8ErrorBound checks the rigorous per-output bound.
+		return 2e-2
 	}
 }
 
@@ -161,21 +165,15 @@ func TestMatMulAllFormats(t *testing.T) {
 					xCopy := append([]float32(nil), x...)
 					want, mag := reference(w, rows, x, m)
 
-					var generic []float32
+					generic := genericAt(w, x, m)
 					for _, impl := range impls {
 						y, whole := guarded(m*n, off)
 						impl.MatMul(nil, y, w, x, m)
 						what := fmt.Sprintf("impl=%s n=%d k=%d m=%d off=%d", impl.Name, n, k, m, off)
 						checkGuards(t, whole, m*n, off, what)
 						checkClose(t, y, want, mag, refTolerance(ft, prec), what+" vs fp64")
-						if impl.Tier == Generic {
-							generic = append([]float32(nil), y...)
-						} else {
-							g64 := make([]float64, len(generic))
-							for i, v := range generic {
-								g64[i] = float64(v)
-							}
-							checkClose(t, y, g64, mag, implTolerance, what+" vs generic")
+						if impl.Tier != Generic {
+							checkClose(t, y, generic(impl), mag, implTolerance, what+" vs generic")
 						}
 						// Threads must not change the result beyond summation order.
 						y2 := make([]float32, m*n)
@@ -188,6 +186,33 @@ func TestMatMulAllFormats(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// genericAt returns a function giving, for an impl, the generic kernel's
+// result at the activation precision that impl's path runs: an impl whose
+// path is f32 FMA at the Fast precision (AVX2 on the bf16-activation
+// formats) computes what the generic kernel does at Exact.
+func genericAt(w *Matrix, x []float32, m int) func(impl *Impl) []float64 {
+	memo := map[Precision][]float64{}
+	return func(impl *Impl) []float64 {
+		p := w.Precision
+		if p == Fast && w.Path(impl) == PathF32FMA {
+			p = Exact
+		}
+		if memo[p] == nil {
+			saved := w.Precision
+			w.Precision = p
+			y := make([]float32, m*w.N)
+			Impls()[0].MatMul(nil, y, w, x, m)
+			w.Precision = saved
+			y64 := make([]float64, len(y))
+			for i, v := range y {
+				y64[i] = float64(v)
+			}
+			memo[p] = y64
+		}
+		return memo[p]
 	}
 }
 

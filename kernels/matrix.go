@@ -16,7 +16,9 @@ const (
 	// fastest path consumes: bf16 for BF16 and FP8 weights (VDPBF16PS), int8
 	// per 32-element block with an f32 scale for MXFP4, NVFP4, Q4_0 and Q8_0
 	// (VPDPBUSD), f32 for F32 and F16. Relative error against exact f32
-	// activations is about 2e-4 for bf16 and 4e-3 for int8 blocks.
+	// activations is about 2e-4 for bf16 and 4e-3 for int8 blocks. The
+	// AVX2 tier has no bf16 dot product: for BF16 and FP8 weights its Fast
+	// runs the Exact path (Matrix.Path reports PathF32FMA).
 	Fast Precision = iota
 	// Exact keeps activations in f32: each weight is decoded exactly to f32
 	// and multiplied with an f32 FMA.

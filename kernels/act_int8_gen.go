@@ -1,0 +1,476 @@
+//go:build ignore
+
+// act_int8_gen writes act_int8_amd64.s, the int8-path matmul kernels
+// (see act_int8.go for the layout they read). Run it with go generate.
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+)
+
+var out bytes.Buffer
+
+func p(format string, args ...any) { fmt.Fprintf(&out, "\t"+format+"\n", args...) }
+
+func label(name string) { fmt.Fprintf(&out, "%s:\n", name) }
+
+// Registers shared by the matmul kernels: SI codes and DI scales of the
+// current group and chunk (both streams continue into the next group), R8
+// the scale stride between rows, R9 activations and R10 activation scales
+// of the current chunk, R11 the distance from the activation scales to the
+// corrections, CX chunks left, R13 groups left, DX out, BX DI+3·R8.
+const prologue = `w+0(FP), SI
+	MOVQ ws+8(FP), DI
+	MOVQ sstride+16(FP), R8
+	MOVQ xc+40(FP), R11
+	SUBQ xs+32(FP), R11
+	MOVQ groups+56(FP), R13
+	MOVQ out+80(FP), DX`
+
+const signature = "(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)"
+
+// groupStart starts a group: activations from their first chunk, chunk
+// counter reset.
+func groupStart(name string) {
+	label(name + "_group")
+	p("MOVQ xq+24(FP), R9")
+	p("MOVQ xs+32(FP), R10")
+	p("MOVQ chunks+48(FP), CX")
+}
+
+// scaleAddr returns the address of row g's scales in the current chunk.
+func scaleAddr(g int) string {
+	switch g {
+	case 0:
+		return "(DI)"
+	case 1:
+		return "(DI)(R8*1)"
+	case 2:
+		return "(DI)(R8*2)"
+	}
+	return "(BX)"
+}
+
+// prefetch is how far ahead (bytes of codes) the one-row AVX-512 kernels
+// prefetch; 0 disables.
+var prefetch = 4096
+
+// kindName names a kernel variant: codes (Nib or Q8) and scale width.
+func kindName(nib, s16 bool) string {
+	k := "Q8"
+	if nib {
+		k = "Nib"
+	}
+	if s16 {
+		return k + "S16"
+	}
+	return k + "S32"
+}
+
+// avx512 writes the G=4 × R kernel for nibble or int8 codes.
+// Registers: Z0-Z15 f32 accumulators (row g, act row r: Z(4g+r)); Z16-Z23
+// activations (lo, hi per act row); Z24/Z25 decoded weights lo/hi; Z26
+// expanded weight scales; Z27 int32 sum; Z28 combined scale; Z29 nibble
+// table (in each lane); Z30 scale index; Z31 0x80 bytes (Q8); K1 odd words.
+func avx512(nib, s16 bool, r int) {
+	name := fmt.Sprintf("int8Dot%s512R%d", kindName(nib, s16), r)
+	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	p("MOVQ " + prologue)
+	p("MOVQ lut+64(FP), AX")
+	p("VBROADCASTI32X4 (AX), Z29")
+	p("MOVQ idx+72(FP), AX")
+	if s16 {
+		p("VMOVDQU32 64(AX), Z30")
+		p("MOVL $0xAAAAAAAA, AX")
+		p("KMOVD AX, K1")
+	} else {
+		p("VMOVDQU32 (AX), Z30")
+	}
+	p("MOVL $0x80808080, AX")
+	p("VPBROADCASTD AX, Z31")
+	rcb := 128
+	if nib {
+		rcb = 64
+	}
+	groupStart(name)
+	for g := range 4 {
+		for i := range r {
+			z := 4*g + i
+			p("VPXORD Z%d, Z%d, Z%d", z, z, z)
+		}
+	}
+	label(name + "_chunk")
+	p("LEAQ (DI)(R8*2), BX")
+	p("ADDQ R8, BX")
+	if r == 1 && prefetch > 0 {
+		for off := 0; off < 4*rcb; off += 64 {
+			p("PREFETCHT0 %d(SI)", prefetch+off)
+		}
+		p("PREFETCHT0 %d(DI)", prefetch/4)
+	}
+	for i := range r {
+		p("VMOVDQU8 %d(R9), Z%d", i*128, 16+2*i)
+		p("VMOVDQU8 %d(R9), Z%d", i*128+64, 17+2*i)
+	}
+	for g := range 4 {
+		if nib {
+			// VPERMB looks at the low 6 index bits and the table is
+			// repeated in all four lanes, so the high bits need no mask.
+			p("VMOVDQU8 %d(SI), Z25", g*rcb)
+			p("VPERMB Z29, Z25, Z24")
+			p("VPSRLW $4, Z25, Z25")
+			p("VPERMB Z29, Z25, Z25")
+		} else {
+			p("VPXORD %d(SI), Z31, Z24", g*rcb)
+			p("VPXORD %d(SI), Z31, Z25", g*rcb+64)
+		}
+		if s16 {
+			// Odd words get the 16-bit scales, even words are zeroed.
+			p("VPERMW.Z %s, Z30, K1, Z26", scaleAddr(g))
+		} else {
+			p("VPERMPS %s, Z30, Z26", scaleAddr(g))
+		}
+		for i := range r {
+			p("VMOVDQU32 %d(R10)(R11*1), Z27", i*64)
+			p("VPDPBUSD Z%d, Z24, Z27", 16+2*i)
+			p("VPDPBUSD Z%d, Z25, Z27", 17+2*i)
+			p("VCVTDQ2PS Z27, Z27")
+			p("VMULPS %d(R10), Z26, Z28", i*64)
+			p("VFMADD231PS Z28, Z27, Z%d", 4*g+i)
+		}
+	}
+	p("ADDQ $%d, SI", 4*rcb)
+	p("LEAQ (BX)(R8*1), DI")
+	p("ADDQ $%d, R9", r*128)
+	p("ADDQ $%d, R10", r*64)
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	// out[i*4+g] = sum of the lanes of Z(4g+i).
+	for i := range r {
+		for g := range 4 {
+			z := 4*g + i
+			p("VEXTRACTF64X4 $1, Z%d, Y16", z)
+			p("VADDPS Y16, Y%d, Y16", z)
+			p("VEXTRACTF32X4 $1, Y16, X17")
+			p("VADDPS X17, X16, X16")
+			p("VPERMILPS $0x4E, X16, X17")
+			p("VADDPS X17, X16, X16")
+			p("VPERMILPS $0xB1, X16, X17")
+			p("VADDSS X17, X16, X16")
+			p("VMOVSS X16, %d(DX)", 4*(i*4+g))
+		}
+	}
+	p("ADDQ $%d, DX", 16*r)
+	p("DECQ R13")
+	p("JNZ %s_group", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// avx2 writes the G=4 × R=1 kernel (VPMADDUBSW + VPMADDWD).
+// Registers: Y0-Y3 accumulators; Y4 nibble table; Y5 nibble mask; Y6 int16
+// ones; Y7/Y8 scale index of each half chunk; Y9-Y13 temporaries; Y14 a
+// row-chunk's 16-bit scales widened to f32.
+func avx2(nib, s16 bool) {
+	name := fmt.Sprintf("int8Dot%s256R1", kindName(nib, s16))
+	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	p("MOVQ " + prologue)
+	p("MOVQ lut+64(FP), AX")
+	p("VBROADCASTI128 (AX), Y4")
+	p("MOVQ idx+72(FP), AX")
+	p("VMOVDQU (AX), Y7")
+	p("VMOVDQU 32(AX), Y8")
+	p("MOVL $0x0F0F0F0F, AX")
+	p("MOVD AX, X5")
+	p("VPBROADCASTD X5, Y5")
+	p("MOVL $0x00010001, AX")
+	p("MOVD AX, X6")
+	p("VPBROADCASTD X6, Y6")
+	rcb := 128
+	if nib {
+		rcb = 64
+	}
+	groupStart(name)
+	for g := range 4 {
+		p("VPXOR Y%d, Y%d, Y%d", g, g, g)
+	}
+	label(name + "_chunk")
+	p("LEAQ (DI)(R8*2), BX")
+	p("ADDQ R8, BX")
+	for g := range 4 {
+		if s16 {
+			p("VPMOVZXWD %s, Y14", scaleAddr(g))
+			p("VPSLLD $16, Y14, Y14")
+		}
+		for h := range 2 {
+			if nib {
+				p("VMOVDQU %d(SI), Y10", g*rcb+32*h)
+				p("VPAND Y5, Y10, Y9")
+				p("VPSRLW $4, Y10, Y10")
+				p("VPAND Y5, Y10, Y10")
+				p("VPSHUFB Y9, Y4, Y9")
+				p("VPSHUFB Y10, Y4, Y10")
+				p("VPMADDUBSW %d(R9), Y9, Y9", 32*h)
+				p("VPMADDUBSW %d(R9), Y10, Y10", 64+32*h)
+				p("VPADDW Y10, Y9, Y9")
+				p("VPMADDWD Y6, Y9, Y9")
+				p("VPADDD %d(R10)(R11*1), Y9, Y9", 32*h)
+			} else {
+				// x·sign(w) times |w|: no correction needed.
+				p("VMOVDQU %d(SI), Y9", g*rcb+32*h)
+				p("VMOVDQU %d(SI), Y10", g*rcb+64+32*h)
+				p("VMOVDQU %d(R9), Y11", 32*h)
+				p("VMOVDQU %d(R9), Y12", 64+32*h)
+				p("VPSIGNB Y9, Y11, Y11")
+				p("VPSIGNB Y10, Y12, Y12")
+				p("VPABSB Y9, Y9")
+				p("VPABSB Y10, Y10")
+				p("VPMADDUBSW Y11, Y9, Y9")
+				p("VPMADDUBSW Y12, Y10, Y10")
+				p("VPMADDWD Y6, Y9, Y9")
+				p("VPMADDWD Y6, Y10, Y10")
+				p("VPADDD Y10, Y9, Y9")
+			}
+			p("VCVTDQ2PS Y9, Y9")
+			if s16 {
+				p("VPERMPS Y14, Y%d, Y13", 7+h)
+			} else {
+				p("VPERMPS %s, Y%d, Y13", scaleAddr(g), 7+h)
+			}
+			p("VMULPS %d(R10), Y13, Y13", 32*h)
+			p("VFMADD231PS Y13, Y9, Y%d", g)
+		}
+	}
+	p("ADDQ $%d, SI", 4*rcb)
+	p("LEAQ (BX)(R8*1), DI")
+	p("ADDQ $128, R9")
+	p("ADDQ $64, R10")
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	for g := range 4 {
+		p("VEXTRACTF128 $1, Y%d, X12", g)
+		p("VADDPS X12, X%d, X12", g)
+		p("VPERMILPS $0x4E, X12, X13")
+		p("VADDPS X13, X12, X12")
+		p("VPERMILPS $0xB1, X12, X13")
+		p("VADDSS X13, X12, X12")
+		p("VMOVSS X12, %d(DX)", 4*g)
+	}
+	p("ADDQ $16, DX")
+	p("DECQ R13")
+	p("JNZ %s_group", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// exact512 writes the one-row Exact kernel: codes decoded exactly to f32
+// (nibbles through a 16-entry VPERMPS table, int8 through VPMOVSXBD),
+// times their block scale, FMA with f32 activations in the views' order.
+// Registers: Z0-Z3 and Z12-Z15 accumulators (low and high view); Z4 the
+// f32 nibble table; Z5-Z8 the scale index of each lane; Z9 scales; Z10,
+// Z11 temporaries; K1 odd words.
+func exact512(nib, s16 bool) {
+	name := fmt.Sprintf("f32Dot%s512", kindName(nib, s16))
+	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-72\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ ws+8(FP), DI")
+	p("MOVQ sstride+16(FP), R8")
+	p("MOVQ groups+40(FP), R13")
+	p("MOVQ out+64(FP), DX")
+	p("MOVQ ftab+48(FP), AX")
+	p("VMOVUPS (AX), Z4")
+	p("MOVQ eidx+56(FP), AX")
+	for l := range 4 {
+		p("VMOVDQU32 %d(AX), Z%d", 64*l, 5+l)
+	}
+	if s16 {
+		p("MOVL $0xAAAAAAAA, AX")
+		p("KMOVD AX, K1")
+	}
+	rcb := 128
+	if nib {
+		rcb = 64
+	}
+	label(name + "_group")
+	p("MOVQ x+24(FP), R9")
+	p("MOVQ chunks+32(FP), CX")
+	for _, z := range []int{0, 1, 2, 3, 12, 13, 14, 15} {
+		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
+	}
+	label(name + "_chunk")
+	p("LEAQ (DI)(R8*2), BX")
+	p("ADDQ R8, BX")
+	if prefetch > 0 {
+		for off := 0; off < 4*rcb; off += 64 {
+			p("PREFETCHT0 %d(SI)", prefetch+off)
+		}
+		p("PREFETCHT0 %d(DI)", prefetch/4)
+	}
+	for g := range 4 {
+		for l := range 4 {
+			if s16 {
+				p("VPERMW.Z %s, Z%d, K1, Z9", scaleAddr(g), 5+l)
+			} else {
+				p("VPERMPS %s, Z%d, Z9", scaleAddr(g), 5+l)
+			}
+			if nib {
+				p("VPMOVZXBD %d(SI), Z10", g*rcb+16*l)
+				p("VPERMPS Z4, Z10, Z11")
+				p("VMULPS Z9, Z11, Z11")
+				p("VFMADD231PS %d(R9), Z11, Z%d", 64*l, g)
+				p("VPSRLD $4, Z10, Z10")
+				p("VPERMPS Z4, Z10, Z11")
+				p("VMULPS Z9, Z11, Z11")
+				p("VFMADD231PS %d(R9), Z11, Z%d", 256+64*l, 12+g)
+			} else {
+				p("VPMOVSXBD %d(SI), Z10", g*rcb+16*l)
+				p("VCVTDQ2PS Z10, Z10")
+				p("VMULPS Z9, Z10, Z10")
+				p("VFMADD231PS %d(R9), Z10, Z%d", 64*l, g)
+				p("VPMOVSXBD %d(SI), Z11", g*rcb+64+16*l)
+				p("VCVTDQ2PS Z11, Z11")
+				p("VMULPS Z9, Z11, Z11")
+				p("VFMADD231PS %d(R9), Z11, Z%d", 256+64*l, 12+g)
+			}
+		}
+	}
+	p("ADDQ $%d, SI", 4*rcb)
+	p("LEAQ (BX)(R8*1), DI")
+	p("ADDQ $512, R9")
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	for g := range 4 {
+		p("VADDPS Z%d, Z%d, Z%d", 12+g, g, g)
+		p("VEXTRACTF64X4 $1, Z%d, Y16", g)
+		p("VADDPS Y16, Y%d, Y16", g)
+		p("VEXTRACTF32X4 $1, Y16, X17")
+		p("VADDPS X17, X16, X16")
+		p("VPERMILPS $0x4E, X16, X17")
+		p("VADDPS X17, X16, X16")
+		p("VPERMILPS $0xB1, X16, X17")
+		p("VADDSS X17, X16, X16")
+		p("VMOVSS X16, %d(DX)", 4*g)
+	}
+	p("ADDQ $16, DX")
+	p("DECQ R13")
+	p("JNZ %s_group", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// quant writes quantChunks512, the activation quantizer (quantizeChunk for
+// whole chunks). Registers: SI x, CX chunks left, DI xq, R8 xq stride, R9 sa,
+// R10 cr, R11 sa/cr stride, DX nv; Z31 abs mask, X30 127.0, Z29 0x01
+// bytes, Z28 -off, X8 NaN; Z0-Z7 temporaries.
+func quant() {
+	fmt.Fprintf(&out, "\n// func quantChunks512(x *float32, chunks int, xq *int8, xqStride int, sa *float32, cr *int32, sStride int, negOff int, nv bool)\n")
+	fmt.Fprintf(&out, "TEXT ·quantChunks512(SB), NOSPLIT, $0-65\n")
+	p("MOVQ x+0(FP), SI")
+	p("MOVQ chunks+8(FP), CX")
+	p("MOVQ xq+16(FP), DI")
+	p("MOVQ xqStride+24(FP), R8")
+	p("MOVQ sa+32(FP), R9")
+	p("MOVQ cr+40(FP), R10")
+	p("MOVQ sStride+48(FP), R11")
+	p("MOVQ negOff+56(FP), AX")
+	p("VPBROADCASTD AX, Z28")
+	p("MOVBLZX nv+64(FP), DX")
+	p("MOVL $0x7FFFFFFF, AX")
+	p("VPBROADCASTD AX, Z31")
+	p("MOVL $0x42FE0000, AX") // 127.0
+	p("VMOVD AX, X30")
+	p("MOVL $0x01010101, AX")
+	p("VPBROADCASTD AX, Z29")
+	p("MOVL $0x7FC00000, AX")
+	p("VPBROADCASTD AX, X8")
+	label("quantChunks512_loop")
+	for b := range 4 {
+		l := fmt.Sprintf("quantChunks512_b%d", b)
+		p("VMOVUPS %d(SI), Z0", 128*b)
+		p("VMOVUPS %d(SI), Z1", 128*b+64)
+		p("VPANDD Z31, Z0, Z2")
+		p("VPANDD Z31, Z1, Z3")
+		p("VPMAXUD Z3, Z2, Z2")
+		p("VEXTRACTI64X4 $1, Z2, Y3")
+		p("VPMAXUD Y3, Y2, Y2")
+		p("VEXTRACTI128 $1, Y2, X3")
+		p("VPMAXUD X3, X2, X2")
+		p("VPSHUFD $0x4E, X2, X3")
+		p("VPMAXUD X3, X2, X2")
+		p("VPSHUFD $0xB1, X2, X3")
+		p("VPMAXUD X3, X2, X2")
+		p("VMOVD X2, AX")
+		p("CMPL AX, $0x7F800000")
+		p("JAE %s_nan", l)
+		p("CMPL AX, $0x%X", 0x0F800000)
+		p("JB %s_zero", l)
+		p("VDIVSS X2, X30, X3") // id = 127/amax
+		p("VDIVSS X30, X2, X4") // d = amax/127
+		p("VBROADCASTSS X3, Z3")
+		p("VBROADCASTSS X4, X4")
+		p("VMULPS Z3, Z0, Z0")
+		p("VMULPS Z3, Z1, Z1")
+		p("VCVTPS2DQ Z0, Z0")
+		p("VCVTPS2DQ Z1, Z1")
+		p("VPMOVSDB Z0, X0")
+		p("VPMOVSDB Z1, X1")
+		p("JMP %s_store", l)
+		label(l + "_nan")
+		p("VMOVDQA X8, X4")
+		p("JMP %s_clear", l)
+		label(l + "_zero")
+		p("VPXOR X4, X4, X4")
+		label(l + "_clear")
+		p("VPXOR X0, X0, X0")
+		p("VPXOR X1, X1, X1")
+		label(l + "_store")
+		p("VMOVUPS X4, %d(R9)", 16*b)
+		p("TESTQ DX, DX")
+		p("JZ %s_mx", l)
+		// NV order: lo = q[0:8] ++ q[16:24], hi = q[8:16] ++ q[24:32].
+		p("VPUNPCKLQDQ X1, X0, X2")
+		p("VPUNPCKHQDQ X1, X0, X1")
+		p("VMOVDQA X2, X0")
+		label(l + "_mx")
+		p("VMOVDQU X0, %d(DI)", 16*b)
+		p("VMOVDQU X1, %d(DI)", 64+16*b)
+	}
+	p("VMOVDQU8 (DI), Z5")
+	p("VMOVDQU8 64(DI), Z6")
+	p("VPXORD Z7, Z7, Z7")
+	p("VPDPBUSD Z5, Z29, Z7")
+	p("VPDPBUSD Z6, Z29, Z7")
+	p("VPMULLD Z28, Z7, Z7")
+	p("VMOVDQU32 Z7, (R10)")
+	p("ADDQ $512, SI")
+	p("ADDQ R8, DI")
+	p("ADDQ R11, R9")
+	p("ADDQ R11, R10")
+	p("DECQ CX")
+	p("JNZ quantChunks512_loop")
+	p("VZEROUPPER")
+	p("RET")
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		fmt.Sscan(os.Args[1], &prefetch)
+	}
+	out.WriteString("// Code generated by act_int8_gen.go; DO NOT EDIT.\n\n//go:build amd64 && gc && !noasm\n\n#include \"textflag.h\"\n")
+	for _, v := range []struct{ nib, s16 bool }{{true, true}, {true, false}, {false, false}} {
+		avx512(v.nib, v.s16, 1)
+		avx512(v.nib, v.s16, 4)
+		avx2(v.nib, v.s16)
+		exact512(v.nib, v.s16)
+	}
+	quant()
+	if err := os.WriteFile("act_int8_amd64.s", out.Bytes(), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,260 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mnemo-ai/mnemo/kernels/format"
+)
+
+var int8Formats = []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8, q80Int8}
+
+// refQuantizeBlock is the activation quantizer written out plainly: scale
+// amax/127, q = round-half-even(x · (127/amax)) in float32; NaN/Inf blocks
+// get a NaN scale, blocks below 2^-96 a zero one.
+func refQuantizeBlock(x []float32) (q [32]int8, d float32) {
+	var amax float64
+	for _, v := range x {
+		a := math.Abs(float64(v))
+		if math.IsNaN(a) || math.IsInf(a, 0) {
+			return q, float32(math.NaN())
+		}
+		amax = math.Max(amax, a)
+	}
+	if amax < math.Ldexp(1, -96) {
+		return q, 0
+	}
+	a := float32(amax)
+	id := float32(127) / a
+	for j, v := range x {
+		q[j] = int8(math.RoundToEven(float64(float32(v * id))))
+	}
+	return q, a / 127
+}
+
+// edgeBlocks are activation blocks with defined special results.
+func edgeBlocks() map[string][]float32 {
+	blk := func(f func(j int) float32) []float32 {
+		b := make([]float32, 32)
+		for j := range b {
+			b[j] = f(j)
+		}
+		return b
+	}
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	return map[string][]float32{
+		"zero":      blk(func(int) float32 { return 0 }),
+		"nan":       blk(func(j int) float32 { return []float32{1, nan}[j&1] }),
+		"inf":       blk(func(j int) float32 { return []float32{1, inf}[j&1] }),
+		"minus inf": blk(func(j int) float32 { return []float32{1, -inf}[j&1] }),
+		"tiny":      blk(func(j int) float32 { return float32(j) * 1e-31 }),
+		"subnormal": blk(func(j int) float32 { return math.Float32frombits(uint32(j)) }),
+		"small":     blk(func(j int) float32 { return float32(j+1) * 1e-28 }),
+		"huge":      blk(func(j int) float32 { return float32(j-16) * 1e30 }),
+		"max":       blk(func(j int) float32 { return []float32{math.MaxFloat32, -math.MaxFloat32, 1}[j%3] }),
+		// amax 127 makes the reciprocal 1, so x.5 values test the ties.
+		"ties":      blk(func(j int) float32 { return []float32{127, 2.5, -2.5, 3.5, -3.5, 0.5, -0.5, 1.5}[j%8] }),
+		"one large": blk(func(j int) float32 { return []float32{100, 0.3}[min(j, 1)] }),
+	}
+}
+
+func TestQuantizeBlock(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	cases := edgeBlocks()
+	for i := range 50 {
+		cases[fmt.Sprintf("random %d", i)] = randMatrix(rng, 1, 1+rng.IntN(32))
+	}
+	for name, x := range cases {
+		t.Run(name, func(t *testing.T) {
+			var q [32]int8
+			for j := range q {
+				q[j] = 99 // must be overwritten, also past len(x)
+			}
+			d := quantizeBlock(q[:], x)
+			wantQ, wantD := refQuantizeBlock(x)
+			assert.Equal(t, wantQ, q)
+			if math.IsNaN(float64(wantD)) {
+				assert.True(t, math.IsNaN(float64(d)), "d = %g, want NaN", d)
+			} else {
+				assert.Equal(t, wantD, d)
+			}
+		})
+	}
+	t.Run("ties round to even", func(t *testing.T) {
+		var q [32]int8
+		quantizeBlock(q[:], edgeBlocks()["ties"])
+		assert.Equal(t, []int8{127, 2, -2, 4, -4, 0, 0, 2}, q[:8])
+	})
+}
+
+// corruptScale overwrites the scale of block b of row r in the file rows.
+func corruptScale(t format.Type, rows []byte, k, r, b int, code uint16) {
+	o := r*t.RowBytes(k) + b*t.BlockBytes()
+	if t == format.Q4_0 || t == format.Q8_0 {
+		binary.LittleEndian.PutUint16(rows[o:], code)
+	} else {
+		rows[o] = uint8(code)
+	}
+}
+
+// TestInt8BadWeightScales checks the defined result of malformed block
+// scales: every output of the affected weight row is NaN (NaN scales) or
+// non-finite (infinite f16 scales), at every tier and precision, and the
+// other rows are unaffected.
+func TestInt8BadWeightScales(t *testing.T) {
+	cases := []struct {
+		t    format.Type
+		code uint16
+		nan  bool
+	}{
+		{format.MXFP4, 0xFF, true},
+		{format.NVFP4, 0x7F, true},
+		{format.NVFP4, 0xFF, true},
+		{format.NVFP4, 0x80, true},
+		{format.NVFP4, 0xB8, true},
+		{format.Q4_0, 0x7E00, true},
+		{format.Q8_0, 0x7E00, true},
+		{format.Q4_0, 0x7C00, false},
+		{format.Q8_0, 0xFC00, false},
+	}
+	const n, k, m, bad = 9, 384, 5, 6
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s/%#x", tc.t, tc.code), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(7, uint64(tc.code)))
+			src := randMatrix(rng, n, k)
+			opt := format.Options{TensorScale: format.NVFP4TensorScale(src)}
+			rb := tc.t.RowBytes(k)
+			rows := make([]byte, n*rb)
+			for i := range n {
+				format.QuantizeRow(tc.t, rows[i*rb:(i+1)*rb], src[i*k:(i+1)*k], opt)
+			}
+			corruptScale(tc.t, rows, k, bad, 5, tc.code)
+			w, err := Pack(tc.t, n, k, rows, opt.TensorScale)
+			require.NoError(t, err)
+			x := randMatrix(rng, m, k)
+			clear(x[k+5*tc.t.BlockElems() : k+6*tc.t.BlockElems()]) // a zero block under the bad one
+			for _, prec := range []Precision{Fast, Exact} {
+				w.Precision = prec
+				for _, impl := range Impls() {
+					y := make([]float32, m*n)
+					impl.MatMul(nil, y, w, x, m)
+					for i := range m {
+						for j := range n {
+							v := float64(y[i*n+j])
+							what := fmt.Sprintf("impl=%s %s y[%d][%d] = %g", impl, prec, i, j, v)
+							switch {
+							case j != bad:
+								assert.False(t, math.IsNaN(v) || math.IsInf(v, 0), what)
+							case tc.nan:
+								assert.True(t, math.IsNaN(v), what)
+							default:
+								assert.True(t, math.IsNaN(v) || math.IsInf(v, 0), what)
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestInt8BadActivations checks the defined results of special activation
+// blocks: at Fast precision a NaN or ±Inf anywhere in an activation row
+// makes all its outputs NaN; zero, tiny and subnormal blocks contribute
+// nothing; huge finite values stay finite.
+func TestInt8BadActivations(t *testing.T) {
+	const n, k = 9, 256
+	edges := edgeBlocks()
+	names := []string{"zero", "nan", "inf", "minus inf", "tiny", "subnormal", "small", "huge", "ties", "one large"}
+	for _, f := range int8Formats {
+		t.Run(f.t.String(), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(8, uint64(f.t)))
+			w, err := Quantize(f.t, n, k, randMatrix(rng, n, k), format.Options{})
+			require.NoError(t, err)
+			m := len(names)
+			x := randMatrix(rng, m, k)
+			for i, name := range names {
+				copy(x[i*k+64:], edges[name]) // block 2 of row i
+			}
+			for _, impl := range Impls() {
+				y := make([]float32, m*n)
+				impl.MatMul(nil, y, w, x, m)
+				for i, name := range names {
+					for j := range n {
+						v := float64(y[i*n+j])
+						what := fmt.Sprintf("impl=%s block %s: y[%d] = %g", impl, name, j, v)
+						switch name {
+						case "nan", "inf", "minus inf":
+							assert.True(t, math.IsNaN(v), what)
+						default:
+							assert.False(t, math.IsNaN(v) || math.IsInf(v, 0), what)
+						}
+					}
+				}
+				// Blocks below 2^-96 count as zero: same result as zeros.
+				xz := append([]float32(nil), x[4*k:5*k]...)
+				clear(xz[64:96])
+				yz := make([]float32, n)
+				impl.MatMul(nil, yz, w, xz, 1)
+				assert.Equal(t, yz, y[4*n:5*n], "impl=%s: tiny block differs from a zero block", impl)
+			}
+		})
+	}
+}
+
+// TestInt8ErrorBound checks the Fast outputs against the fp64 product with
+// a bound computed from the actual quantized activations x̂ = q·d:
+// |y - Σ x·w| <= Σ |w|·|x - x̂| + 1e-5·Σ |x̂·w|, the first term being the
+// activation rounding (at most d/2 = amax/254 per element) and the second
+// the f32 arithmetic. This is the justification of refTolerance's int8
+// entry: for the tests' normal activations amax/254 is about 1% of the
+// mean |x|, and the signed errors largely cancel.
+func TestInt8ErrorBound(t *testing.T) {
+	const m = 6
+	for _, f := range int8Formats {
+		for _, k := range []int{32, 160, 1024} {
+			if !f.t.RowOK(k) {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s/k=%d", f.t, k), func(t *testing.T) {
+				const n = 13
+				rng := rand.New(rand.NewPCG(9, uint64(k)))
+				w, err := Quantize(f.t, n, k, randMatrix(rng, n, k), format.Options{})
+				require.NoError(t, err)
+				x := randMatrix(rng, m, k)
+				xh := make([]float64, len(x))
+				for i := 0; i < len(x); i += 32 {
+					q, d := refQuantizeBlock(x[i:min(i+32, len(x))])
+					for j := i; j < min(i+32, len(x)); j++ {
+						xh[j] = float64(q[j-i]) * float64(d)
+					}
+				}
+				wr := make([]float32, k)
+				for _, impl := range Impls() {
+					y := make([]float32, m*n)
+					impl.MatMul(nil, y, w, x, m)
+					for j := range n {
+						w.Row(j, wr)
+						for i := range m {
+							var exact, bound, mag float64
+							for kk, wv := range wr {
+								exact += float64(x[i*k+kk]) * float64(wv)
+								bound += math.Abs(float64(wv)) * math.Abs(float64(x[i*k+kk])-xh[i*k+kk])
+								mag += math.Abs(xh[i*k+kk] * float64(wv))
+							}
+							bound += 1e-5*mag + 1e-30
+							assert.LessOrEqual(t, math.Abs(float64(y[i*n+j])-exact), bound,
+								"impl=%s y[%d][%d] = %g, exact %g", impl, i, j, y[i*n+j], exact)
+						}
+					}
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,29 @@
+package kernels
+
+import (
+	"math"
+
+	"github.com/mnemo-ai/mnemo/kernels/format"
+)
+
+// MXFP4 weights run on the int8 path (act_int8.go): nibbles map to
+// 2·E2M1 + 12 through fp4Lut, and the E8M0 block scale is stored as
+// 2^(e-128) in f32 (exact; 0xFF becomes NaN).
+var mxfp4Int8 = newInt8Format(int8Format{
+	t:        format.MXFP4,
+	nibbles:  true,
+	scale16:  true,
+	order:    orderMX,
+	spc:      4,
+	off:      12,
+	hdrBytes: 1,
+	lut:      fp4Lut,
+	scale: func(hdr []byte) float32 {
+		if hdr[0] == 0xFF {
+			return float32(math.NaN())
+		}
+		return format.E8M0ToFloat32(hdr[0]) / 2
+	},
+})
+
+func init() { registerInt8(mxfp4Int8) }
