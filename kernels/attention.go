@@ -2,6 +2,8 @@ package kernels
 
 import (
 	"math"
+	"sync"
+	"sync/atomic"
 
 	"github.com/mnemo-ai/mnemo/kernels/format"
 )
@@ -42,36 +44,83 @@ func RopeFreqs(dims int, base float64, s RopeScaling) []float64 {
 	return f
 }
 
+// RoPE rotates x with the Active Impl (see Impl.RoPE).
+func RoPE(x []float32, heads, headDim, pos int, freqs []float64, neox bool) {
+	Active().RoPE(x, heads, headDim, pos, freqs, neox)
+}
+
 // RoPE rotates each of the heads in x (heads·headDim values, one token) by
 // angle pos·freqs[i] on dimension pairs (2i, 2i+1), or (i, i+len(freqs))
-// when neox is set. Dimensions past 2·len(freqs) pass through. Angles are
-// computed in float64.
-func RoPE(x []float32, heads, headDim, pos int, freqs []float64, neox bool) {
+// when neox is set. Dimensions past 2·len(freqs) pass through. The angles
+// and their sines and cosines are computed once per call in float64 and
+// rounded to float32; each rotated value is then x0·cos − x1·sin (or
+// x0·sin + x1·cos) with float32 products, the same in every tier.
+func (impl *Impl) RoPE(x []float32, heads, headDim, pos int, freqs []float64, neox bool) {
 	half := len(freqs)
 	if len(x) != heads*headDim || 2*half > headDim {
 		panic("kernels: RoPE: slice length does not match")
 	}
-	var cs [256][2]float32
-	var cosSin [][2]float32
-	if half <= len(cs) {
-		cosSin = cs[:half]
+	var buf [512]float32
+	var cs []float32
+	if 4*half <= len(buf) {
+		cs = buf[:4*half]
 	} else {
-		cosSin = make([][2]float32, half)
+		cs = make([]float32, 4*half)
 	}
+	ropeTable(cs, pos, freqs, neox)
+	impl.ops().rope(x, heads, headDim, cs, neox)
+}
+
+// ropeTable fills cs (4·len(freqs) floats) with the rotation of position
+// pos in the layout the rope kernels read: cosines in cs[:2h] and signed
+// sines in cs[2h:], h = len(freqs). For pairs (2i, 2i+1) both entries of a
+// pair repeat: c = (cos, cos), s = (−sin, sin), so that y = x·c + swap(x)·s.
+// For neox, cs[i] = cos and cs[2h+i] = sin for i < h.
+func ropeTable(cs []float32, pos int, freqs []float64, neox bool) {
+	h := len(freqs)
 	for i, f := range freqs {
 		s, c := math.Sincos(float64(pos) * f)
-		cosSin[i] = [2]float32{float32(c), float32(s)}
+		if neox {
+			cs[i], cs[2*h+i] = float32(c), float32(s)
+			continue
+		}
+		cs[2*i], cs[2*i+1] = float32(c), float32(c)
+		cs[2*h+2*i], cs[2*h+2*i+1] = -float32(s), float32(s)
 	}
-	for h := range heads {
-		v := x[h*headDim : (h+1)*headDim]
-		for i, cs := range cosSin {
-			a, b := 2*i, 2*i+1
-			if neox {
-				a, b = i, i+half
-			}
-			x0, x1 := v[a], v[b]
-			v[a] = x0*cs[0] - x1*cs[1]
-			v[b] = x0*cs[1] + x1*cs[0]
+}
+
+func ropeGeneric(x []float32, heads, headDim int, cs []float32, neox bool) {
+	if neox {
+		ropeNeoxTail(x, heads, headDim, cs, 0)
+	} else {
+		ropeNormTail(x, heads, headDim, cs, 0)
+	}
+}
+
+// ropeNormTail rotates dimensions [from, 2h) of each head (from even).
+func ropeNormTail(x []float32, heads, headDim int, cs []float32, from int) {
+	h := len(cs) / 4
+	c, s := cs[:2*h], cs[2*h:]
+	for hd := range heads {
+		v := x[hd*headDim : hd*headDim+2*h]
+		for i := from; i < 2*h; i += 2 {
+			x0, x1 := v[i], v[i+1]
+			v[i] = x0*c[i] + x1*s[i]
+			v[i+1] = x1*c[i+1] + x0*s[i+1]
+		}
+	}
+}
+
+// ropeNeoxTail rotates pairs (i, i+h) for i in [from, h) of each head.
+func ropeNeoxTail(x []float32, heads, headDim int, cs []float32, from int) {
+	h := len(cs) / 4
+	c, s := cs[:h], cs[2*h:3*h]
+	for hd := range heads {
+		v := x[hd*headDim : hd*headDim+2*h]
+		for i := from; i < h; i++ {
+			x0, x1 := v[i], v[i+h]
+			v[i] = x0*c[i] - x1*s[i]
+			v[i+h] = x0*s[i] + x1*c[i]
 		}
 	}
 }
@@ -83,8 +132,16 @@ type KV struct {
 	BF16 []uint16
 }
 
-// row returns row r (kvHeads·headDim values starting at element off),
-// decoded into buf if the cache is bf16.
+// Len returns the number of elements.
+func (kv KV) Len() int {
+	if kv.F32 != nil {
+		return len(kv.F32)
+	}
+	return len(kv.BF16)
+}
+
+// row returns n values starting at element off, decoded into buf if the
+// cache is bf16.
 func (kv KV) row(off, n int, buf []float32) []float32 {
 	if kv.F32 != nil {
 		return kv.F32[off : off+n]
@@ -106,30 +163,161 @@ func (kv KV) Put(off int, v []float32) {
 	}
 }
 
-// Attention computes one query row's attention over positions [0, n) of a
-// sequence whose keys and values live in the cache blocks listed in table:
-// o[h] = Σ_p softmax_p(q[h]·k_p[g]/sqrt(headDim)) · v_p[g] with g =
-// h/(heads/kvHeads). It runs an online softmax, one pass over the cache.
-// buf needs 2·kvHeads·headDim + heads·headDim + heads·2 floats.
-func Attention(o, q []float32, k, v KV, table []int32, n, heads, kvHeads, headDim, blockTokens int, buf []float32) {
-	if len(o) != heads*headDim || len(q) != len(o) || kvHeads <= 0 || heads%kvHeads != 0 ||
-		n > len(table)*blockTokens || len(buf) < 2*kvHeads*headDim+heads*headDim+2*heads {
-		panic("kernels: Attention: slice length does not match")
+// AttnShape is the geometry of attention over a paged KV cache: query
+// heads, KV heads (grouped-query: query head h reads KV head
+// h/(Heads/KVHeads)), the head dimension and the tokens per cache block.
+type AttnShape struct {
+	Heads, KVHeads, HeadDim, BlockTokens int
+}
+
+// AttnSeq is one sequence's part of a step: its query rows [Row, Row+Rows)
+// and, after the step, Len tokens in the cache blocks listed in Table. Row
+// j is at position Len−Rows+j and attends to positions 0 through that one.
+type AttnSeq struct {
+	Row, Rows, Len int
+	Table          []int32
+}
+
+// Attention runs Impl.Attention with the Active Impl.
+func Attention(p *Pool, o, q []float32, k, v KV, seqs []AttnSeq, sh AttnShape) {
+	Active().Attention(p, o, q, k, v, seqs, sh)
+}
+
+// Attention computes causal attention for every query row of seqs: with
+// width = Heads·HeadDim, row r of q and o is q[r·width:(r+1)·width], and
+// head h of a row at position P gets
+//
+//	o[h] = Σ_{p≤P} softmax_p(q[h]·k_p[g]/sqrt(HeadDim)) · v_p[g],  g = h/(Heads/KVHeads)
+//
+// with k_p, v_p the rows of position p in the sequence's cache blocks.
+// Rows of o that no sequence owns are left alone. The work is scheduled
+// dynamically over the Pool's threads (nil: the caller's) in items of one
+// sequence, one KV head and a tile of rows (each sequence's last, largest,
+// tiles first); the result does not depend on the number of threads.
+//
+// The generic tier runs a one-pass online softmax per row and head in
+// float32 with math.Exp (items are rows). The assembly tiers run flash
+// attention: the query heads of a KV head and a tile of rows (about 64
+// query vectors) together against each cache block, so every K/V row
+// loaded serves the whole group and tile (bf16 rows are widened once per
+// block); the scores are SIMD dot products (AVX-512: against the block
+// transposed once per tile, keys in the vector lanes), the softmax runs on
+// up to four blocks at a time with the vectorised exp of Impl.Exp, and the
+// weighted sum of V is SIMD multiply-adds. Results agree with the generic
+// tier within a few 1e−6·(1+|o|). A NaN in a query, or in a key or value a
+// head attends to, makes that head's output NaN.
+//
+// The sequences' rows must not overlap. Attention panics if a sequence's
+// rows are outside q, or its Len exceeds its table or a block id is outside
+// the cache.
+func (impl *Impl) Attention(p *Pool, o, q []float32, k, v KV, seqs []AttnSeq, sh AttnShape) {
+	width := sh.Heads * sh.HeadDim
+	if sh.KVHeads <= 0 || sh.HeadDim <= 0 || sh.BlockTokens <= 0 || sh.Heads%sh.KVHeads != 0 ||
+		len(q) != len(o) || len(q)%max(width, 1) != 0 || (k.F32 == nil) == (k.BF16 == nil) ||
+		(v.F32 == nil) != (k.F32 == nil) || k.Len() != v.Len() {
+		panic("kernels: Attention: bad shape")
 	}
-	kvw := kvHeads * headDim
-	kbuf, vbuf := buf[:kvw], buf[kvw:2*kvw]
-	acc := buf[2*kvw : 2*kvw+heads*headDim]
-	mx := buf[2*kvw+heads*headDim : 2*kvw+heads*headDim+heads]
-	sum := buf[2*kvw+heads*headDim+heads : 2*kvw+heads*headDim+2*heads]
+	blockElems := sh.BlockTokens * sh.KVHeads * sh.HeadDim
+	rows := len(q) / max(width, 1)
+	pr := impl.ops().attn
+	group := sh.Heads / sh.KVHeads
+	tile, perTile := 1, 1
+	if pr != nil {
+		// A tile of rows holds about 64 query vectors of one KV head.
+		tile, perTile = max(1, 64/group), sh.KVHeads
+	}
+	n := 0
+	for _, s := range seqs {
+		n += (max(s.Rows, 0) + tile - 1) / tile * perTile
+	}
+	items := make([]attnItem, 0, n)
+	for si, s := range seqs {
+		if s.Rows == 0 {
+			continue
+		}
+		if s.Rows < 0 || s.Row < 0 || s.Row+s.Rows > rows || s.Len < s.Rows || s.Len > len(s.Table)*sh.BlockTokens {
+			panic("kernels: Attention: sequence does not fit")
+		}
+		for _, b := range s.Table[:(s.Len+sh.BlockTokens-1)/sh.BlockTokens] {
+			if b < 0 || (int(b)+1)*blockElems > k.Len() {
+				panic("kernels: Attention: block outside the cache")
+			}
+		}
+		// Tiles from the last (the most keys) to the first, so that the
+		// dynamic schedule starts with the largest items.
+		for r1 := s.Rows; r1 > 0; r1 -= tile {
+			r0 := max(0, r1-tile)
+			if pr == nil {
+				items = append(items, attnItem{seq: int32(si), g: -1, r0: int32(r0), r1: int32(r1)})
+				continue
+			}
+			for g := range sh.KVHeads {
+				items = append(items, attnItem{seq: int32(si), g: int32(g), r0: int32(r0), r1: int32(r1)})
+			}
+		}
+	}
+	if len(items) == 0 {
+		return
+	}
+	var next atomic.Int64
+	p.For(min(p.Threads(), len(items)), 1, func(_, _ int) {
+		sc := attnScratchPool.Get().(*attnScratch)
+		defer attnScratchPool.Put(sc)
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(items) {
+				return
+			}
+			it := items[i]
+			s := seqs[it.seq]
+			if pr == nil {
+				for r := int(it.r0); r < int(it.r1); r++ {
+					row := s.Row + r
+					attentionRow(o[row*width:(row+1)*width], q[row*width:(row+1)*width], k, v, s.Table,
+						s.Len-s.Rows+r+1, sh, sc)
+				}
+				continue
+			}
+			pr.flash(o, q, k, v, s, sh, int(it.g), int(it.r0), int(it.r1), sc)
+		}
+	})
+}
+
+// attnItem is one unit of attention work: rows [r0, r1) of sequence seq,
+// for the query heads of KV head g (all heads if g < 0).
+type attnItem struct {
+	seq, g, r0, r1 int32
+}
+
+// attnScratch holds one worker's buffers.
+type attnScratch struct {
+	q, o, s, m, l, c, k, v []float32
+	one                    []float32 // all 1
+	kt                     []float32 // a transposed block of keys
+}
+
+var attnScratchPool = sync.Pool{New: func() any { return new(attnScratch) }}
+
+// attentionRow is the reference: one query row over positions [0, n), all
+// heads, a one-pass online softmax in float32.
+func attentionRow(o, q []float32, k, v KV, table []int32, n int, sh AttnShape, sc *attnScratch) {
+	heads, headDim, bt := sh.Heads, sh.HeadDim, sh.BlockTokens
+	kvw := sh.KVHeads * headDim
+	sc.k = grow(sc.k, kvw)
+	sc.v = grow(sc.v, kvw)
+	sc.o = grow(sc.o, heads*headDim)
+	sc.m = grow(sc.m, heads)
+	sc.l = grow(sc.l, heads)
+	kbuf, vbuf, acc, mx, sum := sc.k, sc.v, sc.o, sc.m, sc.l
 	clear(acc)
 	for h := range heads {
 		mx[h] = float32(math.Inf(-1))
 		sum[h] = 0
 	}
 	scale := float32(1 / math.Sqrt(float64(headDim)))
-	group := heads / kvHeads
+	group := heads / sh.KVHeads
 	for p := range n {
-		off := (int(table[p/blockTokens])*blockTokens + p%blockTokens) * kvw
+		off := (int(table[p/bt])*bt + p%bt) * kvw
 		kr := k.row(off, kvw, kbuf)
 		vr := v.row(off, kvw, vbuf)
 		for h := range heads {
@@ -172,7 +360,205 @@ func Attention(o, q []float32, k, v KV, table []int32, n, heads, kvHeads, headDi
 	}
 }
 
-// AttentionScratch returns the buf length Attention needs.
-func AttentionScratch(heads, kvHeads, headDim int) int {
-	return 2*kvHeads*headDim + heads*headDim + 2*heads
+// superBlocks is the number of cache blocks whose scores go through one
+// softmax pass (amortising its per-row work over more keys).
+const superBlocks = 4
+
+// attnPrims are one tier's flash-attention primitives. Rows are padded to
+// a multiple of w floats (the vector width) with zeros; score rows to a
+// multiple of w with −Inf.
+type attnPrims struct {
+	w int
+	// dots sets s[i·sstride+j] = Σ_{d<hdp} q[i·hdp+d]·k[j·kstride+d] for
+	// i < nq, j < nk.
+	dots func(s, q *float32, nq, hdp int, k *float32, kstride, nk, sstride int)
+	// softmax runs the online softmax update on nq rows of ncol scores,
+	// sstride apart: mx =
+	// max(m[i], max_j s_ij), c[i] = e^(m[i]−mx), s_ij = e^(s_ij−mx), l[i] =
+	// l[i]·c[i] + Σ_j s_ij, m[i] = mx.
+	softmax func(s *float32, sstride, ncol, nq int, m, l, c *float32)
+	// axpy sets o_i = o_i·c[i] + Σ_{j<nk} p[i·pstride+j]·v_j over hdp
+	// floats, v_j at v[j·vstride:].
+	axpy func(o, p, c *float32, nq, nk, pstride int, v *float32, vstride, hdp int)
+	// bf16Rows widens rows·n bf16 values (n a multiple of w).
+	bf16Rows func(dst *float32, src *uint16, rows, n, dstride, sstride int)
+	// scale sets y[i] = x[i]·a for i < n&^(w−1).
+	scale func(y, x *float32, n int, a float32)
+	// transpose and dotsT, if set, score full blocks of a multiple of 16
+	// keys with keys in the vector lanes: transpose sets
+	// dst[d·dstride+t] = src[t·sstride+d] for t < 16, d < 16·n16, and
+	// dotsT sets s[i·sstride+j] = Σ_{d<hdp} q[i·hdp+d]·kt[d·ktstride+j] for
+	// j < 16. They replace dots' horizontal sums by one transpose of the
+	// block per tile.
+	transpose func(dst, src *float32, sstride, n16, dstride int)
+	dotsT     func(s, q *float32, nq, hdp int, kt *float32, ktstride, sstride int)
+}
+
+// scaleRow sets y = x·a, the whole vectors with pr.scale.
+func (pr *attnPrims) scaleRow(y, x []float32, a float32) {
+	y = y[:len(x)]
+	nv := len(x) &^ (pr.w - 1)
+	if nv > 0 {
+		raceReadSlice(x[:nv])
+		raceWriteSlice(y[:nv])
+		pr.scale(&y[0], &x[0], nv, a)
+	}
+	for i, v := range x[nv:] {
+		y[nv+i] = v * a
+	}
+}
+
+// flash computes rows [r0, r1) of sequence s for the query heads of KV head
+// g: the tile's nq = (r1−r0)·group query vectors (pre-scaled by
+// 1/sqrt(HeadDim), padded) against each cache block in turn, with an online
+// softmax per query vector.
+func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, r0, r1 int, sc *attnScratch) {
+	group := sh.Heads / sh.KVHeads
+	hd, bt, w := sh.HeadDim, sh.BlockTokens, pr.w
+	hdp := roundUp(hd, w)
+	nkp := roundUp(bt, w)
+	kvw := sh.KVHeads * hd
+	width := sh.Heads * hd
+	nq := (r1 - r0) * group
+	sc.q = grow(sc.q, nq*hdp)
+	sc.o = grow(sc.o, nq*hdp)
+	sstride := superBlocks * nkp
+	sc.s = grow(sc.s, nq*sstride)
+	sc.m = grow(sc.m, nq)
+	sc.l = grow(sc.l, nq)
+	sc.c = grow(sc.c, nq)
+	if len(sc.one) < nq {
+		sc.one = make([]float32, nq)
+		for i := range sc.one {
+			sc.one[i] = 1
+		}
+	}
+	qp, acc, sm, m, l, c, ones := sc.q, sc.o, sc.s, sc.m, sc.l, sc.c, sc.one
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	for r := r0; r < r1; r++ {
+		src := q[(s.Row+r)*width+g*group*hd:]
+		for h := range group {
+			dst := qp[((r-r0)*group+h)*hdp:][:hdp]
+			pr.scaleRow(dst, src[h*hd:(h+1)*hd], scale)
+			clear(dst[hd:])
+		}
+	}
+	clear(acc)
+	inf := float32(math.Inf(-1))
+	for i := range nq {
+		m[i], l[i] = inf, 0
+	}
+	start := s.Len - s.Rows // position of row 0
+	p0, pLast := start+r0, start+r1-1
+	direct := k.F32 != nil && hd%w == 0
+	if !direct {
+		sc.k = grow(sc.k, superBlocks*bt*hdp)
+		sc.v = grow(sc.v, superBlocks*bt*hdp)
+	}
+	var kp, vp [superBlocks][]float32
+	// The transposed scoring pays for its transpose from 8 query vectors.
+	useT := pr.dotsT != nil && bt%16 == 0 && hdp%16 == 0 && nq >= 8
+	var kt []float32
+	if useT {
+		sc.kt = grow(sc.kt, hdp*bt)
+		kt = sc.kt
+	}
+	stride := hdp
+	if direct {
+		stride = kvw
+	}
+	// Up to superBlocks cache blocks at a time share one softmax pass: the
+	// scores of block t fill columns [t·nkp, (t+1)·nkp) of sm.
+	for b0 := 0; b0*bt <= pLast; b0 += superBlocks {
+		nb := min(superBlocks, (pLast-b0*bt)/bt+1)
+		for t := range nb {
+			b := b0 + t
+			nk := min(bt, pLast+1-b*bt)
+			base := int(s.Table[b])*bt*kvw + g*hd
+			if direct {
+				kp[t], vp[t] = k.F32[base:base+(nk-1)*kvw+hd], v.F32[base:base+(nk-1)*kvw+hd]
+				raceReadSlice(kp[t])
+				raceReadSlice(vp[t])
+			} else {
+				kp[t], vp[t] = sc.k[t*bt*hdp:][:nk*hdp], sc.v[t*bt*hdp:][:nk*hdp]
+				pr.load(kp[t], k, base, nk, kvw, hd, hdp)
+				pr.load(vp[t], v, base, nk, kvw, hd, hdp)
+			}
+			if useT && nk == bt {
+				for jg := 0; jg < bt; jg += 16 {
+					pr.transpose(&kt[jg], &kp[t][jg*stride], stride, hdp/16, bt)
+					pr.dotsT(&sm[t*nkp+jg], &qp[0], nq, hdp, &kt[jg], bt, sstride)
+				}
+			} else {
+				pr.dots(&sm[t*nkp], &qp[0], nq, hdp, &kp[t][0], stride, nk, sstride)
+			}
+			if nk < nkp {
+				for i := range nq {
+					row := sm[i*sstride+t*nkp+nk : i*sstride+(t+1)*nkp]
+					for j := range row {
+						row[j] = inf
+					}
+				}
+			}
+			if b*bt+nk-1 > p0 { // causal mask inside the tile
+				for r := r0; r < r1; r++ {
+					lo := max(0, start+r+1-b*bt)
+					if lo >= nk {
+						continue
+					}
+					for h := range group {
+						row := sm[((r-r0)*group+h)*sstride+t*nkp:][lo:nk]
+						for j := range row {
+							row[j] = inf
+						}
+					}
+				}
+			}
+		}
+		pr.softmax(&sm[0], sstride, nb*nkp, nq, &m[0], &l[0], &c[0])
+		for t := range nb {
+			cf := &c[0] // block 0 rescales the accumulators; the others add
+			if t > 0 {
+				cf = &ones[0]
+			}
+			nk := min(bt, pLast+1-(b0+t)*bt)
+			pr.axpy(&acc[0], &sm[t*nkp], cf, nq, nk, sstride, &vp[t][0], stride, hdp)
+		}
+	}
+	for r := r0; r < r1; r++ {
+		dst := o[(s.Row+r)*width+g*group*hd:]
+		for h := range group {
+			i := (r-r0)*group + h
+			pr.scaleRow(dst[h*hd:(h+1)*hd], acc[i*hdp:i*hdp+hd], 1/l[i])
+		}
+	}
+}
+
+// load copies nk cache rows of hd values (row t at base+t·kvw) into dst
+// rows of hdp floats, widening bf16 and zeroing the padding.
+func (pr *attnPrims) load(dst []float32, kv KV, base, nk, kvw, hd, hdp int) {
+	if kv.F32 != nil {
+		for t := range nk {
+			row := dst[t*hdp : (t+1)*hdp]
+			copy(row, kv.F32[base+t*kvw:base+t*kvw+hd])
+			clear(row[hd:])
+		}
+		return
+	}
+	src := kv.BF16[base : base+(nk-1)*kvw+hd]
+	nv := hd &^ (pr.w - 1)
+	if nv > 0 {
+		raceReadSlice(src)
+		pr.bf16Rows(&dst[0], &src[0], nk, nv, hdp, kvw)
+	}
+	if nv == hdp {
+		return
+	}
+	for t := range nk {
+		row := dst[t*hdp : (t+1)*hdp]
+		for d := nv; d < hd; d++ {
+			row[d] = format.BF16ToFloat32(src[t*kvw+d])
+		}
+		clear(row[hd:])
+	}
 }

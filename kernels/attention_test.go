@@ -1,9 +1,11 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,38 +39,51 @@ func TestRopeFreqs(t *testing.T) {
 
 func TestRoPE(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
-	const heads, hd = 3, 10
-	freqs := RopeFreqs(8, 10000, RopeScaling{}) // 2 dims pass through
-	for _, neox := range []bool{false, true} {
-		x := make([]float32, heads*hd)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		orig := append([]float32(nil), x...)
-		const pos = 37
-		RoPE(x, heads, hd, pos, freqs, neox)
-		for h := range heads {
-			for i, f := range freqs {
-				a, b := h*hd+2*i, h*hd+2*i+1
-				if neox {
-					a, b = h*hd+i, h*hd+i+len(freqs)
-				}
-				s, c := math.Sincos(pos * f)
-				assert.InDelta(t, float64(orig[a])*c-float64(orig[b])*s, float64(x[a]), 1e-5)
-				assert.InDelta(t, float64(orig[a])*s+float64(orig[b])*c, float64(x[b]), 1e-5)
+	generic := allImpls[Generic]
+	for _, impl := range Impls() {
+		for _, tt := range []struct{ heads, hd, dims int }{
+			{3, 10, 8}, {2, 8, 8}, {4, 12, 12}, {2, 40, 40}, {3, 64, 64}, {2, 64, 32}, {2, 80, 80}, {2, 128, 128}, {1, 128, 96},
+		} {
+			for _, neox := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/hd=%d/dims=%d/neox=%v", impl.Name, tt.hd, tt.dims, neox), func(t *testing.T) {
+					freqs := RopeFreqs(tt.dims, 10000, RopeScaling{})
+					x, ok := guardedOut(tt.heads*tt.hd, 3)
+					copy(x, randSlice(rng, len(x), 1))
+					orig := append([]float32(nil), x...)
+					const pos = 1237
+					impl.RoPE(x, tt.heads, tt.hd, pos, freqs, neox)
+					require.True(t, ok(), "guard band overwritten")
+					ref := append([]float32(nil), orig...)
+					generic.RoPE(ref, tt.heads, tt.hd, pos, freqs, neox)
+					for h := range tt.heads {
+						for i, f := range freqs {
+							a, b := h*tt.hd+2*i, h*tt.hd+2*i+1
+							if neox {
+								a, b = h*tt.hd+i, h*tt.hd+i+len(freqs)
+							}
+							s, c := math.Sincos(pos * f)
+							assert.InDelta(t, float64(orig[a])*c-float64(orig[b])*s, float64(x[a]), 2e-6)
+							assert.InDelta(t, float64(orig[a])*s+float64(orig[b])*c, float64(x[b]), 2e-6)
+						}
+						rest := h*tt.hd + tt.dims
+						assert.Equal(t, orig[rest:(h+1)*tt.hd], []float32(x[rest:(h+1)*tt.hd]), "dims past len(freqs)·2 pass through")
+					}
+					for i := range ref {
+						require.InDelta(t, ref[i], x[i], 1e-6, "vs generic [%d]", i)
+					}
+					// Rotation at position 0 is the identity.
+					y := append([]float32(nil), orig...)
+					impl.RoPE(y, tt.heads, tt.hd, 0, freqs, neox)
+					assert.Equal(t, orig, y)
+				})
 			}
-			assert.Equal(t, orig[h*hd+8:h*hd+10], x[h*hd+8:h*hd+10], "dims past Rope.Dims pass through")
 		}
-		// Rotation at position 0 is the identity.
-		y := append([]float32(nil), orig...)
-		RoPE(y, heads, hd, 0, freqs, neox)
-		assert.Equal(t, orig, y)
 	}
-	assert.Panics(t, func() { RoPE(make([]float32, 5), 1, 4, 0, freqs, false) })
+	assert.Panics(t, func() { RoPE(make([]float32, 5), 1, 4, 0, RopeFreqs(4, 10000, RopeScaling{}), false) })
 }
 
-// attentionRef is a float64 two-pass softmax attention over a contiguous
-// list of key/value rows.
+// attentionRef is a float64 two-pass softmax attention of one query row
+// over a contiguous list of key/value rows.
 func attentionRef(q []float32, keys, vals [][]float32, heads, kvHeads, hd int) []float64 {
 	out := make([]float64, heads*hd)
 	group := heads / kvHeads
@@ -98,63 +113,340 @@ func attentionRef(q []float32, keys, vals [][]float32, heads, kvHeads, hd int) [
 	return out
 }
 
-func TestAttentionPaged(t *testing.T) {
-	rng := rand.New(rand.NewPCG(8, 8))
-	for _, tt := range []struct {
-		heads, kvHeads, hd, bt, n int
-		bf16                      bool
-	}{
-		{1, 1, 4, 4, 1, false},
-		{4, 4, 8, 4, 9, false},
-		{8, 2, 16, 16, 40, false},
-		{6, 3, 12, 8, 33, true},
-		{2, 1, 64, 32, 100, true},
-	} {
-		const blocks = 20
-		kvw := tt.kvHeads * tt.hd
-		nb := (tt.n + tt.bt - 1) / tt.bt
-		table := make([]int32, nb+1)
-		for i, b := range rng.Perm(blocks)[:nb+1] { // scattered blocks
-			table[i] = int32(b)
+// attnCase is a step over a paged cache: sequences with their blocks
+// scattered over the cache, the keys and values each position holds (as
+// the cache stores them), and a query per row.
+type attnCase struct {
+	sh         AttnShape
+	k, v       KV
+	q          []float32
+	rows       int
+	seqs       []AttnSeq
+	keys, vals [][][]float32 // per sequence, per position
+}
+
+// newAttnCase builds a step: each lens[i] = {rows, len} is a sequence
+// whose last rows positions are this step's queries; an extra unowned row
+// sits between sequences.
+func newAttnCase(rng *rand.Rand, sh AttnShape, bf16 bool, lens [][2]int) *attnCase {
+	kvw := sh.KVHeads * sh.HeadDim
+	nb := 1
+	for _, l := range lens {
+		nb += (l[1]+sh.BlockTokens-1)/sh.BlockTokens + 1
+	}
+	blocks := nb + 3
+	c := &attnCase{sh: sh}
+	if bf16 {
+		c.k.BF16, c.v.BF16 = make([]uint16, blocks*sh.BlockTokens*kvw), make([]uint16, blocks*sh.BlockTokens*kvw)
+	} else {
+		c.k.F32, c.v.F32 = make([]float32, blocks*sh.BlockTokens*kvw), make([]float32, blocks*sh.BlockTokens*kvw)
+		for i := range c.k.F32 { // unused slots hold NaN: reading one poisons the result
+			c.k.F32[i], c.v.F32[i] = float32(math.NaN()), float32(math.NaN())
 		}
-		var k, v KV
-		if tt.bf16 {
-			k.BF16, v.BF16 = make([]uint16, blocks*tt.bt*kvw), make([]uint16, blocks*tt.bt*kvw)
-		} else {
-			k.F32, v.F32 = make([]float32, blocks*tt.bt*kvw), make([]float32, blocks*tt.bt*kvw)
+	}
+	perm := rng.Perm(blocks)
+	row := 0
+	for _, l := range lens {
+		nbs := (l[1] + sh.BlockTokens - 1) / sh.BlockTokens
+		table := make([]int32, nbs+1) // one spare entry past the length
+		for i := range table {
+			table[i] = int32(perm[0])
+			perm = perm[1:]
 		}
 		var keys, vals [][]float32
-		for p := range tt.n {
-			kr, vr := make([]float32, kvw), make([]float32, kvw)
-			for i := range kr {
-				kr[i], vr[i] = float32(rng.NormFloat64()*2), float32(rng.NormFloat64())
-				if tt.bf16 { // the reference sees what the cache holds
+		for p := range l[1] {
+			kr, vr := randSlice(rng, kvw, 1.5), randSlice(rng, kvw, 1)
+			if bf16 { // the reference sees what the cache holds
+				for i := range kr {
 					kr[i] = format.BF16ToFloat32(format.Float32ToBF16(kr[i]))
 					vr[i] = format.BF16ToFloat32(format.Float32ToBF16(vr[i]))
 				}
 			}
-			off := (int(table[p/tt.bt])*tt.bt + p%tt.bt) * kvw
-			k.Put(off, kr)
-			v.Put(off, vr)
+			off := (int(table[p/sh.BlockTokens])*sh.BlockTokens + p%sh.BlockTokens) * kvw
+			c.k.Put(off, kr)
+			c.v.Put(off, vr)
 			keys, vals = append(keys, kr), append(vals, vr)
 		}
-		q := make([]float32, tt.heads*tt.hd)
-		for i := range q {
-			q[i] = float32(rng.NormFloat64())
+		c.seqs = append(c.seqs, AttnSeq{Row: row, Rows: l[0], Len: l[1], Table: table})
+		c.keys, c.vals = append(c.keys, keys), append(c.vals, vals)
+		row += l[0] + 1
+	}
+	c.rows = row
+	c.q = randSlice(rng, c.rows*sh.Heads*sh.HeadDim, 1.5)
+	return c
+}
+
+// check runs impl on c with pool and compares every owned row with the
+// float64 reference (tol relative to 1 + |want|), every unowned row with
+// its untouched sentinel, and the guard band around o.
+func (c *attnCase) check(t *testing.T, impl *Impl, pool *Pool, tol float64) []float32 {
+	t.Helper()
+	width := c.sh.Heads * c.sh.HeadDim
+	o, ok := guardedOut(c.rows*width, 5)
+	q0 := append([]float32(nil), c.q...)
+	impl.Attention(pool, o, c.q, c.k, c.v, c.seqs, c.sh)
+	require.True(t, ok(), "guard band overwritten")
+	require.Equal(t, q0, c.q, "q is read-only")
+	owned := make([]bool, c.rows)
+	for si, s := range c.seqs {
+		for j := range s.Rows {
+			r := s.Row + j
+			owned[r] = true
+			n := s.Len - s.Rows + j + 1
+			want := attentionRef(c.q[r*width:(r+1)*width], c.keys[si][:n], c.vals[si][:n], c.sh.Heads, c.sh.KVHeads, c.sh.HeadDim)
+			for i, w := range want {
+				got := float64(o[r*width+i])
+				if math.Abs(got-w) > tol*(1+math.Abs(w)) {
+					require.InDelta(t, w, got, tol*(1+math.Abs(w)), "seq %d row %d (position %d) head %d dim %d",
+						si, j, n-1, i/c.sh.HeadDim, i%c.sh.HeadDim)
+				}
+			}
 		}
-		o := make([]float32, len(q))
-		buf := make([]float32, AttentionScratch(tt.heads, tt.kvHeads, tt.hd))
-		Attention(o, q, k, v, table, tt.n, tt.heads, tt.kvHeads, tt.hd, tt.bt, buf)
-		want := attentionRef(q, keys, vals, tt.heads, tt.kvHeads, tt.hd)
-		for i := range want {
-			require.InDelta(t, want[i], float64(o[i]), 1e-5, "%+v o[%d]", tt, i)
+	}
+	for r, own := range owned {
+		if !own {
+			for i := range width {
+				require.Equal(t, math.Float32bits(guardVal), math.Float32bits(o[r*width+i]), "unowned row %d is left alone", r)
+			}
+		}
+	}
+	return o
+}
+
+func TestAttention(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	pool := NewPool(3)
+	defer pool.Close()
+	dims := []int{8, 12, 40, 64, 80, 128}
+	groups := []int{1, 2, 4, 8}
+	if testing.Short() {
+		dims, groups = []int{12, 64}, []int{1, 8}
+	}
+	for _, hd := range dims {
+		for _, group := range groups {
+			for _, bt := range []int{16, 5} {
+				for _, bf16 := range []bool{false, true} {
+					kvHeads := 2
+					if group == 8 {
+						kvHeads = 1
+					}
+					sh := AttnShape{Heads: group * kvHeads, KVHeads: kvHeads, HeadDim: hd, BlockTokens: bt}
+					// Decode at 1, bt−1, bt, bt+1 tokens; prefill of a whole
+					// prompt; a chunk of prefill on top of cached tokens.
+					lens := [][2]int{{1, 1}, {1, bt - 1}, {1, bt}, {1, bt + 1}, {bt + 2, bt + 2}, {3, 3*bt + 1}}
+					if bt-1 == 0 {
+						lens[1] = [2]int{1, 2}
+					}
+					c := newAttnCase(rng, sh, bf16, lens)
+					for _, impl := range Impls() {
+						t.Run(fmt.Sprintf("%s/hd=%d/group=%d/kv=%d/bt=%d/bf16=%v", impl.Name, hd, group, kvHeads, bt, bf16), func(t *testing.T) {
+							got := c.check(t, impl, pool, 2e-5)
+							serial := c.check(t, impl, nil, 2e-5)
+							assert.True(t, sameBits(got, serial), "the split across threads does not change a bit")
+							if impl.Tier != Generic {
+								ref := c.check(t, allImpls[Generic], nil, 2e-5)
+								for i := range ref {
+									require.InDelta(t, ref[i], got[i], 4e-6*(1+math.Abs(float64(ref[i]))), "vs generic [%d]", i)
+								}
+							}
+						})
+					}
+				}
+			}
 		}
 	}
 }
 
-func TestAttentionEmpty(t *testing.T) {
-	o := []float32{1, 2, 3, 4}
-	buf := make([]float32, AttentionScratch(1, 1, 4))
-	Attention(o, make([]float32, 4), KV{F32: make([]float32, 16)}, KV{F32: make([]float32, 16)}, []int32{0}, 0, 1, 1, 4, 4, buf)
-	assert.Equal(t, []float32{0, 0, 0, 0}, o, "no positions: zeros")
+// TestAttentionPrefillTile covers long prefill: many tiles of rows per
+// sequence, each tile's causal mask cutting through blocks.
+func TestAttentionPrefillTile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	n := 150
+	if testing.Short() {
+		n = 70
+	}
+	for _, sh := range []AttnShape{
+		{Heads: 8, KVHeads: 2, HeadDim: 64, BlockTokens: 16},
+		{Heads: 8, KVHeads: 2, HeadDim: 80, BlockTokens: 32},
+		{Heads: 4, KVHeads: 4, HeadDim: 48, BlockTokens: 48},
+	} {
+		for _, bf16 := range []bool{false, true} {
+			c := newAttnCase(rng, sh, bf16, [][2]int{{n, n}, {n - 20, n + 7}})
+			for _, impl := range Impls() {
+				t.Run(fmt.Sprintf("%s/hd=%d/bt=%d/bf16=%v", impl.Name, sh.HeadDim, sh.BlockTokens, bf16), func(t *testing.T) {
+					c.check(t, impl, nil, 2e-5)
+				})
+			}
+		}
+	}
+}
+
+// goPrims are the flash-attention primitives in plain Go with vector
+// width w, so the flash driver is tested on every architecture and with
+// widths the assembly does not use.
+func goPrims(w int) *attnPrims {
+	f32 := func(p *float32, n int) []float32 { return unsafeSlice(p, n) }
+	return &attnPrims{
+		w: w,
+		dots: func(s, q *float32, nq, hdp int, k *float32, kstride, nk, sstride int) {
+			ss, qs, ks := f32(s, (nq-1)*sstride+nk), f32(q, nq*hdp), f32(k, (nk-1)*kstride+hdp)
+			for i := range nq {
+				for j := range nk {
+					var acc float32
+					for d := range hdp {
+						acc += qs[i*hdp+d] * ks[j*kstride+d]
+					}
+					ss[i*sstride+j] = acc
+				}
+			}
+		},
+		softmax: func(s *float32, sstride, ncol, nq int, m, l, c *float32) {
+			ss, ms, ls, cs := f32(s, (nq-1)*sstride+ncol), f32(m, nq), f32(l, nq), f32(c, nq)
+			for i := range nq {
+				row := ss[i*sstride : i*sstride+ncol]
+				mx := ms[i]
+				for _, v := range row {
+					mx = max(mx, v)
+				}
+				cs[i] = float32(math.Exp(float64(ms[i] - mx)))
+				var sum float32
+				for j, v := range row {
+					row[j] = float32(math.Exp(float64(v - mx)))
+					sum += row[j]
+				}
+				ls[i] = ls[i]*cs[i] + sum
+				ms[i] = mx
+			}
+		},
+		axpy: func(o, p, c *float32, nq, nk, pstride int, v *float32, vstride, hdp int) {
+			os, ps, cs, vs := f32(o, nq*hdp), f32(p, (nq-1)*pstride+nk), f32(c, nq), f32(v, (nk-1)*vstride+hdp)
+			for i := range nq {
+				oi := os[i*hdp : (i+1)*hdp]
+				for d := range oi {
+					oi[d] *= cs[i]
+				}
+				for j := range nk {
+					pj := ps[i*pstride+j]
+					for d := range oi {
+						oi[d] += pj * vs[j*vstride+d]
+					}
+				}
+			}
+		},
+		scale: func(y, x *float32, n int, a float32) {
+			ys, xs := f32(y, n&^(w-1)), f32(x, n&^(w-1))
+			for i, v := range xs {
+				ys[i] = v * a
+			}
+		},
+		bf16Rows: func(dst *float32, src *uint16, rows, n, dstride, sstride int) {
+			ds, ss := f32(dst, (rows-1)*dstride+n), unsafeSlice(src, (rows-1)*sstride+n)
+			for r := range rows {
+				for i := range n {
+					ds[r*dstride+i] = format.BF16ToFloat32(ss[r*sstride+i])
+				}
+			}
+		},
+	}
+}
+
+func unsafeSlice[T any](p *T, n int) []T { return unsafe.Slice(p, n) }
+
+func TestAttentionFlashDriver(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 10))
+	for _, w := range []int{1, 4, 16} {
+		for _, bf16 := range []bool{false, true} {
+			for _, hd := range []int{8, 12, 40} {
+				t.Run(fmt.Sprintf("w=%d/hd=%d/bf16=%v", w, hd, bf16), func(t *testing.T) {
+					sh := AttnShape{Heads: 4, KVHeads: 2, HeadDim: hd, BlockTokens: 5}
+					c := newAttnCase(rng, sh, bf16, [][2]int{{1, 1}, {1, 6}, {9, 9}, {4, 13}})
+					// The generic tier with flash primitives in Go.
+					opTable[Generic].attn = goPrims(w)
+					defer func() { opTable[Generic].attn = nil }()
+					c.check(t, allImpls[Generic], nil, 2e-5)
+				})
+			}
+		}
+	}
+}
+
+// TestAttentionNaN: a NaN key makes the heads reading it NaN from its
+// position on; other KV heads, and rows before it, stay exact.
+func TestAttentionNaN(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	sh := AttnShape{Heads: 4, KVHeads: 2, HeadDim: 16, BlockTokens: 4}
+	for _, impl := range Impls() {
+		for _, bf16 := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/bf16=%v", impl.Name, bf16), func(t *testing.T) {
+				c := newAttnCase(rng, sh, bf16, [][2]int{{10, 10}})
+				const bad = 6 // position
+				kvw := sh.KVHeads * sh.HeadDim
+				off := (int(c.seqs[0].Table[bad/4])*4+bad%4)*kvw + 3 // KV head 0, dim 3
+				if bf16 {
+					c.k.BF16[off] = 0x7fc0
+				} else {
+					c.k.F32[off] = float32(math.NaN())
+				}
+				width := sh.Heads * sh.HeadDim
+				o := make([]float32, c.rows*width)
+				impl.Attention(nil, o, c.q, c.k, c.v, c.seqs, sh)
+				for r := range 10 {
+					for h := range sh.Heads {
+						out := o[r*width+h*sh.HeadDim : r*width+(h+1)*sh.HeadDim]
+						nan := math.IsNaN(float64(out[0]))
+						assert.Equal(t, r >= bad && h < 2, nan, "row %d head %d", r, h)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestAttentionPanics(t *testing.T) {
+	sh := AttnShape{Heads: 2, KVHeads: 1, HeadDim: 4, BlockTokens: 4}
+	k := KV{F32: make([]float32, 2*4*4)}
+	o, q := make([]float32, 8), make([]float32, 8)
+	for _, tt := range []struct {
+		name string
+		seqs []AttnSeq
+		sh   AttnShape
+	}{
+		{"rows past q", []AttnSeq{{Row: 0, Rows: 2, Len: 2, Table: []int32{0}}}, sh},
+		{"longer than table", []AttnSeq{{Row: 0, Rows: 1, Len: 5, Table: []int32{0}}}, sh},
+		{"block past cache", []AttnSeq{{Row: 0, Rows: 1, Len: 1, Table: []int32{2}}}, sh},
+		{"fewer tokens than rows", []AttnSeq{{Row: 0, Rows: 1, Len: 0, Table: []int32{0}}}, sh},
+		{"heads not a multiple", nil, AttnShape{Heads: 3, KVHeads: 2, HeadDim: 4, BlockTokens: 4}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Panics(t, func() { Attention(nil, o, q, k, k, tt.seqs, tt.sh) })
+		})
+	}
+	assert.Panics(t, func() { Attention(nil, o, q, k, KV{BF16: make([]uint16, 32)}, nil, sh) }, "mixed cache types")
+}
+
+// FuzzAttention is differential: every assembly tier against the generic
+// one on shapes and data decoded from the input.
+func FuzzAttention(f *testing.F) {
+	f.Add(uint8(7), uint8(1), uint8(1), uint8(3), uint8(20), uint8(5), false, uint64(1))
+	f.Add(uint8(63), uint8(3), uint8(0), uint8(15), uint8(40), uint8(40), true, uint64(2))
+	f.Add(uint8(0), uint8(0), uint8(0), uint8(0), uint8(0), uint8(0), false, uint64(3))
+	f.Fuzz(func(t *testing.T, hd, group, kvHeads, bt, n, rows uint8, bf16 bool, seed uint64) {
+		sh := AttnShape{HeadDim: int(hd)%80 + 1, KVHeads: int(kvHeads)%2 + 1, BlockTokens: int(bt)%33 + 1}
+		sh.Heads = sh.KVHeads * (int(group)%4 + 1)
+		total := int(n)%48 + 1
+		r := int(rows)%total + 1
+		rng := rand.New(rand.NewPCG(seed, 99))
+		c := newAttnCase(rng, sh, bf16, [][2]int{{r, total}, {1, total/2 + 1}})
+		want := make([]float32, len(c.q))
+		allImpls[Generic].Attention(nil, want, c.q, c.k, c.v, c.seqs, sh)
+		for _, impl := range Impls()[1:] {
+			got := make([]float32, len(c.q))
+			impl.Attention(nil, got, c.q, c.k, c.v, c.seqs, sh)
+			for i := range want {
+				if d := math.Abs(float64(got[i] - want[i])); !(d <= 4e-6*(1+math.Abs(float64(want[i])))) {
+					t.Fatalf("%s %+v rows %d/%d: o[%d] = %g, generic %g", impl.Name, sh, r, total, i, got[i], want[i])
+				}
+			}
+		}
+	})
 }

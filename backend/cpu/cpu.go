@@ -328,6 +328,10 @@ func hasKernels(t format.Type) bool {
 	return false
 }
 
+// elemGrain is the number of elements below which an elementwise op or a
+// set of normalised rows is not split across threads.
+const elemGrain = 1 << 14
+
 // Program is a compiled CPU operation.
 type Program struct {
 	b       *Backend
@@ -402,15 +406,17 @@ func (p *Program) Run(ctx context.Context, in, out []backend.Buffer) error {
 		if s.Bias {
 			bias := bi[2].data
 			for i := range s.M {
-				kernels.Add(y[i*s.N:(i+1)*s.N], y[i*s.N:(i+1)*s.N], bias)
+				p.b.impl.Add(y[i*s.N:(i+1)*s.N], y[i*s.N:(i+1)*s.N], bias)
 			}
 		}
 	case backend.OpRMSNorm:
 		x, g, y := bi[0].data, bi[1].data, bo[0].data
 		seg := len(g)
-		for i := range s.M * s.N / seg {
-			kernels.RMSNorm(y[i*seg:(i+1)*seg], x[i*seg:(i+1)*seg], g, s.Eps)
-		}
+		p.b.pool.For(s.M*s.N/seg, max(1, elemGrain/seg), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				p.b.impl.RMSNorm(y[i*seg:(i+1)*seg], x[i*seg:(i+1)*seg], g, s.Eps)
+			}
+		})
 	case backend.OpGather:
 		x, y := bi[0].data, bo[0].data
 		for i, r := range bi[1].i32() {
@@ -420,9 +426,11 @@ func (p *Program) Run(ctx context.Context, in, out []backend.Buffer) error {
 			copy(y[i*s.N:(i+1)*s.N], x[int(r)*s.N:(int(r)+1)*s.N])
 		}
 	case backend.OpAdd:
-		kernels.Add(bo[0].data, bi[0].data, bi[1].data)
+		y, a, c := bo[0].data, bi[0].data, bi[1].data
+		p.b.pool.For(len(y), elemGrain, func(lo, hi int) { p.b.impl.Add(y[lo:hi], a[lo:hi], c[lo:hi]) })
 	case backend.OpSwiGLU:
-		kernels.SwiGLU(bo[0].data, bi[0].data, bi[1].data)
+		y, gate, up := bo[0].data, bi[0].data, bi[1].data
+		p.b.pool.For(len(y), elemGrain, func(lo, hi int) { p.b.impl.SwiGLU(y[lo:hi], gate[lo:hi], up[lo:hi]) })
 	case backend.OpEmbed:
 		w := bi[1].w
 		if w == nil {
@@ -436,13 +444,17 @@ func (p *Program) Run(ctx context.Context, in, out []backend.Buffer) error {
 			w.Row(int(id), y[i*s.K:(i+1)*s.K])
 		}
 	case backend.OpRoPE:
-		x, width := bo[0].data, s.Heads*s.HeadDim
-		for i, pos := range bi[1].i32() {
+		x, width, positions := bo[0].data, s.Heads*s.HeadDim, bi[1].i32()
+		for i, pos := range positions {
 			if pos < 0 {
 				return fmt.Errorf("run %s: negative position %d at row %d", s, pos, i)
 			}
-			kernels.RoPE(x[i*width:(i+1)*width], s.Heads, s.HeadDim, int(pos), p.freqs, s.Rope.Style == backend.RopeNeoX)
 		}
+		p.b.pool.For(len(positions), max(1, elemGrain/width), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				p.b.impl.RoPE(x[i*width:(i+1)*width], s.Heads, s.HeadDim, int(positions[i]), p.freqs, s.Rope.Style == backend.RopeNeoX)
+			}
+		})
 	case backend.OpKVWrite:
 		return p.kvWrite(bi)
 	case backend.OpAttention:
@@ -511,21 +523,20 @@ func (p *Program) attention(bi []*Buffer, o []float32) error {
 			owner[r] = int32(si)
 		}
 	}
-	p.b.pool.For(s.M, 1, func(lo, hi int) {
-		buf := make([]float32, kernels.AttentionScratch(s.Heads, s.KVHeads, s.HeadDim))
-		for r := lo; r < hi; r++ {
-			or := o[r*width : (r+1)*width]
-			si := owner[r]
-			if si < 0 {
-				clear(or)
-				continue
-			}
-			first, n, total := int(seq[3*si]), int(seq[3*si+1]), int(seq[3*si+2])
-			ctx := total - n + (r - first) + 1 // positions this row attends to
-			kernels.Attention(or, q[r*width:(r+1)*width], kc, vc, table[int(si)*s.MaxBlocks:(int(si)+1)*s.MaxBlocks],
-				ctx, s.Heads, s.KVHeads, s.HeadDim, s.BlockTokens, buf)
+	var seqs []kernels.AttnSeq
+	for si := range s.Seqs {
+		first, n, total := int(seq[3*si]), int(seq[3*si+1]), int(seq[3*si+2])
+		if n > 0 {
+			seqs = append(seqs, kernels.AttnSeq{Row: first, Rows: n, Len: total, Table: table[si*s.MaxBlocks : (si+1)*s.MaxBlocks]})
 		}
-	})
+	}
+	for r, si := range owner {
+		if si < 0 {
+			clear(o[r*width : (r+1)*width])
+		}
+	}
+	p.b.impl.Attention(p.b.pool, o, q, kc, vc, seqs,
+		kernels.AttnShape{Heads: s.Heads, KVHeads: s.KVHeads, HeadDim: s.HeadDim, BlockTokens: s.BlockTokens})
 	return nil
 }
 

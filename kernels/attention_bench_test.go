@@ -1,0 +1,79 @@
+package kernels
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mnemo-ai/mnemo/bench/roofline"
+)
+
+// attnRoofline measures, once per process, the fp32 FMA peaks the
+// attention benchmarks report a fraction of.
+var attnRoofline = sync.OnceValues(func() (roofline.Limits, error) {
+	return roofline.Measure(context.Background(), roofline.Options{
+		Probes:  []string{roofline.FMAZMM, roofline.FMAYMM},
+		Runs:    3,
+		MinTime: 100 * time.Millisecond,
+	})
+})
+
+// BenchmarkAttention runs TinyLlama's attention (32 query heads, 4 KV
+// heads, head dim 64, 16-token blocks) for one decoding sequence at
+// contexts 512 and 2048 and for a 512-token prefill, reporting GFLOP/s
+// (4·HeadDim FLOP per query head and attended position: the q·k dot and
+// the weighted sum of v) and the fraction of the fp32 FMA roof measured in
+// the same process for the tier's vector width and thread count.
+func BenchmarkAttention(b *testing.B) {
+	rng := rand.New(rand.NewPCG(12, 12))
+	sh := AttnShape{Heads: 32, KVHeads: 4, HeadDim: 64, BlockTokens: 16}
+	cases := []struct {
+		name       string
+		rows, size int
+	}{
+		{"decode/ctx=512", 1, 512},
+		{"decode/ctx=2048", 1, 2048},
+		{"prefill/n=512", 512, 512},
+	}
+	for _, kvType := range []string{"f32", "bf16"} {
+		for _, cs := range cases {
+			c := newAttnCase(rng, sh, kvType == "bf16", [][2]int{{cs.rows, cs.size}})
+			attended := 0
+			for j := range cs.rows {
+				attended += cs.size - cs.rows + j + 1
+			}
+			flop := 4 * float64(sh.Heads*sh.HeadDim) * float64(attended)
+			o := make([]float32, len(c.q))
+			for _, threads := range []int{1, 2} {
+				pool := NewPool(threads)
+				for _, impl := range Impls() {
+					b.Run(fmt.Sprintf("impl=%s/%s/kv=%s/threads=%d", impl.Name, cs.name, kvType, threads), func(b *testing.B) {
+						for b.Loop() {
+							impl.Attention(pool, o, c.q, c.k, c.v, c.seqs, sh)
+						}
+						gflops := flop * float64(b.N) / b.Elapsed().Seconds() / 1e9
+						b.ReportMetric(gflops, "GFLOP/s")
+						if impl.Tier == Generic {
+							return
+						}
+						lim, err := attnRoofline()
+						if err != nil {
+							b.Fatal(err)
+						}
+						peak := lim.At(threads).FMAYMMGflops
+						if impl.Tier == AVX512 {
+							peak = lim.At(threads).FMAZMMGflops
+						}
+						if peak > 0 {
+							b.ReportMetric(gflops/peak, "roof")
+						}
+					})
+				}
+				pool.Close()
+			}
+		}
+	}
+}
