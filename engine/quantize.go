@@ -124,6 +124,9 @@ func QuantizeFile(in, out string, t format.Type, progress func(done, total int64
 	if err := w.WriteFile(tmp.Name()); err != nil {
 		return st, fmt.Errorf("quantize %s: %w", out, err)
 	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil { // CreateTemp makes it 0600
+		return st, fmt.Errorf("quantize: %w", err)
+	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return st, fmt.Errorf("quantize: %w", err)
 	}

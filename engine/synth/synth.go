@@ -113,6 +113,9 @@ func WriteFile(path string, s Spec) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("synth: write %s: %w", path, err)
 	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil { // CreateTemp makes it 0600
+		return fmt.Errorf("synth: %w", err)
+	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("synth: %w", err)
 	}

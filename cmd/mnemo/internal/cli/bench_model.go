@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 
 	"github.com/mnemo-ai/mnemo/bench/modelbench"
 )
@@ -29,6 +30,7 @@ func runBenchModel(ctx context.Context, env Env, args []string) error {
 	reps := fs.Int("reps", 3, "repetitions; the best counts")
 	jsonOut := fs.String("json", "", "also write the result as JSON to FILE")
 	roof := fs.Bool("roofline", true, "measure the read bandwidth and compute roof to relate the speeds to")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured runs to FILE (go tool pprof)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -53,6 +55,17 @@ func runBenchModel(ctx context.Context, env Env, args []string) error {
 	threads := mf.threads
 	if tb, ok := l.be.(interface{ Threads() int }); ok {
 		threads = tb.Threads()
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := modelbench.Run(ctx, l.model, filepath.Base(pos[0]), modelbench.Options{
 		Prompt: *p, Gen: *n, BatchSeqs: *seqs, Threads: threads, Reps: *reps, Chunk: mf.batch,
