@@ -16,3 +16,6 @@ func Gather(rt *Runtime, n int) {
 	})
 	<-started
 }
+
+// DecodeMeta decodes snapshot metadata (for fuzzing).
+func DecodeMeta(b []byte) (*State, error) { return decodeMeta(b, nil) }

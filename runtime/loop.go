@@ -51,11 +51,12 @@ func (rt *Runtime) enqueue(ctx context.Context, it *item, toks []int32, haveLogi
 	}
 	it.ctx = ctx
 	it.start = time.Now()
-	it.res.CachedTokens = s.table.Len
 	s.mu.Lock()
 	s.tokens = append(s.tokens, toks...)
 	s.meta.Updated = rt.opt.Now()
 	s.mu.Unlock()
+	rt.matchPrefix(s)
+	it.res.CachedTokens = s.table.Len
 	if it.gen && s.table.Len == len(s.tokens) && !haveLogits {
 		if len(s.tokens) == 0 {
 			return fmt.Errorf("session %q: nothing to generate from: the session is empty", s.id)
@@ -75,6 +76,23 @@ func (rt *Runtime) enqueue(ctx context.Context, it *item, toks []int32, haveLogi
 	it.unwake = context.AfterFunc(ctx, rt.kick)
 	rt.waiting = append(rt.waiting, it)
 	return nil
+}
+
+// matchPrefix gives a session with an empty table the longest prefix of
+// its history that the prefix cache holds (on the loop). The last token
+// is left out: its logits are needed.
+func (rt *Runtime) matchPrefix(s *Session) {
+	if rt.opt.Cache == nil || len(s.table.Blocks) > 0 || len(s.tokens) < 2 {
+		return
+	}
+	t := rt.opt.Cache.Match(s.salt, s.tokens[:len(s.tokens)-1])
+	if t.Len == 0 {
+		t.Release(rt.kv.Pool)
+		return
+	}
+	s.table = t
+	s.logits = nil
+	s.setCached()
 }
 
 // prepareGen builds the sampler, stopper and decoder of a generation (on
@@ -326,6 +344,10 @@ func (rt *Runtime) step() {
 			rt.stats.DecodeTokens++
 		} else {
 			rt.stats.PrefillTokens += int64(c.N)
+		}
+		if pc := rt.opt.Cache; pc != nil {
+			// Cannot fail: the history holds the table's tokens.
+			_ = pc.Publish(it.s.salt, it.s.tokens, it.s.table)
 		}
 		it.s.setCached()
 		if it.s.table.Len < len(it.s.tokens) {

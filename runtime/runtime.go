@@ -29,6 +29,17 @@
 // into a partly filled last block that another table also holds, the loop
 // drops that block from the writer's table and recomputes its few tokens
 // (fewer than one block) as part of the next chunk.
+//
+// # Persistence and prefix sharing
+//
+// A DiskStore (Options.Store) keeps sessions in a kvcache snapshot store:
+// Close and Session.Save write the state and its KV blocks, Open restores
+// them (the blocks are read when the session is opened, not at start-up),
+// and a snapshot made with another model is refused (ErrFingerprint). Its
+// prefix cache (Options.Cache) lets sessions of one tenant share the
+// blocks of an equal prefix: a session with an empty table starts from the
+// longest cached prefix of its history, and full blocks are published
+// after every step.
 package runtime
 
 import (
@@ -114,6 +125,16 @@ type Options struct {
 	// Fingerprint names the model; sessions record it and a stored
 	// session with another fingerprint is refused.
 	Fingerprint string
+	// Cache, if set, is the prefix cache attached to the model's pool
+	// (DiskStore.Cache): a session whose table is empty starts from the
+	// longest cached prefix of its tokens, and full blocks are published
+	// after every step, so sessions of one tenant share equal prefixes
+	// (a common system prompt is computed and stored once).
+	Cache *kvcache.Cache
+	// Secret derives each tenant's salt for Cache (kvcache.TenantSalt), so
+	// that prefix sharing never crosses tenants; it must be the
+	// DiskStore's.
+	Secret []byte
 	// EventBuffer is how many undelivered events a generation may hold
 	// before it sits out steps (default 64).
 	EventBuffer int
@@ -322,6 +343,9 @@ func (rt *Runtime) live(id string) (*Session, error) {
 func (rt *Runtime) newSession(st *State, so sample.Options) *Session {
 	s := &Session{rt: rt, id: st.ID, meta: st.Meta, tokens: st.Tokens, msgs: st.Messages, chat: st.Chat,
 		rng: st.Sampler, sampling: so, table: st.Table}
+	if rt.opt.Cache != nil {
+		s.salt = kvcache.TenantSalt(rt.opt.Secret, st.Meta.Tenant)
+	}
 	if s.table == nil {
 		s.table = &kvcache.Table{}
 	}

@@ -38,6 +38,7 @@ type Session struct {
 	closed   bool
 
 	// Loop-owned.
+	salt     kvcache.Salt // the tenant's, for the prefix cache
 	table    *kvcache.Table
 	item     *item
 	detached bool
@@ -465,4 +466,36 @@ func (s *Session) detach(ctx context.Context, save bool) error {
 	}
 	s.table.Release(rt.kv.Pool)
 	return err
+}
+
+// Save writes the session's current state to the Store without closing
+// it: the state and a fork of its block table are taken between two
+// steps, and the snapshot is written while the loop goes on (the session
+// may keep generating; its next write into the shared partial last block
+// copies or recomputes that block). Without a Store it does nothing.
+func (s *Session) Save(ctx context.Context) error {
+	rt := s.rt
+	if rt.opt.Store == nil {
+		return nil
+	}
+	var st *State
+	var err error
+	if derr := rt.do(ctx, func() {
+		if s.detached {
+			err = fmt.Errorf("session %q: %w", s.id, ErrSessionClosed)
+			return
+		}
+		st = s.state()
+		st.Table = s.table.Fork(rt.kv.Pool)
+	}); derr != nil {
+		return derr
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Table.Release(rt.kv.Pool)
+	if err := rt.opt.Store.Save(ctx, st); err != nil {
+		return fmt.Errorf("save session %q: %w", s.id, err)
+	}
+	return nil
 }

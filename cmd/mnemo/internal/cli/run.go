@@ -18,12 +18,13 @@ import (
 	"github.com/mnemo-ai/mnemo/engine/sample"
 	"github.com/mnemo-ai/mnemo/engine/tokenizer"
 	"github.com/mnemo-ai/mnemo/kvcache"
+	"github.com/mnemo-ai/mnemo/runtime"
 )
 
 func init() {
 	register(&Command{
 		Name: "run",
-		Args: "MODEL [--prompt TEXT] [-n N] [--temp T] [--seed S] [--chat] [flags]",
+		Args: "MODEL [--prompt TEXT] [-n N] [--temp T] [--seed S] [--chat] [--session NAME [--state-dir DIR]] [flags]",
 		Summary: "generate text from a prompt, streamed to stdout; without --prompt on a terminal, " +
 			"an interactive chat that keeps its KV cache between turns",
 		Run: runRun,
@@ -64,6 +65,8 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	system := fs.String("system", "", "system message for chat")
 	tokPath := fs.String("tokenizer", "", "llama2.c tokenizer.bin (llama2.c checkpoints carry no vocabulary)")
 	stats := fs.Bool("stats", true, "print timings to stderr")
+	session := fs.String("session", "", "resume (or start) the named conversation, kept in --state-dir across runs")
+	stateDir := stateDirFlag(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -73,6 +76,11 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	}
 	if *n < 1 {
 		return usagef("-n must be positive")
+	}
+	if *session != "" {
+		if err := runtime.ValidateID(*session); err != nil {
+			return usagef("--session: %v", err)
+		}
 	}
 	sf.opts.Temperature, sf.opts.TopP, sf.opts.MinP, sf.opts.RepeatPenalty = float32(temp), float32(topP), float32(minP), float32(rep)
 	sf.opts.MaxTokens, sf.opts.Stop, sf.opts.PenaltyLastN = *n, sf.stop, 64
@@ -99,6 +107,11 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	c.ctxLen = min(c.ctxLen, 4096)
 	if mf.context > 0 {
 		c.ctxLen = mf.context
+	}
+	if *session != "" {
+		return runWithSession(ctx, &sessionRun{env: env, l: l, mf: &mf, path: pos[0], tokPath: *tokPath, tok: tok,
+			tmpl: tmpl, opts: sf.opts, stateDir: *stateDir, name: *session, system: *system, stats: *stats,
+			ctxLen: c.ctxLen}, *prompt, *chatMode)
 	}
 	defer c.seq.Table.Release(l.model.KV().Pool)
 	if *system != "" {
