@@ -10,9 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
-
 	"github.com/mnemo-ai/mnemo/bench"
 	"github.com/mnemo-ai/mnemo/bench/roofline"
 	"github.com/mnemo-ai/mnemo/kernels"
@@ -173,46 +170,4 @@ func writeFile(name string, write func(io.Writer) error) (err error) {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
-}
-
-// progress is a progress bar on a terminal stderr; elsewhere it does
-// nothing.
-type progress struct {
-	bar *progressbar.ProgressBar
-	w   io.Writer
-}
-
-func newProgress(stderr io.Writer) *progress {
-	f, ok := stderr.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return &progress{}
-	}
-	return &progress{w: stderr}
-}
-
-func (p *progress) update(done, total int, label string) {
-	if p.w == nil {
-		return
-	}
-	if p.bar == nil {
-		p.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(p.w),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionClearOnFinish(),
-		)
-	}
-	if p.bar.GetMax() != total {
-		p.bar.ChangeMax(total)
-	}
-	p.bar.Describe(label)
-	_ = p.bar.Set(done) // a failed terminal write only loses a redraw
-}
-
-func (p *progress) finish() {
-	if p.bar != nil {
-		_ = p.bar.Finish()
-		_ = p.bar.Clear()
-	}
 }

@@ -95,9 +95,12 @@ func (f *modelFlags) open(env Env, path string, extra func(*engineOptions)) (*lo
 		Weights: f.weights, KV: kv, ContextLength: f.context, MaxBatchTokens: f.batch,
 		Logger: slog.New(slog.NewTextHandler(logOut, nil)),
 	}
+	bar := newProgress(env.Stderr)
+	opt.Progress = func(done, total int64) { bar.update(int(done>>20), int(total>>20), "loading (MiB)") }
 	if extra != nil {
 		extra(&opt)
 	}
+	defer bar.finish()
 	if l.model, err = engine.New(l.src, l.be, opt); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("load %s: %w", path, err)
