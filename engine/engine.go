@@ -179,5 +179,16 @@ func New(src model.Source, be backend.Backend, opt Options) (Model, error) {
 	if err := opt.validate(cfg); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	return c(src, be, opt)
+	m, err := c(src, be, opt)
+	if err != nil {
+		return nil, err
+	}
+	// The weights now live in the backend in their packed layout: the
+	// file's pages need not stay resident.
+	if r, ok := src.(interface{ ReleasePages() error }); ok {
+		if err := r.ReleasePages(); err != nil {
+			opt.Logger.Warn("could not release the model file's pages", "err", err)
+		}
+	}
+	return m, nil
 }

@@ -139,7 +139,7 @@ func (l *Loader) Matrix(name string, n, k int) (backend.Buffer, format.Type, err
 		buf.Close()
 		return nil, 0, fmt.Errorf("tensor %s: %w", name, err)
 	}
-	l.bytes += int64(len(host))
+	l.bytes += int64(bufferBytes(buf, len(host)))
 	l.progress(len(t.Data))
 	return buf, ft, nil
 }
@@ -284,6 +284,15 @@ func (l *Loader) Vector(name string, n int) (backend.Buffer, error) {
 	l.bytes += int64(4 * n)
 	l.progress(len(t.Data))
 	return buf, nil
+}
+
+// bufferBytes returns the memory a backend buffer holds, if the backend
+// says (packed layouts can be larger than the file encoding), else n.
+func bufferBytes(b backend.Buffer, n int) int {
+	if s, ok := b.(interface{ Bytes() int }); ok {
+		return s.Bytes()
+	}
+	return n
 }
 
 func f32Bytes(v []float32) []byte {

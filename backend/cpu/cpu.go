@@ -152,6 +152,15 @@ func (buf *Buffer) Shape() backend.Shape { return buf.shape }
 // dtypes). The slice stays valid until Close.
 func (buf *Buffer) F32() []float32 { return buf.data }
 
+// Bytes returns the memory the buffer holds: the packed size of written
+// weights, else the host encoding's size.
+func (buf *Buffer) Bytes() int {
+	if buf.w != nil {
+		return buf.w.Bytes()
+	}
+	return buf.bytes
+}
+
 // Matrix returns the packed weights of a weight buffer (nil before Write).
 func (buf *Buffer) Matrix() *kernels.Matrix { return buf.w }
 

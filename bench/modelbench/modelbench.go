@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mnemo-ai/mnemo/bench/roofline"
@@ -55,6 +58,12 @@ type Result struct {
 	BatchSeqs       int     `json:"batch_seqs"`
 	BatchTokS       float64 `json:"batch_tok_s"`
 	BatchSpeedup    float64 `json:"batch_speedup"`
+	// RSSBytes is the process's resident memory when Run starts (after
+	// loading), next to what the model needs: WeightBytes in the backend
+	// and KVBytes for the whole cache.
+	RSSBytes    int64 `json:"rss_bytes"`
+	WeightBytes int64 `json:"weight_bytes"`
+	KVBytes     int64 `json:"kv_bytes"`
 }
 
 // matrixByter is implemented by models that report the weight bytes a
@@ -95,11 +104,17 @@ func Run(ctx context.Context, m engine.Model, name string, opt Options) (Result,
 		return Result{}, errors.New("modelbench: prompt, gen, batch and reps must be positive")
 	}
 	cfg := m.Config()
-	res := Result{Model: name, Threads: opt.Threads, PromptTokens: opt.Prompt, GenTokens: opt.Gen, BatchSeqs: opt.BatchSeqs}
+	rss := residentBytes()
+	res := Result{RSSBytes: rss,Model: name, Threads: opt.Threads, PromptTokens: opt.Prompt, GenTokens: opt.Gen, BatchSeqs: opt.BatchSeqs}
 	mb, ok := m.(matrixByter)
 	if !ok {
 		return res, errors.New("modelbench: the model does not report its weight bytes")
 	}
+	if wb, ok := m.(interface{ WeightBytes() int64 }); ok {
+		res.WeightBytes = wb.WeightBytes()
+	}
+	kv := m.KV()
+	res.KVBytes = int64(kv.Blocks) * int64(kv.BlockTokens) * int64(kv.BytesPerToken())
 	var top int64
 	for f, b := range mb.MatrixBytes() {
 		res.MatrixBytes += b
@@ -228,4 +243,25 @@ func Fprint(w io.Writer, r Result) {
 	if r.BatchSeqs > 1 {
 		fmt.Fprintf(w, "  tg×%-4d %8.1f tok/s  (%.2f× one sequence)\n", r.BatchSeqs, r.BatchTokS, r.BatchSpeedup)
 	}
+	if r.RSSBytes > 0 {
+		need := r.WeightBytes + r.KVBytes
+		fmt.Fprintf(w, "  memory   %.1f MB resident after load = %.2f× weights %.1f MB + KV cache %.1f MB\n",
+			float64(r.RSSBytes)/1e6, float64(r.RSSBytes)/float64(need), float64(r.WeightBytes)/1e6, float64(r.KVBytes)/1e6)
+	}
+}
+
+// residentBytes returns the process's resident set size (Linux; 0
+// elsewhere or on error).
+func residentBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" && f[2] == "kB" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -825,3 +825,8 @@ func withIndex(err error, field string, i int) error {
 	}
 	return err
 }
+
+// ReleasePages drops the file's mapped pages from the process's resident
+// memory once the caller has copied what it needs (see mmap.Map.DontNeed);
+// later reads fault them back in.
+func (f *File) ReleasePages() error { return f.m.DontNeed() }

@@ -324,3 +324,8 @@ func ParseTokenizer(b []byte, vocabSize int) (*Tokenizer, error) {
 	}
 	return t, nil
 }
+
+// ReleasePages drops the file's mapped pages from the process's resident
+// memory once the caller has copied what it needs (see mmap.Map.DontNeed);
+// later reads fault them back in.
+func (f *File) ReleasePages() error { return f.m.DontNeed() }

@@ -215,3 +215,9 @@ func (s *Llama2CSource) Tensor(name string) (Tensor, error) {
 
 // Close implements Source.
 func (s *Llama2CSource) Close() error { return s.file.Close() }
+
+// ReleasePages drops the GGUF file's mapped pages from resident memory.
+func (s *GGUFSource) ReleasePages() error { return s.file.ReleasePages() }
+
+// ReleasePages drops the checkpoint's mapped pages from resident memory.
+func (s *Llama2CSource) ReleasePages() error { return s.file.ReleasePages() }

@@ -72,3 +72,15 @@ func (m *Map) Close() error {
 	m.data = nil
 	return err
 }
+
+// DontNeed tells the kernel the mapped pages are not needed for now: they
+// leave the process's resident set (a file's pages stay in the page cache)
+// and fault back in if read again. Loaders call it once the weights have
+// been copied into their packed layout. Without a real mapping it does
+// nothing.
+func (m *Map) DontNeed() error {
+	if m == nil || !m.mapped || len(m.data) == 0 {
+		return nil
+	}
+	return dontNeed(m.data)
+}

@@ -17,3 +17,5 @@ func mapFile(f *os.File, size int) ([]byte, bool, error) {
 }
 
 func unmap(b []byte) error { return unix.Munmap(b) }
+
+func dontNeed(b []byte) error { return unix.Madvise(b, unix.MADV_DONTNEED) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 
 	"github.com/mnemo-ai/mnemo/backend"
 	_ "github.com/mnemo-ai/mnemo/backend/cpu" // the cpu backend
@@ -105,6 +106,9 @@ func (f *modelFlags) open(env Env, path string, extra func(*engineOptions)) (*lo
 		l.Close()
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
+	// Loading made transient copies of the weights (file encoding,
+	// requantized rows): hand that memory back before serving.
+	debug.FreeOSMemory()
 	if wb, ok := l.model.(weightByter); ok {
 		l.bytes = wb.WeightBytes()
 	}
