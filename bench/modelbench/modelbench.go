@@ -105,7 +105,7 @@ func Run(ctx context.Context, m engine.Model, name string, opt Options) (Result,
 	}
 	cfg := m.Config()
 	rss := residentBytes()
-	res := Result{RSSBytes: rss,Model: name, Threads: opt.Threads, PromptTokens: opt.Prompt, GenTokens: opt.Gen, BatchSeqs: opt.BatchSeqs}
+	res := Result{RSSBytes: rss, Model: name, Threads: opt.Threads, PromptTokens: opt.Prompt, GenTokens: opt.Gen, BatchSeqs: opt.BatchSeqs}
 	mb, ok := m.(matrixByter)
 	if !ok {
 		return res, errors.New("modelbench: the model does not report its weight bytes")
