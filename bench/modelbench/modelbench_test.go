@@ -1,0 +1,56 @@
+package modelbench_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mnemo-ai/mnemo/backend"
+	"github.com/mnemo-ai/mnemo/backend/cpu"
+	"github.com/mnemo-ai/mnemo/bench/modelbench"
+	"github.com/mnemo-ai/mnemo/engine"
+	_ "github.com/mnemo-ai/mnemo/engine/arch/llama"
+	"github.com/mnemo-ai/mnemo/engine/model"
+	"github.com/mnemo-ai/mnemo/engine/synth"
+)
+
+func TestRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	require.NoError(t, synth.WriteFile(path, synth.Tiny("llama")))
+	src, err := model.Open(path)
+	require.NoError(t, err)
+	defer src.Close()
+	be, err := cpu.New(backend.Options{})
+	require.NoError(t, err)
+	defer be.Close()
+	m, err := engine.New(src, be, engine.Options{Weights: "q8_0", KVTokens: 256, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer m.Close()
+
+	res, err := modelbench.Run(context.Background(), m, "tiny", modelbench.Options{Prompt: 20, Gen: 5, BatchSeqs: 3, Reps: 1, Chunk: 8, SkipRoofline: true})
+	require.NoError(t, err)
+	assert.Equal(t, "q8_0", res.Format)
+	assert.Positive(t, res.PrefillTokS)
+	assert.Positive(t, res.DecodeTokS)
+	assert.Positive(t, res.BatchTokS)
+	assert.InDelta(t, res.BatchTokS/res.DecodeTokS, res.BatchSpeedup, 1e-9)
+	assert.Positive(t, res.MatrixBytes)
+	assert.GreaterOrEqual(t, res.WeightBytes, res.MatrixBytes, "the embedding table is weights too")
+	assert.Positive(t, res.KVBytes)
+	if runtime.GOOS == "linux" {
+		assert.Positive(t, res.RSSBytes)
+	}
+	assert.Equal(t, m.KV().Blocks, m.KV().Pool.Free(), "every block returned")
+	var out bytes.Buffer
+	modelbench.Fprint(&out, res)
+	assert.Contains(t, out.String(), "tok/s")
+
+	_, err = modelbench.Run(context.Background(), m, "tiny", modelbench.Options{Prompt: -1, SkipRoofline: true})
+	assert.Error(t, err)
+}
