@@ -277,6 +277,18 @@ func Open(name string, opt Options) (Backend, error) {
 	return b, nil
 }
 
+// CheckRun verifies a Run call's input and output buffers against a
+// program's signature, naming the program and the first mismatch.
+func CheckRun(spec Spec, in, out []Buffer, wantIn, wantOut []Param) error {
+	if err := CheckBuffers("input", in, wantIn); err != nil {
+		return fmt.Errorf("run %s: %w", spec, err)
+	}
+	if err := CheckBuffers("output", out, wantOut); err != nil {
+		return fmt.Errorf("run %s: %w", spec, err)
+	}
+	return nil
+}
+
 // CheckBuffers verifies that bufs match want (dtype and shape), naming the
 // first mismatch. Backends call it at the top of Run.
 func CheckBuffers(role string, bufs []Buffer, want []Param) error {

@@ -389,11 +389,8 @@ func (p *Program) Run(ctx context.Context, in, out []backend.Buffer) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := backend.CheckBuffers("input", in, p.in); err != nil {
-		return fmt.Errorf("run %s: %w", p.spec, err)
-	}
-	if err := backend.CheckBuffers("output", out, p.out); err != nil {
-		return fmt.Errorf("run %s: %w", p.spec, err)
+	if err := backend.CheckRun(p.spec, in, out, p.in, p.out); err != nil {
+		return err
 	}
 	bi, err := p.own(in)
 	if err != nil {
