@@ -13,8 +13,9 @@ import (
 
 // fpKernel is the signature of the generated float-format kernels
 // (fpkern_amd64.go): groups groups of fpGroup packed rows at w, gstride
-// bytes apart (E8M0 scales at sc, gstride/32 bytes apart, for MX; decode
-// tables at tab for the AVX-512 FP8 kernels; row multipliers at rmul),
+// bytes apart (E8M0 scales at sc, gstride/32 bytes apart, for MX; for
+// the kernels with asmgen's pfNext, bytes at sc, walked like w, to prefetch;
+// decode tables at tab for the AVX-512 FP8 kernels; row multipliers at rmul),
 // against mb activation rows at x (xstride bytes apart), over chunks 64-byte
 // chunks of each row; the fpGroup outputs of each group and activation row
 // are stored to y (rows ystride bytes apart), or added to it if accum != 0.
@@ -150,30 +151,42 @@ var fastPerm, exactPerm = func() (fast, exact [64]int) {
 	return fast, exact
 }()
 
+// actPad is the padding (elements) after each activation row of the
+// assembly kernels: with rows a power of two bytes long, the rows a kernel
+// reads together would map to the same L1 sets.
+const actPad = 128
+
+// actStride returns the distance, in elements, between the activation rows
+// prepAct writes for w.
+func actStride(w *Matrix) int { return w.kp + actPad }
+
 // prepAct converts x into the activation layout kind, rows of w.kp
-// elements, zero padded, in s.u16 (bf16) or s.f32.
+// elements, zero padded, actStride(w) elements apart, in s.u16 (bf16) or
+// s.f32.
 func prepAct(kind int, w *Matrix, x []float32, m int, s *scratch) {
-	kp, k := w.kp, w.K
+	kp, k, st := w.kp, w.K, actStride(w)
 	switch kind {
 	case actBF16, actBF16Perm:
-		s.u16 = grow(s.u16, m*kp)
+		s.u16 = grow(s.u16, m*st)
+		raceReadSlice(x[:m*k])
 		for i := range m {
-			xr, out := x[i*k:(i+1)*k], s.u16[i*kp:(i+1)*kp]
+			xr, out := x[i*k:(i+1)*k], s.u16[i*st:i*st+kp]
 			if kind == actBF16 {
-				for j, v := range xr {
-					out[j] = toBF16(v)
+				n := k / 16 * 16
+				if n > 0 {
+					cvtBF16AVX512(&xr[0], &out[0], n/16)
+				}
+				for j, v := range xr[n:] {
+					out[n+j] = toBF16(v)
 				}
 				clear(out[k:])
 				continue
 			}
-			for c := 0; c < kp; c += 64 {
-				if c+64 <= k {
-					src := xr[c : c+64]
-					for p, e := range &fastPerm {
-						out[c+p] = toBF16(src[e])
-					}
-					continue
-				}
+			full := k / 64 * 64
+			if full > 0 {
+				cvtBF16PermAVX512(&xr[0], &out[0], full/64)
+			}
+			for c := full; c < kp; c += 64 { // a last, partial chunk
 				for p, e := range &fastPerm {
 					out[c+p] = 0
 					if c+e < k {
@@ -183,9 +196,9 @@ func prepAct(kind int, w *Matrix, x []float32, m int, s *scratch) {
 			}
 		}
 	default:
-		s.f32 = grow(s.f32, m*kp)
+		s.f32 = grow(s.f32, m*st)
 		for i := range m {
-			xr, out := x[i*k:(i+1)*k], s.f32[i*kp:(i+1)*kp]
+			xr, out := x[i*k:(i+1)*k], s.f32[i*st:i*st+kp]
 			if kind == actF32 {
 				copy(out, xr)
 				clear(out[k:])
@@ -217,10 +230,18 @@ func prepAct(kind int, w *Matrix, x []float32, m int, s *scratch) {
 // of about fpWeightBlock bytes, which every activation row of the block
 // reuses from L2. K blocks after the first add to y. Batch 1 (and up to 4)
 // streams each group whole, in order.
+//
+// Above one kernel call and up to fpSmallM rows (batched decode), the
+// weights stream from memory and each block serves only a few kernel calls:
+// blocks are fpWeightBlockSmall bytes. Above one kernel call, the kernels
+// that can (asmgen's pfNext) prefetch the next block into L2 while they run
+// over this one from cache.
 const (
-	fpActBlock    = 512 << 10
-	fpWeightBlock = 256 << 10
-	fpActL1       = 16 << 10
+	fpActBlock         = 512 << 10
+	fpWeightBlock      = 256 << 10
+	fpWeightBlockSmall = 32 << 10
+	fpSmallM           = 16
+	fpActL1            = 16 << 10
 )
 
 // rows computes y for activation rows [0, m) and outputs [n0, n1) from the
@@ -233,14 +254,14 @@ func (a *fpAsm) rows(w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
 	var xstride int
 	if a.act == actBF16 || a.act == actBF16Perm {
 		xb = unsafe.Slice((*byte)(unsafe.Pointer(&s.u16[0])), 2*len(s.u16))
-		xstride = 2 * w.kp
+		xstride = 2 * actStride(w)
 	} else {
 		xb = unsafe.Slice((*byte)(unsafe.Pointer(&s.f32[0])), 4*len(s.f32))
-		xstride = 4 * w.kp
+		xstride = 4 * actStride(w)
 	}
 	l := w.fpLayout()
 	chunks := l.rowBytes / fpChunk
-	actChunk := xstride / chunks // activation bytes per chunk
+	actChunk := xstride / actStride(w) * w.kp / chunks // activation bytes per chunk
 	gb := l.groupBytes()
 	mx := fpInfos[w.Type].mx
 	codes := w.np * w.kp * fpInfos[w.Type].elemBytes
@@ -264,25 +285,31 @@ func (a *fpAsm) rows(w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
 		kc = min(chunks, max(1, fpActL1/(maxMB*actChunk)))
 	}
 	mc := max(maxMB, fpActBlock/(kc*actChunk)/maxMB*maxMB)
-	ncg := max(1, fpWeightBlock/(fpGroup*fpChunk*kc))
+	wblock := fpWeightBlock
+	if m > maxMB && m <= fpSmallM {
+		wblock = fpWeightBlockSmall
+	}
+	ncg := max(1, wblock/(fpGroup*fpChunk*kc))
 	// kern runs activation rows [i, i+mb) against groups [g, g+ng) over
-	// chunks [c, c+nc).
-	kern := func(i, mb, g, ng, c, nc int, yp *float32, ystride int) {
+	// chunks [c, c+nc); pf is where a kernel with asmgen's pfNext starts
+	// prefetching (the next block of weights, or this one).
+	kern := func(i, mb, g, ng, c, nc int, yp *float32, ystride int, pf *byte) {
 		k := a.ks[0]
 		for j, v := range mbs {
 			if v == mb {
 				k = a.ks[j]
 			}
 		}
-		sc := &w.data[0]
+		off := g*gb + c*fpGroup*fpChunk
+		sc := pf
 		if mx {
-			sc = &w.data[codes+(g*gb+c*fpGroup*fpChunk)/32]
+			sc = &w.data[codes+off/32]
 		}
 		accum := 0
 		if c > 0 {
 			accum = 1
 		}
-		k(&w.data[g*gb+c*fpGroup*fpChunk], sc, tab, &w.scale[g*fpGroup], &xb[i*xstride+c*actChunk], yp,
+		k(&w.data[off], sc, tab, &w.scale[g*fpGroup], &xb[i*xstride+c*actChunk], yp,
 			ng, nc, xstride, ystride, gb, accum)
 	}
 	step := func(left int) int {
@@ -293,15 +320,38 @@ func (a *fpAsm) rows(w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
 		}
 		return 1
 	}
+	// Within a block of activation rows the smaller kernels run first, and
+	// the last two calls prefetch the next weight block (blocks go by
+	// groups, then by chunks) so that it streams from memory while they
+	// run from cache.
+	first := func(left int) int {
+		if r := left % maxMB; left > maxMB && r > 0 {
+			return step(r)
+		}
+		return step(left)
+	}
 	for c := 0; c < chunks; c += kc {
 		nc := min(kc, chunks-c)
 		for i0 := 0; i0 < m; i0 += mc {
 			i1 := min(m, i0+mc)
 			for gb0 := g0; gb0 < g1; gb0 += ncg {
 				ng := min(ncg, g1-gb0)
+				here := &w.data[gb0*gb+c*fpGroup*fpChunk]
+				next := here
+				switch {
+				case m <= maxMB:
+				case gb0+ncg < g1:
+					next = &w.data[(gb0+ncg)*gb+c*fpGroup*fpChunk]
+				case c+kc < chunks:
+					next = &w.data[g0*gb+(c+kc)*fpGroup*fpChunk]
+				}
 				for i := i0; i < i1; {
-					mb := step(i1 - i)
-					kern(i, mb, gb0, ng, c, nc, &y[i*w.N+gb0*fpGroup], 4*w.N)
+					mb := first(i1 - i)
+					pf := here
+					if i+mb > i1-2*maxMB {
+						pf = next
+					}
+					kern(i, mb, gb0, ng, c, nc, &y[i*w.N+gb0*fpGroup], 4*w.N, pf)
 					i += mb
 				}
 			}
@@ -311,7 +361,7 @@ func (a *fpAsm) rows(w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
 		var tmp [6 * fpGroup]float32
 		for i := 0; i < m; {
 			mb := step(m - i)
-			kern(i, mb, g1, 1, 0, chunks, &tmp[0], 4*fpGroup)
+			kern(i, mb, g1, 1, 0, chunks, &tmp[0], 4*fpGroup, &w.data[g1*gb])
 			for ii := range mb {
 				copy(y[(i+ii)*w.N+g1*fpGroup:(i+ii)*w.N+n1], tmp[ii*fpGroup:])
 			}

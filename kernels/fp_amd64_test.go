@@ -4,6 +4,7 @@ package kernels
 
 import (
 	"math"
+	"math/rand/v2"
 	"os"
 	"testing"
 
@@ -78,4 +79,40 @@ func TestReadStream(t *testing.T) {
 			uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
 	}
 	assert.Equal(t, want, readStreamAVX512(&b[0], len(b)/256))
+}
+
+// TestCvtBF16 checks the activation conversions of the bf16 kernels
+// against toBF16 (round to nearest even, subnormals to signed zero, NaN
+// stays NaN), in order and in the actBF16Perm order.
+func TestCvtBF16(t *testing.T) {
+	if !supported(allImpls[AVX512]) {
+		t.Skip("no AVX-512")
+	}
+	const chunks = 3
+	x := make([]float32, chunks*64)
+	rng := rand.New(rand.NewPCG(5, 6))
+	special := []uint32{0x3F808000, 0x3F818000, 0x3F808001, 0x00400000, 0x80000001, 0x7F7FFFFF,
+		0x00800000, 0x7F800000, 0xFF800000, 0x7FC00001, 0x80000000, 0}
+	for i := range x {
+		x[i] = float32(rng.NormFloat64() * math.Exp(4*rng.NormFloat64()))
+		if i%3 == 0 {
+			x[i] = math.Float32frombits(special[(i/3)%len(special)])
+		}
+	}
+	check := func(what string, got []uint16, elem func(p int) int) {
+		for p, h := range got {
+			want := toBF16(x[elem(p)])
+			if math.IsNaN(float64(format.BF16ToFloat32(want))) {
+				assert.True(t, math.IsNaN(float64(format.BF16ToFloat32(h))), "%s: position %d", what, p)
+				continue
+			}
+			assert.Equal(t, want, h, "%s: position %d (%g)", what, p, x[elem(p)])
+		}
+	}
+	out := make([]uint16, len(x))
+	cvtBF16AVX512(&x[0], &out[0], len(x)/16)
+	check("in order", out, func(p int) int { return p })
+	clear(out)
+	cvtBF16PermAVX512(&x[0], &out[0], chunks)
+	check("permuted", out, func(p int) int { return p/64*64 + fastPerm[p%64] })
 }

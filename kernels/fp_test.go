@@ -264,3 +264,44 @@ func TestMXScaledPath(t *testing.T) {
 		})
 	}
 }
+
+// TestMatMulBlocking covers the cache blocking of the float-format drivers
+// (fp_amd64.go): several K blocks, weight-group blocks (prefetching the
+// next one) and activation-row blocks, with a partial last group and
+// batches that mix kernel sizes, against the generic kernel, with 1 and 3
+// threads.
+func TestMatMulBlocking(t *testing.T) {
+	shapes := [][3]int{{8, 39, 4160}, {7, 70, 2100}, {13, 23, 4200}, {20, 45, 4200}, {130, 9, 4160}}
+	if testing.Short() {
+		shapes = shapes[:3]
+	}
+	for _, ft := range []format.Type{format.F8E4M3Row, format.BF16} {
+		t.Run(ft.String(), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(ft), 13))
+			for _, sh := range shapes {
+				m, n, k := sh[0], sh[1], sh[2]
+				rows := quantRows(rng, ft, n, k)
+				w, err := Pack(ft, n, k, rows, 0)
+				require.NoError(t, err)
+				w.Precision = Fast
+				x := make([]float32, m*k)
+				for i := range x {
+					x[i] = float32(rng.NormFloat64())
+				}
+				_, mag := reference(w, rows, x, m)
+				generic := genericAt(w, x, m)
+				for _, impl := range Impls() {
+					what := fmt.Sprintf("impl=%s m=%d n=%d k=%d", impl, m, n, k)
+					y := make([]float32, m*n)
+					impl.MatMul(nil, y, w, x, m)
+					checkClose(t, y, generic(impl), mag, implTolerance, what+" vs generic")
+					y2 := make([]float32, m*n)
+					pool := NewPool(3)
+					impl.MatMul(pool, y2, w, x, m)
+					require.NoError(t, pool.Close())
+					assert.Equal(t, y, y2, "%s: pooled result differs", what)
+				}
+			}
+		})
+	}
+}

@@ -644,6 +644,19 @@ func f32FMAAVX2m1(w, sc, tab *byte, rmul *float32, x *byte, y *float32, groups, 
 //go:noescape
 func f32FMAAVX2m2(w, sc, tab *byte, rmul *float32, x *byte, y *float32, groups, chunks, xstride, ystride, gstride, accum int)
 
+// cvtBF16AVX512 converts n16*16 floats at x to bf16 at out, in order
+// (kernels.toBF16 for each).
+//
+//go:noescape
+func cvtBF16AVX512(x *float32, out *uint16, n16 int)
+
+// cvtBF16PermAVX512 converts chunks*64 floats at x to bf16 at out, each
+// 64-element chunk in the actBF16Perm order: position v*32+8L+j holds
+// element 16L+8v+j.
+//
+//go:noescape
+func cvtBF16PermAVX512(x *float32, out *uint16, chunks int)
+
 // readStreamAVX512 XORs blocks 256-byte blocks at p (blocks >= 1) into
 // one word, with four zmm loads per block: the streaming read the matmul
 // benchmarks compare batch-1 kernels with.

@@ -126,8 +126,8 @@ func benchMatrices(b *testing.B, t format.Type, n, k int, prec Precision) []*Mat
 // same threads (CPU time; GEMMs only), roof% uses the compute roofs
 // bench/roofline measures once at start (skipped under -short); GFLOP/cpu-s divides by the CPU time the process
 // used instead of wall time, which on a shared machine is the better
-// estimate of compute-bound throughput. Batch-1 runs rotate over copies of the weights so
-// that they stream from DRAM.
+// estimate of compute-bound throughput. Batch-1 and batched-decode runs (m up to
+// 8) rotate over copies of the weights so that they stream from DRAM.
 //
 //	go test -run='^$' -bench='MatMul/impl=avx512/fmt=fp8/prec=fast/m=1/' -benchtime=2s ./kernels
 func BenchmarkMatMul(b *testing.B) {
@@ -164,7 +164,7 @@ func BenchmarkMatMul(b *testing.B) {
 									b.Skip("generic Go: too slow at this size")
 								}
 								ws := benchMatrices(b, t, n, k, prec)
-								if m > 1 {
+								if m > 8 {
 									ws = ws[:1]
 								}
 								pool := NewPool(th)

@@ -39,6 +39,11 @@ type spec struct {
 	e4m3f16 bool
 	// mb6 adds a kernel for 6 activation rows (order A, no tables).
 	mb6 bool
+	// pfNext makes the kernel for 4 activation rows (not MX) prefetch, into
+	// L2, the bytes at sc as it walks w: the driver passes the next block of
+	// weights, which then streams from DRAM while this block's calls run
+	// from cache.
+	pfNext bool
 	// wscale: MX with the E8M0 scales applied to the decoded bf16 weights
 	// (fp8ToBF16Scaled); kernels for 2 and 4 rows only.
 	wscale bool
@@ -185,7 +190,8 @@ func gen(e *emitter, sp *spec, mb int) {
 		}
 	}
 	e.f("MOVQ w+0(FP), DI")
-	if sp.mx {
+	pf := sp.pfNext && mb == 4 && !sp.mx
+	if sp.mx || pf {
 		e.f("MOVQ sc+8(FP), R9")
 	}
 	e.f("MOVQ SI, R8")
@@ -197,6 +203,12 @@ func gen(e *emitter, sp *spec, mb int) {
 		for l := range G {
 			e.f("PREFETCHT0 %d(DI)", prefetch+64*l)
 		}
+	}
+	if pf {
+		for l := range G {
+			e.f("PREFETCHT1 %d(R9)", 64*l)
+		}
+		e.f("ADDQ $%d, R9", G*64)
 	}
 	if sp.order == 'A' || mb <= sp.orderAMaxMB {
 		genA(e, sp, mb, acc, vb)
@@ -268,6 +280,9 @@ func gen(e *emitter, sp *spec, mb int) {
 	e.f("ADDQ AX, w+0(FP)")
 	if sp.mx {
 		e.f("SHRQ $5, AX")
+		e.f("ADDQ AX, sc+8(FP)")
+	}
+	if pf {
 		e.f("ADDQ AX, sc+8(FP)")
 	}
 	e.f("ADDQ $%d, R10", G*4)
@@ -404,7 +419,7 @@ func fp8ToBF16Scaled(e *emitter, r, s int, dst []string) {
 func fp8ToBF16(e *emitter, r, _ int, dst []string) {
 	w0, w1 := dst[0], dst[1]
 	e.f("VMOVDQU64 %d(DI), %s", r*64, w0)
-	e.f("VMOVDQU64 %d(DI), Z24", r*64)
+	e.f("VMOVDQA64 %s, Z24", w0)
 	e.f("VPERMI2B Z27, Z26, Z24")
 	e.f("VPTERNLOGD $0xf8, Z30, %s, Z24", w0)
 	e.f("VPERMI2B Z29, Z28, %s", w0)
@@ -417,7 +432,7 @@ func fp8ToBF16(e *emitter, r, _ int, dst []string) {
 func fp8ToF32(e *emitter, r, _ int, dst []string) {
 	f0 := dst[0]
 	e.f("VMOVDQU64 %d(DI), %s", r*64, f0)
-	e.f("VMOVDQU64 %d(DI), Z24", r*64)
+	e.f("VMOVDQA64 %s, Z24", f0)
 	e.f("VPERMI2B Z27, Z26, Z24")
 	e.f("VPTERNLOGD $0xf8, Z30, %s, Z24", f0)
 	e.f("VPERMI2B Z29, Z28, %s", f0)
@@ -501,7 +516,7 @@ func f32LoadAVX2(e *emitter, r, s int, dst []string) {
 
 func specs() []*spec {
 	return []*spec{
-		{name: "fp8DotAVX512", avx512: true, dot: true, tables: true, order: 'A', steps: 1, vecs: 2, actBytes: 128, decode: fp8ToBF16,
+		{name: "fp8DotAVX512", avx512: true, dot: true, tables: true, pfNext: true, order: 'A', steps: 1, vecs: 2, actBytes: 128, decode: fp8ToBF16,
 			doc: "FP8 codes decoded to bf16 through byte tables, VDPBF16PS with bf16 activations in fast order"},
 		{name: "fp8DotMXSAVX512", avx512: true, dot: true, mx: true, wscale: true, tables: true, order: 'A', steps: 1, vecs: 2, actBytes: 128, decode: fp8ToBF16Scaled,
 			doc: "FP8 codes decoded to bf16 through byte tables and scaled by their E8M0 block scales in the exponent bits, VDPBF16PS with bf16 activations in fast order; only for scales that keep every weight a normal bf16"},
@@ -591,6 +606,7 @@ func Generate() (asm, decl []byte, err error) {
 			fmt.Fprintf(&d, "func %s(w, sc, tab *byte, rmul *float32, x *byte, y *float32, groups, chunks, xstride, ystride, gstride, accum int)\n\n", name)
 		}
 	}
+	genCvtBF16(e, &d)
 	genReadStream(e, &d)
 	genRoofs(e, &d)
 	if e.err != nil {
@@ -601,6 +617,55 @@ func Generate() (asm, decl []byte, err error) {
 		return nil, nil, fmt.Errorf("format declarations: %w", err)
 	}
 	return []byte(strings.TrimRight(e.b.String(), "\n") + "\n"), g, nil
+}
+
+// genCvtBF16 emits the activation conversions of the bf16 kernels:
+// VCVTNEPS2BF16 rounds to nearest even and reads subnormal inputs as zero,
+// as kernels.toBF16 does.
+func genCvtBF16(e *emitter, d *bytes.Buffer) {
+	d.WriteString("\n// cvtBF16AVX512 converts n16*16 floats at x to bf16 at out, in order\n")
+	d.WriteString("// (kernels.toBF16 for each).\n//\n//go:noescape\n")
+	d.WriteString("func cvtBF16AVX512(x *float32, out *uint16, n16 int)\n")
+	d.WriteString("\n// cvtBF16PermAVX512 converts chunks*64 floats at x to bf16 at out, each\n")
+	d.WriteString("// 64-element chunk in the actBF16Perm order: position v*32+8L+j holds\n")
+	d.WriteString("// element 16L+8v+j.\n//\n//go:noescape\n")
+	d.WriteString("func cvtBF16PermAVX512(x *float32, out *uint16, chunks int)\n")
+	for _, perm := range []bool{false, true} {
+		name, n, step := "cvtBF16AVX512", "n16", 1
+		if perm {
+			name, n, step = "cvtBF16PermAVX512", "chunks", 4
+		}
+		fmt.Fprintf(&e.b, "\n// func %s(x *float32, out *uint16, %s int)\n", name, n)
+		fmt.Fprintf(&e.b, "TEXT ·%s(SB), NOSPLIT, $0-24\n", name)
+		e.f("MOVQ x+0(FP), SI")
+		e.f("MOVQ out+8(FP), DI")
+		e.f("MOVQ %s+16(FP), CX", n)
+		e.f("TESTQ CX, CX")
+		e.f("JZ %s_done", name)
+		e.label(name + "_loop")
+		for l := range step {
+			e.f("VMOVUPS %d(SI), Z%d", 64*l, l)
+			e.evex(fmt.Sprintf("VCVTNEPS2BF16 Z%d, Y%d", l, l))
+		}
+		for l := range step {
+			if !perm {
+				e.f("VMOVDQU Y%d, (DI)", l)
+				continue
+			}
+			// Elements 16L..16L+7 to bytes 16L of the chunk's first 64,
+			// 16L+8..16L+15 to the second 64.
+			e.f("VMOVDQU X%d, %d(DI)", l, 16*l)
+			e.f("VEXTRACTI128 $1, Y%d, %d(DI)", l, 64+16*l)
+		}
+		e.f("ADDQ $%d, SI", 64*step)
+		e.f("ADDQ $%d, DI", 32*step)
+		e.f("DECQ CX")
+		e.f("JNZ %s_loop", name)
+		e.label(name + "_done")
+		e.f("VZEROUPPER")
+		e.f("RET")
+	}
+	e.b.WriteString("\n")
 }
 
 // genReadStream emits readStreamAVX512, the streaming read the benchmarks
