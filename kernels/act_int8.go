@@ -127,6 +127,10 @@ type int8Format struct {
 	// seen as 32 uint16, maps word 2d+1 to slot(d) (for VPERMW, whose
 	// even words are zeroed by a mask).
 	idx [2 * i8Dwords]int32
+	// tidx is idx for the kernels that sum each block's dwords first
+	// (spc = 4 only): lane 4b+g takes slot g·spc+b, the scale of row g's
+	// block b among the four rows' scales of a chunk.
+	tidx [2 * i8Dwords]int32
 	// ftab maps a nibble to its integer weight as f32 (Exact kernels).
 	ftab [16]float32
 	// eidx[l] maps the 16 bytes of lane l of a view to their scale slots
@@ -143,6 +147,11 @@ func newInt8Format(f int8Format) *int8Format {
 		s := int32(d * f.spc / i8Dwords)
 		f.idx[d] = s
 		f.idx[i8Dwords+d] = s << 16 // word 2d+1, little-endian
+	}
+	for l := range i8Dwords {
+		s := int32(l%4*f.spc + l/4)
+		f.tidx[l] = s
+		f.tidx[i8Dwords+l] = s << 16
 	}
 	for c := range f.ftab {
 		f.ftab[c] = float32(int32(f.lut[c]) - f.off)

@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mnemo-ai/mnemo/kernels/format"
 )
 
 // TestQuantizeChunks512 compares the AVX-512 activation quantizer with
@@ -47,6 +50,55 @@ func TestQuantizeChunks512(t *testing.T) {
 						} else {
 							assert.Equal(t, v, got, "chunk %d scale %d", c, d)
 						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestInt8CallSplits runs the int8 kernels on shapes that exercise how
+// rowsAsm and rowsAsmBlocks cut the work: the stream kernels with a
+// remainder of groups for the one-row kernel and more groups than one call
+// takes, several activation tiles and several calls per tile for the
+// four-row kernels, on one and on two threads, against the generic kernel
+// (same arithmetic, so within implTolerance of Σ|x·w|).
+func TestInt8CallSplits(t *testing.T) {
+	cases := []struct{ n, k, m int }{
+		{4 * (4*5 + 3), 256, 1},       // streams, and groups left over
+		{4*i8CallGroups + 44, 128, 1}, // two calls, the second one short
+		{4*i8CallGroups + 44, 128, 2}, // several calls per tile
+		{4*i8CallGroups + 44, 256, 7}, // two blocks of four rows at once
+		{40, 4096, 70},                // three tiles of activation rows
+	}
+	if testing.Short() {
+		cases = cases[:4]
+	}
+	rng := rand.New(rand.NewPCG(12, 13))
+	pool := NewPool(2)
+	defer func() { require.NoError(t, pool.Close()) }()
+	for _, f := range int8Formats {
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("%s/n=%d/k=%d/m=%d", f.t, c.n, c.k, c.m), func(t *testing.T) {
+				w, err := Quantize(f.t, c.n, c.k, randMatrix(rng, c.n, c.k), format.Options{})
+				require.NoError(t, err)
+				x := randMatrix(rng, c.m, c.k)
+				want := genericAt(w, x, c.m)
+				mag := make([]float64, c.m*c.n)
+				row := make([]float32, c.k)
+				for j := range c.n {
+					w.Row(j, row)
+					for i := range c.m {
+						for k, v := range row {
+							mag[i*c.n+j] += math.Abs(float64(x[i*c.k+k]) * float64(v))
+						}
+					}
+				}
+				for _, impl := range Impls()[1:] {
+					for _, p := range []*Pool{nil, pool} {
+						y := make([]float32, c.m*c.n)
+						impl.MatMul(p, y, w, x, c.m)
+						checkClose(t, y, want(impl), mag, implTolerance, fmt.Sprintf("impl=%s threads=%d", impl, p.Threads()))
 					}
 				}
 			})

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strings"
 )
 
 var out bytes.Buffer
@@ -30,6 +31,10 @@ const prologue = `w+0(FP), SI
 	MOVQ out+80(FP), DX`
 
 const signature = "(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)"
+
+// signatureBlocks is the signature of the kernels that take several blocks
+// of activation rows.
+const signatureBlocks = "(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups, blocks int, lut *[16]uint8, idx *[32]int32, out *float32)"
 
 // groupStart starts a group: activations from their first chunk, chunk
 // counter reset.
@@ -57,6 +62,13 @@ func scaleAddr(g int) string {
 // prefetch; 0 disables.
 var prefetch = 4096
 
+// prefetchS4 is how far ahead (bytes of codes) the four-stream kernels
+// prefetch each stream; 0 disables.
+var prefetchS4 = 0
+
+// prefetchOp is the prefetch instruction the kernels use.
+var prefetchOp = "PREFETCHT0"
+
 // kindName names a kernel variant: codes (Nib or Q8) and scale width.
 func kindName(nib, s16 bool) string {
 	k := "Q8"
@@ -76,12 +88,21 @@ func kindName(nib, s16 bool) string {
 // table (in each lane); Z30 scale index; Z31 0x80 bytes (Q8); K1 odd words.
 func avx512(nib, s16 bool, r int) {
 	name := fmt.Sprintf("int8Dot%s512R%d", kindName(nib, s16), r)
-	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
-	p("MOVQ " + prologue)
-	p("MOVQ lut+64(FP), AX")
-	p("VBROADCASTI32X4 (AX), Z29")
-	p("MOVQ idx+72(FP), AX")
+	if r == 1 {
+		fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
+		fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+		p("MOVQ " + prologue)
+		p("MOVQ lut+64(FP), AX")
+		p("VBROADCASTI32X4 (AX), Z29")
+		p("MOVQ idx+72(FP), AX")
+	} else {
+		fmt.Fprintf(&out, "\n// func %s%s\n", name, signatureBlocks)
+		fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-96\n", name)
+		p("MOVQ " + strings.Replace(prologue, "out+80(FP)", "out+88(FP)", 1))
+		p("MOVQ lut+72(FP), AX")
+		p("VBROADCASTI32X4 (AX), Z29")
+		p("MOVQ idx+80(FP), AX")
+	}
 	if s16 {
 		p("VMOVDQU32 64(AX), Z30")
 		p("MOVL $0xAAAAAAAA, AX")
@@ -95,7 +116,23 @@ func avx512(nib, s16 bool, r int) {
 	if nib {
 		rcb = 64
 	}
-	groupStart(name)
+	if r == 1 {
+		groupStart(name)
+	} else {
+		// Each group is walked once per block of r activation rows (the
+		// blocks follow each other in memory); R14/AX keep the group's
+		// start, R12 counts the blocks.
+		label(name + "_group")
+		p("MOVQ xq+24(FP), R9")
+		p("MOVQ xs+32(FP), R10")
+		p("MOVQ blocks+64(FP), R12")
+		p("MOVQ SI, R14")
+		p("MOVQ DI, AX")
+		label(name + "_block")
+		p("MOVQ R14, SI")
+		p("MOVQ AX, DI")
+		p("MOVQ chunks+48(FP), CX")
+	}
 	for g := range 4 {
 		for i := range r {
 			z := 4*g + i
@@ -107,9 +144,9 @@ func avx512(nib, s16 bool, r int) {
 	p("ADDQ R8, BX")
 	if r == 1 && prefetch > 0 {
 		for off := 0; off < 4*rcb; off += 64 {
-			p("PREFETCHT0 %d(SI)", prefetch+off)
+			p("%s %d(SI)", prefetchOp, prefetch+off)
 		}
-		p("PREFETCHT0 %d(DI)", prefetch/4)
+		p("%s %d(DI)", prefetchOp, prefetch/4)
 	}
 	for i := range r {
 		p("VMOVDQU8 %d(R9), Z%d", i*128, 16+2*i)
@@ -164,6 +201,482 @@ func avx512(nib, s16 bool, r int) {
 		}
 	}
 	p("ADDQ $%d, DX", 16*r)
+	if r > 1 {
+		p("DECQ R12")
+		p("JNZ %s_block", name)
+	}
+	p("DECQ R13")
+	p("JNZ %s_group", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// avx512T4 writes the four-activation-row kernel for formats with one
+// scale per 32 weights (spc = 4: MXFP4, Q4_0, Q8_0), over blocks of four
+// activation rows like the R4 kernel (same arguments and output). It
+// reduces the int32 dots before converting them: for an activation row, the
+// 16 dwords of each weight row's dot are summed per block (the four dwords
+// of each 128-bit lane) into one vector whose lane 4b+g is row g, block b,
+// so one conversion, one scale product and one FMA serve the four weight
+// rows. The scales of the four rows are expanded to the same lanes with
+// idx (tidx: lane 4b+g takes slot 4g+b), and the activation scales,
+// stored per dword, already are in that order (lane 4b+g is block b).
+// Registers: Z0-Z3 accumulators (act row r); Z4-Z11 decoded weights (row
+// g: lo Z(4+2g), hi Z(5+2g)); Z12/Z13 activations lo/hi and Z14 corrections
+// of the current act row; Z15 expanded weight scales; Z16-Z19 dots of
+// rows 0-3; Z20-Z23 reduction temporaries; Z24 combined scale; Z29 nibble
+// table; Z30 scale index; Z31 0x80 bytes (Q8); K1 odd words.
+func avx512T4(nib, s16 bool) {
+	name := fmt.Sprintf("int8Dot%s512T4", kindName(nib, s16))
+	fmt.Fprintf(&out, "\n// func %s%s\n", name, signatureBlocks)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-96\n", name)
+	p("MOVQ " + strings.Replace(prologue, "out+80(FP)", "out+88(FP)", 1))
+	p("MOVQ lut+72(FP), AX")
+	p("VBROADCASTI32X4 (AX), Z29")
+	p("MOVQ idx+80(FP), AX")
+	if s16 {
+		p("VMOVDQU32 64(AX), Z30")
+		p("MOVL $0xAAAAAAAA, AX")
+		p("KMOVD AX, K1")
+	} else {
+		p("VMOVDQU32 (AX), Z30")
+	}
+	p("MOVL $0x80808080, AX")
+	p("VPBROADCASTD AX, Z31")
+	rcb := 128
+	if nib {
+		rcb = 64
+	}
+	label(name + "_group")
+	p("MOVQ xq+24(FP), R9")
+	p("MOVQ xs+32(FP), R10")
+	p("MOVQ blocks+64(FP), R12")
+	p("MOVQ SI, R14")
+	p("MOVQ DI, AX")
+	label(name + "_block")
+	p("MOVQ R14, SI")
+	p("MOVQ AX, DI")
+	p("MOVQ chunks+48(FP), CX")
+	for z := range 4 {
+		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
+	}
+	label(name + "_chunk")
+	for g := range 4 {
+		lo, hi := 4+2*g, 5+2*g
+		if nib {
+			p("VMOVDQU8 %d(SI), Z%d", g*rcb, hi)
+			p("VPERMB Z29, Z%d, Z%d", hi, lo)
+			p("VPSRLW $4, Z%d, Z%d", hi, hi)
+			p("VPERMB Z29, Z%d, Z%d", hi, hi)
+		} else {
+			p("VPXORD %d(SI), Z31, Z%d", g*rcb, lo)
+			p("VPXORD %d(SI), Z31, Z%d", g*rcb+64, hi)
+		}
+	}
+	if s16 {
+		p("VPERMW.Z (DI), Z30, K1, Z15")
+	} else {
+		p("VPERMPS (DI), Z30, Z15")
+	}
+	for r := range 4 {
+		p("VMOVDQU8 %d(R9), Z12", r*128)
+		p("VMOVDQU8 %d(R9), Z13", r*128+64)
+		p("VMOVDQU32 %d(R10)(R11*1), Z14", r*64)
+		for g := range 4 {
+			d := 16 + g
+			p("VMOVDQA32 Z14, Z%d", d)
+			p("VPDPBUSD Z12, Z%d, Z%d", 4+2*g, d)
+			p("VPDPBUSD Z13, Z%d, Z%d", 5+2*g, d)
+		}
+		// Lane b of Z20 ends as (Σ row 0, Σ row 1, Σ row 2, Σ row 3) of
+		// block b.
+		p("VPUNPCKLDQ Z17, Z16, Z20")
+		p("VPUNPCKHDQ Z17, Z16, Z21")
+		p("VPADDD Z21, Z20, Z20")
+		p("VPUNPCKLDQ Z19, Z18, Z22")
+		p("VPUNPCKHDQ Z19, Z18, Z23")
+		p("VPADDD Z23, Z22, Z22")
+		p("VPUNPCKLQDQ Z22, Z20, Z21")
+		p("VPUNPCKHQDQ Z22, Z20, Z20")
+		p("VPADDD Z21, Z20, Z20")
+		p("VCVTDQ2PS Z20, Z20")
+		p("VMULPS %d(R10), Z15, Z24", r*64)
+		p("VFMADD231PS Z24, Z20, Z%d", r)
+	}
+	p("ADDQ $%d, SI", 4*rcb)
+	p("LEAQ (DI)(R8*4), DI")
+	p("ADDQ $512, R9")
+	p("ADDQ $256, R10")
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	// out[r*4+g] = sum over the blocks b of lane 4b+g of Z(r).
+	for r := range 4 {
+		p("VEXTRACTF64X4 $1, Z%d, Y20", r)
+		p("VADDPS Y20, Y%d, Y20", r)
+		p("VEXTRACTF32X4 $1, Y20, X21")
+		p("VADDPS X21, X20, X20")
+		p("VMOVUPS X20, %d(DX)", 16*r)
+	}
+	p("ADDQ $64, DX")
+	p("DECQ R12")
+	p("JNZ %s_block", name)
+	p("DECQ R13")
+	p("JNZ %s_group", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// avx512T8 writes the eight-activation-row variant of avx512T4 (spc = 4)
+// for two blocks of four rows (blocks must be 2: the batched decode of five
+// to eight sequences): each group's codes are decoded once per chunk for
+// both blocks. Same arguments and output as T4. (For more blocks, taken in
+// pairs, it measured slower than T4 on Zen 5.)
+// Registers: Z0-Z7 accumulators (block bb, act row r: Z(4bb+r)); Z8-Z15
+// decoded weights (row g: lo Z(8+2g), hi Z(9+2g)); Z16 expanded weight
+// scales; Z17/Z18 activations lo/hi and Z19 corrections of the current act
+// row; Z20-Z23 dots of rows 0-3; Z24-Z27 reduction temporaries; Z28
+// combined scale; Z29 nibble table; Z30 scale index; Z31 0x80 bytes (Q8);
+// K1 odd words. BX and R8 are the distances from block 0 to block 1 of
+// the activations and of their scales (and corrections), R14 the current
+// chunk's corrections, R12 a chunk's scale bytes.
+func avx512T8(nib, s16 bool) {
+	name := fmt.Sprintf("int8Dot%s512T8", kindName(nib, s16))
+	fmt.Fprintf(&out, "\n// func %s%s\n", name, signatureBlocks)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-96\n", name)
+	p("MOVQ " + strings.Replace(prologue, "out+80(FP)", "out+88(FP)", 1))
+	p("MOVQ lut+72(FP), AX")
+	p("VBROADCASTI32X4 (AX), Z29")
+	p("MOVQ idx+80(FP), AX")
+	if s16 {
+		p("VMOVDQU32 64(AX), Z30")
+		p("MOVL $0xAAAAAAAA, AX")
+		p("KMOVD AX, K1")
+	} else {
+		p("VMOVDQU32 (AX), Z30")
+	}
+	p("MOVL $0x80808080, AX")
+	p("VPBROADCASTD AX, Z31")
+	rcb := 128
+	if nib {
+		rcb = 64
+	}
+	p("MOVQ R8, R12")
+	p("SHLQ $2, R12")
+	p("MOVQ chunks+48(FP), R8")
+	p("SHLQ $8, R8")
+	p("LEAQ (R8)(R8*1), BX")
+	groupStart(name)
+	for z := range 8 {
+		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
+	}
+	label(name + "_chunk")
+	for g := range 4 {
+		lo, hi := 8+2*g, 9+2*g
+		if nib {
+			p("VMOVDQU8 %d(SI), Z%d", g*rcb, hi)
+			p("VPERMB Z29, Z%d, Z%d", hi, lo)
+			p("VPSRLW $4, Z%d, Z%d", hi, hi)
+			p("VPERMB Z29, Z%d, Z%d", hi, hi)
+		} else {
+			p("VPXORD %d(SI), Z31, Z%d", g*rcb, lo)
+			p("VPXORD %d(SI), Z31, Z%d", g*rcb+64, hi)
+		}
+	}
+	if s16 {
+		p("VPERMW.Z (DI), Z30, K1, Z16")
+	} else {
+		p("VPERMPS (DI), Z30, Z16")
+	}
+	p("LEAQ (R10)(R11*1), R14")
+	for bb := range 2 {
+		xq, xs, xc := "(R9)", "(R10)", "(R14)"
+		if bb == 1 {
+			xq, xs, xc = "(R9)(BX*1)", "(R10)(R8*1)", "(R14)(R8*1)"
+		}
+		for r := range 4 {
+			p("VMOVDQU8 %d%s, Z17", r*128, xq)
+			p("VMOVDQU8 %d%s, Z18", r*128+64, xq)
+			p("VMOVDQU32 %d%s, Z19", r*64, xc)
+			for g := range 4 {
+				d := 20 + g
+				p("VMOVDQA32 Z19, Z%d", d)
+				p("VPDPBUSD Z17, Z%d, Z%d", 8+2*g, d)
+				p("VPDPBUSD Z18, Z%d, Z%d", 9+2*g, d)
+			}
+			p("VPUNPCKLDQ Z21, Z20, Z24")
+			p("VPUNPCKHDQ Z21, Z20, Z25")
+			p("VPADDD Z25, Z24, Z24")
+			p("VPUNPCKLDQ Z23, Z22, Z26")
+			p("VPUNPCKHDQ Z23, Z22, Z27")
+			p("VPADDD Z27, Z26, Z26")
+			p("VPUNPCKLQDQ Z26, Z24, Z25")
+			p("VPUNPCKHQDQ Z26, Z24, Z24")
+			p("VPADDD Z25, Z24, Z24")
+			p("VCVTDQ2PS Z24, Z24")
+			p("VMULPS %d%s, Z16, Z28", r*64, xs)
+			p("VFMADD231PS Z28, Z24, Z%d", 4*bb+r)
+		}
+	}
+	p("ADDQ $%d, SI", 4*rcb)
+	p("ADDQ R12, DI")
+	p("ADDQ $512, R9")
+	p("ADDQ $256, R10")
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	for a := range 8 {
+		p("VEXTRACTF64X4 $1, Z%d, Y24", a)
+		p("VADDPS Y24, Y%d, Y24", a)
+		p("VEXTRACTF32X4 $1, Y24, X25")
+		p("VADDPS X25, X24, X24")
+		p("VMOVUPS X24, %d(DX)", 16*a)
+	}
+	p("ADDQ $128, DX")
+	p("DECQ R13")
+	p("JNZ %s_group", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// avx512ST writes the one-activation-row kernel for formats with one scale
+// per 32 weights (spc = 4) that walks ns streams of groups at once (stream
+// s covers groups [s·groups, (s+1)·groups) of the call and writes
+// out[(s·groups+q)·4+g]), summing each block's dwords in int32 before the
+// conversion as the T4 kernel does, so that one accumulator serves the four
+// rows of a stream (lane 4b+g: row g, block b; idx is tidx). On Zen 5 from
+// DRAM, 4 streams measured best (2: -8%, 6: -13%, 8: -24%; the L2 stream
+// prefetcher also follows each stream's scales).
+// Registers: Z0-Z(ns-1) accumulators (stream s); Z8/Z9 decoded weights; Z10-Z13
+// dots of rows 0-3; Z14 expanded weight scales; Z16/Z17 activations lo/hi,
+// Z18 corrections, Z19 activation scales; Z20-Z23 reduction temporaries;
+// Z24 combined scale; Z29 nibble table; Z30 scale index; Z31 0x80 bytes
+// (Q8); K1 odd words. SI/DI stream 0's codes and scales, R12/AX the
+// distance between streams' codes and scales, BX/R14 the current stream's.
+func avx512ST(nib, s16 bool, ns int) {
+	name := fmt.Sprintf("int8Dot%s512S%dT", kindName(nib, s16), ns)
+	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	p("MOVQ " + prologue)
+	p("MOVQ lut+64(FP), AX")
+	p("VBROADCASTI32X4 (AX), Z29")
+	p("MOVQ idx+72(FP), AX")
+	if s16 {
+		p("VMOVDQU32 64(AX), Z30")
+		p("MOVL $0xAAAAAAAA, AX")
+		p("KMOVD AX, K1")
+	} else {
+		p("VMOVDQU32 (AX), Z30")
+	}
+	p("MOVL $0x80808080, AX")
+	p("VPBROADCASTD AX, Z31")
+	rcb, shift := 128, 9
+	if nib {
+		rcb, shift = 64, 8
+	}
+	p("MOVQ chunks+48(FP), R12")
+	p("IMULQ R13, R12")
+	p("MOVQ R12, AX")
+	p("IMULQ R8, AX")
+	p("SHLQ $2, AX")
+	p("SHLQ $%d, R12", shift)
+	groupStart(name)
+	for z := range ns {
+		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
+	}
+	label(name + "_chunk")
+	p("VMOVDQU8 (R9), Z16")
+	p("VMOVDQU8 64(R9), Z17")
+	p("VMOVDQU32 (R10)(R11*1), Z18")
+	p("VMOVUPS (R10), Z19")
+	p("MOVQ SI, BX")
+	p("MOVQ DI, R14")
+	for st := range ns {
+		if st > 0 {
+			p("ADDQ R12, BX")
+			p("ADDQ AX, R14")
+		}
+		if s16 {
+			p("VPERMW.Z (R14), Z30, K1, Z14")
+		} else {
+			p("VPERMPS (R14), Z30, Z14")
+		}
+		for g := range 4 {
+			if nib {
+				p("VMOVDQU8 %d(BX), Z9", g*rcb)
+				p("VPERMB Z29, Z9, Z8")
+				p("VPSRLW $4, Z9, Z9")
+				p("VPERMB Z29, Z9, Z9")
+			} else {
+				p("VPXORD %d(BX), Z31, Z8", g*rcb)
+				p("VPXORD %d(BX), Z31, Z9", g*rcb+64)
+			}
+			d := 10 + g
+			p("VMOVDQA32 Z18, Z%d", d)
+			p("VPDPBUSD Z16, Z8, Z%d", d)
+			p("VPDPBUSD Z17, Z9, Z%d", d)
+		}
+		p("VPUNPCKLDQ Z11, Z10, Z20")
+		p("VPUNPCKHDQ Z11, Z10, Z21")
+		p("VPADDD Z21, Z20, Z20")
+		p("VPUNPCKLDQ Z13, Z12, Z22")
+		p("VPUNPCKHDQ Z13, Z12, Z23")
+		p("VPADDD Z23, Z22, Z22")
+		p("VPUNPCKLQDQ Z22, Z20, Z21")
+		p("VPUNPCKHQDQ Z22, Z20, Z20")
+		p("VPADDD Z21, Z20, Z20")
+		p("VCVTDQ2PS Z20, Z20")
+		p("VMULPS Z19, Z14, Z24")
+		p("VFMADD231PS Z24, Z20, Z%d", st)
+	}
+	p("ADDQ $%d, SI", 4*rcb)
+	p("LEAQ (DI)(R8*4), DI")
+	p("ADDQ $128, R9")
+	p("ADDQ $64, R10")
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	// out[(s·groups)·4+g] = sum over the blocks b of lane 4b+g of Z(s).
+	p("MOVQ groups+56(FP), BX")
+	p("SHLQ $4, BX")
+	p("MOVQ DX, R14")
+	for st := range ns {
+		p("VEXTRACTF64X4 $1, Z%d, Y20", st)
+		p("VADDPS Y20, Y%d, Y20", st)
+		p("VEXTRACTF32X4 $1, Y20, X21")
+		p("VADDPS X21, X20, X20")
+		p("VMOVUPS X20, (R14)")
+		if st < ns-1 {
+			p("ADDQ BX, R14")
+		}
+	}
+	p("ADDQ $16, DX")
+	p("DECQ R13")
+	p("JNZ %s_group", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// avx512S4 writes the one-activation-row kernel that walks four streams
+// of groups at once, so that each core has four independent sequential
+// reads in flight: stream s covers groups [s·groups, (s+1)·groups) of the
+// call and writes out[(s·groups+q)·4+g]. All streams are at the same chunk,
+// so they share the activations (kept in registers). A row-chunk's four
+// scale rows (4·sstride <= 64 bytes) are loaded once per stream and
+// expanded per row with shifted indexes.
+// Registers: Z0-Z15 accumulators (stream s, row g: Z(4s+g)); Z16/Z17
+// activations lo/hi, Z18 corrections, Z19 activation scales; Z20 scales of
+// a stream; Z30, Z21-Z23 scale index of rows 0-3; Z24/Z25 decoded weights;
+// Z26 expanded weight scales; Z27 int32 sum; Z28 combined scale; Z29
+// nibble table; Z31 0x80 bytes (Q8); K1 odd words. SI/DI stream 0 codes
+// and scales, R12/AX the distance between streams' codes and scales, BX
+// and R14 stream 3's codes and scales.
+func avx512S4(nib, s16 bool) {
+	name := fmt.Sprintf("int8Dot%s512S4", kindName(nib, s16))
+	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	p("MOVQ " + prologue)
+	p("MOVQ lut+64(FP), AX")
+	p("VBROADCASTI32X4 (AX), Z29")
+	p("MOVQ idx+72(FP), AX")
+	p("MOVQ R8, BX")
+	if s16 {
+		p("VMOVDQU32 64(AX), Z30")
+		p("MOVL $0xAAAAAAAA, AX")
+		p("KMOVD AX, K1")
+		p("SHLQ $15, BX") // word index sstride/2, in the odd word
+	} else {
+		p("VMOVDQU32 (AX), Z30")
+		p("SHRQ $2, BX") // dword index sstride/4
+	}
+	p("VPBROADCASTD BX, Z28")
+	p("VPADDD Z28, Z30, Z21")
+	p("VPADDD Z28, Z21, Z22")
+	p("VPADDD Z28, Z22, Z23")
+	p("MOVL $0x80808080, AX")
+	p("VPBROADCASTD AX, Z31")
+	rcb, shift := 128, 9
+	if nib {
+		rcb, shift = 64, 8
+	}
+	p("MOVQ chunks+48(FP), R12")
+	p("IMULQ R13, R12")
+	p("MOVQ R12, AX")
+	p("IMULQ R8, AX")
+	p("SHLQ $2, AX")
+	p("SHLQ $%d, R12", shift)
+	groupStart(name)
+	for z := range 16 {
+		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
+	}
+	label(name + "_chunk")
+	p("LEAQ (SI)(R12*2), BX")
+	p("ADDQ R12, BX")
+	p("LEAQ (DI)(AX*2), R14")
+	p("ADDQ AX, R14")
+	if prefetchS4 > 0 {
+		for _, b := range []string{"(SI)", "(SI)(R12*1)", "(SI)(R12*2)", "(BX)"} {
+			for off := 0; off < 4*rcb; off += 64 {
+				p("%s %d%s", prefetchOp, prefetchS4+off, b)
+			}
+		}
+	}
+	p("VMOVDQU8 (R9), Z16")
+	p("VMOVDQU8 64(R9), Z17")
+	p("VMOVDQU32 (R10)(R11*1), Z18")
+	p("VMOVUPS (R10), Z19")
+	codes := []string{"(SI)", "(SI)(R12*1)", "(SI)(R12*2)", "(BX)"}
+	scales := []string{"(DI)", "(DI)(AX*1)", "(DI)(AX*2)", "(R14)"}
+	idx := []int{30, 21, 22, 23}
+	for st := range 4 {
+		p("VMOVDQU8 %s, Z20", scales[st])
+		for g := range 4 {
+			if nib {
+				p("VMOVDQU8 %d%s, Z25", g*rcb, codes[st])
+				p("VPERMB Z29, Z25, Z24")
+				p("VPSRLW $4, Z25, Z25")
+				p("VPERMB Z29, Z25, Z25")
+			} else {
+				p("VPXORD %d%s, Z31, Z24", g*rcb, codes[st])
+				p("VPXORD %d%s, Z31, Z25", g*rcb+64, codes[st])
+			}
+			if s16 {
+				p("VPERMW.Z Z20, Z%d, K1, Z26", idx[g])
+			} else {
+				p("VPERMPS Z20, Z%d, Z26", idx[g])
+			}
+			p("VMOVDQA32 Z18, Z27")
+			p("VPDPBUSD Z16, Z24, Z27")
+			p("VPDPBUSD Z17, Z25, Z27")
+			p("VCVTDQ2PS Z27, Z27")
+			p("VMULPS Z19, Z26, Z28")
+			p("VFMADD231PS Z28, Z27, Z%d", 4*st+g)
+		}
+	}
+	p("ADDQ $%d, SI", 4*rcb)
+	p("LEAQ (DI)(R8*4), DI")
+	p("ADDQ $128, R9")
+	p("ADDQ $64, R10")
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	// out[(s·groups)·4+g] = sum of the lanes of Z(4s+g).
+	p("MOVQ groups+56(FP), BX")
+	p("SHLQ $4, BX")
+	p("LEAQ (DX)(BX*2), R14")
+	p("ADDQ BX, R14")
+	outs := []string{"(DX)", "(DX)(BX*1)", "(DX)(BX*2)", "(R14)"}
+	for st := range 4 {
+		for g := range 4 {
+			z := 4*st + g
+			p("VEXTRACTF64X4 $1, Z%d, Y16", z)
+			p("VADDPS Y16, Y%d, Y16", z)
+			p("VEXTRACTF32X4 $1, Y16, X17")
+			p("VADDPS X17, X16, X16")
+			p("VPERMILPS $0x4E, X16, X17")
+			p("VADDPS X17, X16, X16")
+			p("VPERMILPS $0xB1, X16, X17")
+			p("VADDSS X17, X16, X16")
+			p("VMOVSS X16, %d%s", 4*g, outs[st])
+		}
+	}
+	p("ADDQ $16, DX")
 	p("DECQ R13")
 	p("JNZ %s_group", name)
 	p("VZEROUPPER")
@@ -307,9 +820,9 @@ func exact512(nib, s16 bool) {
 	p("ADDQ R8, BX")
 	if prefetch > 0 {
 		for off := 0; off < 4*rcb; off += 64 {
-			p("PREFETCHT0 %d(SI)", prefetch+off)
+			p("%s %d(SI)", prefetchOp, prefetch+off)
 		}
-		p("PREFETCHT0 %d(DI)", prefetch/4)
+		p("%s %d(DI)", prefetchOp, prefetch/4)
 	}
 	for g := range 4 {
 		for l := range 4 {
@@ -457,14 +970,31 @@ func quant() {
 	p("RET")
 }
 
+// main writes act_int8_amd64.s. Optional arguments, for experiments: the
+// one-row prefetch distance, the prefetch instruction and the four-stream
+// prefetch distance.
 func main() {
 	if len(os.Args) > 1 {
 		fmt.Sscan(os.Args[1], &prefetch)
 	}
+	if len(os.Args) > 2 {
+		prefetchOp = os.Args[2]
+	}
+	if len(os.Args) > 3 {
+		fmt.Sscan(os.Args[3], &prefetchS4)
+	}
 	out.WriteString("// Code generated by act_int8_gen.go; DO NOT EDIT.\n\n//go:build amd64 && gc && !noasm\n\n#include \"textflag.h\"\n")
 	for _, v := range []struct{ nib, s16 bool }{{true, true}, {true, false}, {false, false}} {
 		avx512(v.nib, v.s16, 1)
-		avx512(v.nib, v.s16, 4)
+		if v.s16 {
+			// Only NVFP4 (spc = 8) needs the per-dword kernels; the
+			// formats with spc = 4 (MXFP4 too) sum blocks first.
+			avx512(v.nib, v.s16, 4)
+			avx512S4(v.nib, v.s16)
+		}
+		avx512T4(v.nib, v.s16)
+		avx512T8(v.nib, v.s16)
+		avx512ST(v.nib, v.s16, 4)
 		avx2(v.nib, v.s16)
 		exact512(v.nib, v.s16)
 	}
