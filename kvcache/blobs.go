@@ -130,15 +130,52 @@ func (b *Blobs) Refs(h Hash) int {
 // Put stores data as block h, unless it is already stored, and adds a
 // holder. The file is durable (fsynced, and its directory) when Put
 // returns nil.
-func (b *Blobs) Put(h Hash, data []byte) error { return b.put(h, data, true) }
+func (b *Blobs) Put(h Hash, data []byte) error {
+	_, err := b.putMode(h, data, writeDurable)
+	return err
+}
 
 // put is Put, durable or not: the cache tier's files need not survive a
-// crash (nothing holds them after a restart), so they skip the fsyncs.
+// crash (nothing holds them after a restart), so they skip the fsyncs,
+// and fail at once if another writer is writing the block.
+func (b *Blobs) put(h Hash, data []byte, durable bool) error {
+	mode := writeCache
+	if durable {
+		mode = writeDurable
+	}
+	_, err := b.putMode(h, data, mode)
+	return err
+}
+
+// errBusyBlock: another writer is writing the block's file.
+var errBusyBlock = errors.New("being written")
+
+// writeMode says how durable a block file write is.
+type writeMode int
+
+const (
+	writeCache   writeMode = iota // no fsync
+	writeDurable                  // the file and its directory fsynced
+	// writeFile: the file fsynced and renamed into place, its directory
+	// not: the caller syncs the directory (once for all the files it
+	// wrote there), then calls markDurable.
+	writeFile
+)
+
+// putMode stores data as block h as mode says, unless it is stored
+// already (durably enough), and adds a holder. With writeFile it returns
+// the directory to sync when it wrote a file.
 // The file is written without the lock held; other writers of the same
 // block wait for it.
-func (b *Blobs) put(h Hash, data []byte, durable bool) error {
+func (b *Blobs) putMode(h Hash, data []byte, mode writeMode) (string, error) {
 	b.mu.Lock()
 	for b.pending[h] != nil {
+		if mode == writeCache {
+			// The cache tier calls under the pool lock: never wait for
+			// another writer's disk (the block simply gets no disk copy).
+			b.mu.Unlock()
+			return "", fmt.Errorf("store block %s: %w", h.short(), errBusyBlock)
+		}
 		ch := b.pending[h]
 		b.mu.Unlock()
 		<-ch
@@ -146,14 +183,14 @@ func (b *Blobs) put(h Hash, data []byte, durable bool) error {
 	}
 	defer b.mu.Unlock()
 	e := b.known[h]
-	if e != nil && (e.durable || !durable) {
+	if e != nil && (e.durable || mode == writeCache) {
 		e.refs++
-		return nil
+		return "", nil
 	}
 	ch := make(chan struct{})
 	b.pending[h] = ch
 	b.mu.Unlock()
-	err := b.write(h, data, durable, e == nil)
+	err := b.write(h, data, mode, e == nil)
 	b.mu.Lock()
 	delete(b.pending, h)
 	close(ch)
@@ -162,7 +199,7 @@ func (b *Blobs) put(h Hash, data []byte, durable bool) error {
 		if e != nil && e.refs == 0 {
 			b.removeLocked(h, e)
 		}
-		return err
+		return "", err
 	}
 	if e == nil {
 		size := int64(blobHeader + len(data) + 4)
@@ -170,14 +207,117 @@ func (b *Blobs) put(h Hash, data []byte, durable bool) error {
 		b.known[h] = e
 		b.bytes += size
 	}
-	e.durable = e.durable || durable
+	e.durable = e.durable || mode == writeDurable
 	e.refs++
-	return nil
+	if mode == writeFile {
+		dir, _ := b.path(h)
+		return dir, nil
+	}
+	return "", nil
+}
+
+// staged is a block file written but not yet fsynced or in place (see
+// Blobs.stage); its hash is claimed (pending) until commit or abort.
+type staged struct {
+	h     Hash
+	f     File
+	size  int64
+	fresh bool // no file was there
+	done  chan struct{}
+}
+
+// stage claims block h and writes its file's temporary copy without
+// syncing it; commit or abort must follow. It returns nil (having added a
+// holder) when h is already stored durably.
+func (b *Blobs) stage(h Hash, data []byte) (*staged, error) {
+	b.mu.Lock()
+	for b.pending[h] != nil {
+		ch := b.pending[h]
+		b.mu.Unlock()
+		<-ch
+		b.mu.Lock()
+	}
+	e := b.known[h]
+	if e != nil && e.durable {
+		e.refs++
+		b.mu.Unlock()
+		return nil, nil
+	}
+	st := &staged{h: h, size: int64(blobHeader + len(data) + 4), fresh: e == nil, done: make(chan struct{})}
+	b.pending[h] = st.done
+	b.mu.Unlock()
+	dir, name := b.path(h)
+	var err error
+	if err = b.fs.MkdirAll(dir); err == nil {
+		hdr := make([]byte, 0, blobHeader)
+		hdr = append(hdr, blobMagic...)
+		hdr = append(hdr, h[:]...)
+		hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(data)))
+		crc := crc32.Update(crc32.Checksum(hdr, castagnoli), castagnoli, data)
+		st.f, err = writeTemp(b.fs, dir, name, hdr, data, binary.LittleEndian.AppendUint32(nil, crc))
+	}
+	if err != nil {
+		b.unclaim(st, false)
+		return nil, fmt.Errorf("store block %s: %w", h.short(), err)
+	}
+	return st, nil
+}
+
+// commit fsyncs a staged file, puts it in place and adds a holder. It
+// returns the directory the caller must sync before markDurable.
+func (b *Blobs) commit(st *staged) (string, error) {
+	dir, name := b.path(st.h)
+	if err := finishTemp(b.fs, st.f, dir, name, true); err != nil {
+		b.unclaim(st, false)
+		return "", fmt.Errorf("store block %s: %w", st.h.short(), err)
+	}
+	b.unclaim(st, true)
+	return dir, nil
+}
+
+// abort drops a staged file.
+func (b *Blobs) abort(st *staged) {
+	abortTemp(b.fs, st.f)
+	b.unclaim(st, false)
+}
+
+// unclaim ends a staged write: ok adds the file (and a holder), else a
+// file nobody holds any more is removed.
+func (b *Blobs) unclaim(st *staged, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.pending, st.h)
+	close(st.done)
+	e := b.known[st.h] // its holders may have come and gone meanwhile
+	if !ok {
+		if e != nil && e.refs == 0 {
+			b.removeLocked(st.h, e)
+		}
+		return
+	}
+	if e == nil {
+		e = &blob{size: st.size}
+		b.known[st.h] = e
+		b.bytes += st.size
+	}
+	e.refs++
+}
+
+// markDurable records that blocks written with writeFile are durable:
+// their directories are synced.
+func (b *Blobs) markDurable(hs []Hash) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, h := range hs {
+		if e := b.known[h]; e != nil {
+			e.durable = true
+		}
+	}
 }
 
 // write writes block h's file. fresh says no file was there: a failed
 // directory sync then takes the new file back out.
-func (b *Blobs) write(h Hash, data []byte, durable, fresh bool) error {
+func (b *Blobs) write(h Hash, data []byte, mode writeMode, fresh bool) error {
 	dir, name := b.path(h)
 	if err := b.fs.MkdirAll(dir); err != nil {
 		return fmt.Errorf("store block %s: %w", h.short(), err)
@@ -187,7 +327,8 @@ func (b *Blobs) write(h Hash, data []byte, durable, fresh bool) error {
 	hdr = append(hdr, h[:]...)
 	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(data)))
 	crc := crc32.Update(crc32.Checksum(hdr, castagnoli), castagnoli, data)
-	err := writeAtomic(b.fs, dir, name, durable, hdr, data, binary.LittleEndian.AppendUint32(nil, crc))
+	err := writeAtomic(b.fs, dir, name, mode != writeCache, mode == writeDurable, hdr, data,
+		binary.LittleEndian.AppendUint32(nil, crc))
 	if err != nil {
 		if fresh && errors.Is(err, errDirSync) {
 			// In place but maybe not durable: take it back out.
@@ -199,29 +340,30 @@ func (b *Blobs) write(h Hash, data []byte, durable, fresh bool) error {
 }
 
 // retainDurable adds a holder to a stored block, first making its file
-// durable if the cache tier wrote it without fsync; it reports false if h
-// is not stored.
-func (b *Blobs) retainDurable(h Hash) (bool, error) {
+// durable (writeFile: the caller syncs the directory it returns) if the
+// cache tier wrote it without fsync; it reports false if h is not stored.
+func (b *Blobs) retainDurable(h Hash) (bool, string, error) {
 	b.mu.Lock()
 	e := b.known[h]
 	if e == nil {
 		b.mu.Unlock()
-		return false, nil
+		return false, "", nil
 	}
 	if e.durable {
 		e.refs++
 		b.mu.Unlock()
-		return true, nil
+		return true, "", nil
 	}
 	b.mu.Unlock()
 	data, err := b.read(h)
 	if errors.Is(err, ErrNotFound) {
-		return false, nil // released meanwhile: the caller writes it
+		return false, "", nil // released meanwhile: the caller writes it
 	}
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
-	return true, b.put(h, data, true)
+	dir, err := b.putMode(h, data, writeFile)
+	return true, dir, err
 }
 
 // Retain adds a holder to a stored block; it reports false if h is not

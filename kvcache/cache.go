@@ -36,6 +36,7 @@ type Stats struct {
 	Evictions, Reloads        int64 // blocks evicted from and reloaded into the backend
 	Dropped                   int64 // evicted blocks no tier had room for
 	Deduped                   int64 // published duplicates replaced by the indexed block
+	Forgotten                 int64 // blocks erased by Forget
 }
 
 // Cache is the shared, tiered prefix cache over a Pool. Full blocks are
@@ -373,6 +374,59 @@ func (c *Cache) forgetLocked(e *entry) {
 		delete(c.index, e.h)
 	}
 	c.st.Dropped++
+}
+
+// Forget erases a deleted sequence's blocks from the cache: for each full
+// block of tokens (hashed under salt), unless another holder still uses
+// it — a table (a live session, a fork, a Match or Save in progress) or a
+// stored snapshot's block file — the block is withdrawn from the index
+// (an idle backend block becomes free), its host copy dropped and the
+// disk tier's hold on its file released (the file goes with its last
+// holder). A later Match of the same tokens then finds only what other
+// holders keep. Release the sequence's table first: blocks it still holds
+// count as used. Forget returns how many blocks it erased.
+func (c *Cache) Forget(salt Salt, tokens []int32) int {
+	full := len(tokens) / c.bt
+	hashes := BlockHashes(c.cfg.Fingerprint, salt, tokens[:full*c.bt])
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	n := 0
+	for _, h := range hashes {
+		e := c.index[h]
+		if e == nil {
+			continue // not cached, or only a snapshot's file holds it
+		}
+		if e.block >= 0 && c.p.refs[e.block] > 0 {
+			continue // a table uses it
+		}
+		if c.disk != nil {
+			refs := c.disk.Refs(h)
+			if e.diskEl != nil {
+				refs-- // the disk tier's own hold
+			}
+			if refs > 0 {
+				continue // a stored snapshot holds it
+			}
+		}
+		if id := e.block; id >= 0 {
+			c.p.idle.Remove(c.p.elem[id])
+			c.p.elem[id] = nil
+			c.p.pub[id] = false
+			c.byBlock[id] = nil
+			e.block = -1
+			c.p.free = append(c.p.free, id)
+		}
+		if e.host != nil {
+			c.dropHostLocked(e)
+		}
+		if e.diskEl != nil {
+			c.dropDiskLocked(e)
+		}
+		delete(c.index, h)
+		n++
+	}
+	c.st.Forgotten += int64(n)
+	return n
 }
 
 // Restore rebuilds a session's table from a snapshot made under this

@@ -32,6 +32,8 @@
 // holds them); a snapshot that names such a block makes it durable first.
 // Publishing a block whose hash is already indexed under another block
 // swaps the table over to the indexed one and frees the duplicate.
+// Cache.Forget erases a deleted session's blocks (index, host and disk
+// tiers) except those a table or another snapshot still holds.
 //
 // Writing: a Table writes only into blocks that it alone holds and that
 // are not published. Table.PrepareWrite (called by Reserve when a Cache is
@@ -53,9 +55,15 @@
 //
 // One mutex, the Pool's, guards the pool, the LRU list, the index and the
 // host and disk tier bookkeeping; BlockIO calls and the disk tier's file
-// reads and (unsynced) writes on eviction and reload happen under it.
-// Blobs has its own leaf lock, not held during file I/O. The Store has a mutex serialising Save, Delete and GC; Save reads
-// table blocks through the pool lock, so the order is Store → Pool →
-// Blobs and nothing locks in the other direction. A Table is owned by one
+// reads and (unsynced) writes on eviction and reload happen under it (a
+// tier write never waits for another writer of the same block: the block
+// then gets no disk copy). Blobs has its own leaf lock, not held during
+// file I/O. The Store has a mutex serialising Save, Delete and GC; Save
+// copies table blocks out through the pool lock one at a time and does
+// all its file I/O outside it: it writes a batch of new block files,
+// fsyncs them in parallel and renames them into place, syncs each
+// directory it wrote to once, then writes the snapshot (optionally paced,
+// StoreOptions.WriteBytesPerSec). The order is Store → Pool → Blobs and
+// nothing locks in the other direction. A Table is owned by one
 // goroutine at a time and must not change while a step or a Save uses it.
 package kvcache

@@ -84,40 +84,17 @@ const tmpPrefix = ".tmp-"
 // leaves either the old file or the complete new one: a temporary file in
 // the same directory, fsync, rename, fsync of the directory. Without
 // durable it skips both fsyncs: readers still never see a partial file,
-// but a power loss may lose it.
-func writeAtomic(fsys FS, dir, name string, durable bool, chunks ...[]byte) (err error) {
-	f, err := fsys.CreateTemp(dir, tmpPrefix+"*")
+// but a power loss may lose it. With durable but not syncDir it skips the
+// directory fsync, which the caller does (once for many files).
+func writeAtomic(fsys FS, dir, name string, durable, syncDir bool, chunks ...[]byte) error {
+	f, err := writeTemp(fsys, dir, name, chunks...)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", name, err)
+		return err
 	}
-	tmp := f.Name()
-	closed := false
-	defer func() {
-		if err != nil {
-			if !closed {
-				f.Close()
-			}
-			fsys.Remove(tmp)
-		}
-	}()
-	for _, c := range chunks {
-		if _, err := f.Write(c); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
-		}
+	if err := finishTemp(fsys, f, dir, name, durable); err != nil {
+		return err
 	}
-	if durable {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("sync %s: %w", name, err)
-		}
-	}
-	closed = true
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", name, err)
-	}
-	if err := fsys.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("rename %s: %w", name, err)
-	}
-	if !durable {
+	if !durable || !syncDir {
 		return nil
 	}
 	if err := fsys.SyncDir(dir); err != nil {
@@ -125,6 +102,49 @@ func writeAtomic(fsys FS, dir, name string, durable bool, chunks ...[]byte) (err
 		return fmt.Errorf("%w of %s: %w", errDirSync, name, err)
 	}
 	return nil
+}
+
+// writeTemp writes the chunks to a new temporary file in dir, for
+// finishTemp to put in place as name (or abortTemp to drop), and returns
+// it open. On error nothing is left.
+func writeTemp(fsys FS, dir, name string, chunks ...[]byte) (File, error) {
+	f, err := fsys.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", name, err)
+	}
+	for _, c := range chunks {
+		if _, err := f.Write(c); err != nil {
+			abortTemp(fsys, f)
+			return nil, fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	return f, nil
+}
+
+// finishTemp fsyncs (if durable), closes and renames a file from
+// writeTemp to dir/name. On error the temporary file is removed.
+func finishTemp(fsys FS, f File, dir, name string, durable bool) error {
+	if durable {
+		if err := f.Sync(); err != nil {
+			abortTemp(fsys, f)
+			return fmt.Errorf("sync %s: %w", name, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		fsys.Remove(f.Name())
+		return fmt.Errorf("close %s: %w", name, err)
+	}
+	if err := fsys.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
+		fsys.Remove(f.Name())
+		return fmt.Errorf("rename %s: %w", name, err)
+	}
+	return nil
+}
+
+// abortTemp closes and removes a file from writeTemp.
+func abortTemp(fsys FS, f File) {
+	f.Close()
+	fsys.Remove(f.Name())
 }
 
 // removeTemps deletes leftover temporary files in dir.

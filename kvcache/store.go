@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ErrBadID is wrapped by the error for a session id that is not allowed.
@@ -43,6 +44,11 @@ type BlockSource interface {
 type StoreOptions struct {
 	// FS is the file system to write through (default OSFS).
 	FS FS
+	// WriteBytesPerSec caps the rate at which Save writes new block
+	// files (0: no cap). Snapshots written while the model runs compete
+	// with it for the CPU (copying, checksums, the kernel's writeback):
+	// a cap trades snapshot latency for decode speed.
+	WriteBytesPerSec int64
 }
 
 // Store keeps session snapshots in dir/snapshots, one file per session,
@@ -57,6 +63,8 @@ type Store struct {
 	fs    FS
 	fp    Fingerprint
 	blobs *Blobs
+	rate  int64 // StoreOptions.WriteBytesPerSec
+	sleep func(time.Duration)
 
 	mu   sync.Mutex
 	held map[string][]Hash // blocks each stored snapshot holds in blobs
@@ -71,7 +79,11 @@ func OpenStore(dir string, fp Fingerprint, opt StoreOptions) (*Store, error) {
 	if fsys == nil {
 		fsys = OSFS{}
 	}
-	s := &Store{dir: dir, snaps: filepath.Join(dir, "snapshots"), fs: fsys, fp: fp, held: map[string][]Hash{}}
+	if opt.WriteBytesPerSec < 0 {
+		return nil, fmt.Errorf("open store: negative write rate %d", opt.WriteBytesPerSec)
+	}
+	s := &Store{dir: dir, snaps: filepath.Join(dir, "snapshots"), fs: fsys, fp: fp, rate: opt.WriteBytesPerSec,
+		sleep: time.Sleep, held: map[string][]Hash{}}
 	if err := fsys.MkdirAll(s.snaps); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -131,8 +143,12 @@ func errSession(id string) func(error) error {
 	return func(err error) error { return fmt.Errorf("session %q: %w", id, err) }
 }
 
-// saveWriters is how many block files one Save writes at once.
-const saveWriters = 4
+// saveWriters is how many block files one Save fsyncs at once, and
+// saveBatch how many it writes before fsyncing them.
+const (
+	saveWriters = 4
+	saveBatch   = 64
+)
 
 // Save stores snap as session id's snapshot, replacing any previous one.
 // Blocks already in the block store are shared; the others are read from
@@ -162,73 +178,116 @@ func (s *Store) Save(id string, snap *Snapshot, src BlockSource) error {
 			}
 		}
 	}()
-	// Blocks are read one at a time (under the pool lock) and written by
-	// up to saveWriters goroutines: most of a write is waiting for fsync.
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-		bufs     = make(chan []byte, saveWriters) // a buffer per writer
-	)
-	for range saveWriters {
-		bufs <- nil
-	}
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-	}
-	failed := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return firstErr != nil
-	}
-	for i, h := range snap.Blocks {
-		if failed() {
-			break
-		}
-		stored, err := s.blobs.retainDurable(h)
-		if err != nil {
-			fail(fmt.Errorf("block %d: %w", i, err))
-			break
-		}
-		if stored {
-			mu.Lock()
-			held = append(held, h)
-			mu.Unlock()
-			continue
-		}
-		if src == nil {
-			fail(fmt.Errorf("block %d (%s…): %w", i, h.short(), ErrNotFound))
-			break
-		}
-		buf := <-bufs // waits for a free writer
-		if buf == nil {
-			buf = make([]byte, src.BlockBytes())
-		}
-		if err := src.ReadBlock(i, buf); err != nil {
-			bufs <- buf
-			fail(fmt.Errorf("read block %d: %w", i, err))
-			break
-		}
-		wg.Go(func() {
-			if err := s.blobs.Put(h, buf); err != nil {
-				fail(err)
-			} else {
+	// New blocks are written in batches: this goroutine alone reads each
+	// (under the pool lock) and writes it to a temporary file, so that
+	// the copying competes little with the model's threads; then up to
+	// saveWriters goroutines fsync the batch's files and rename them into
+	// place (mostly waiting for the disk). The directories the files went
+	// to are synced once each after all batches, and only then is the
+	// snapshot that names them written.
+	dirs := map[string]bool{} // to sync
+	var written []Hash        // to mark durable then
+	var batch []*staged
+	var buf []byte
+	var mu sync.Mutex
+	start, sent := time.Now(), int64(0)
+	flush := func() error {
+		errs := make([]error, len(batch))
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, saveWriters)
+		for i, st := range batch {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				dir, err := s.blobs.commit(st)
+				if err != nil {
+					errs[i] = err
+					return
+				}
 				mu.Lock()
-				held = append(held, h)
+				held = append(held, st.h)
+				dirs[dir] = true
+				written = append(written, st.h)
 				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		batch = batch[:0]
+		for _, err := range errs {
+			if err != nil {
+				return err
 			}
-			bufs <- buf
-		})
+		}
+		return nil
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return wrap(firstErr)
+	err := func() error {
+		for i, h := range snap.Blocks {
+			stored, dir, err := s.blobs.retainDurable(h)
+			if err != nil {
+				return fmt.Errorf("block %d: %w", i, err)
+			}
+			if stored {
+				held = append(held, h)
+				if dir != "" {
+					dirs[dir] = true
+					written = append(written, h)
+				}
+				continue
+			}
+			if src == nil {
+				return fmt.Errorf("block %d (%s…): %w", i, h.short(), ErrNotFound)
+			}
+			if buf == nil {
+				buf = make([]byte, src.BlockBytes())
+			}
+			if err := src.ReadBlock(i, buf); err != nil {
+				return fmt.Errorf("read block %d: %w", i, err)
+			}
+			st, err := s.blobs.stage(h, buf)
+			if err != nil {
+				return err
+			}
+			if sent += int64(len(buf)); s.rate > 0 {
+				s.sleep(time.Until(start.Add(time.Duration(float64(sent) / float64(s.rate) * float64(time.Second)))))
+			}
+			if st == nil { // stored meanwhile
+				held = append(held, h)
+				continue
+			}
+			batch = append(batch, st)
+			if len(batch) == saveBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return flush()
+	}()
+	if err == nil {
+		errs := make(chan error, len(dirs))
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, saveWriters)
+		for dir := range dirs {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if err := s.fs.SyncDir(dir); err != nil {
+					errs <- fmt.Errorf("sync block directory: %w", err)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		err = <-errs
 	}
-	err := writeAtomic(s.fs, s.snaps, s.name(id), true, EncodeSnapshot(id, snap))
+	if err != nil {
+		for _, st := range batch {
+			s.blobs.abort(st)
+		}
+		return wrap(err)
+	}
+	s.blobs.markDurable(written)
+	err = writeAtomic(s.fs, s.snaps, s.name(id), true, true, EncodeSnapshot(id, snap))
 	if err != nil && !errors.Is(err, errDirSync) {
 		return wrap(err)
 	}

@@ -40,6 +40,9 @@ type DiskOptions struct {
 	// BlockBytes is the bytes of one block (all layers' K and V) when KV
 	// is nil, for Stat; with KV it is computed.
 	BlockBytes int
+	// WriteBytesPerSec caps the rate of snapshot block writes
+	// (kvcache.StoreOptions.WriteBytesPerSec; 0: no cap).
+	WriteBytesPerSec int64
 }
 
 // DiskStore is a Store that persists sessions as kvcache snapshots: the
@@ -59,7 +62,7 @@ type DiskStore struct {
 // OpenDiskStore opens (creating) the store in dir, a directory for this
 // model alone.
 func OpenDiskStore(dir string, opt DiskOptions) (*DiskStore, error) {
-	store, err := kvcache.OpenStore(dir, opt.Fingerprint, kvcache.StoreOptions{})
+	store, err := kvcache.OpenStore(dir, opt.Fingerprint, kvcache.StoreOptions{WriteBytesPerSec: opt.WriteBytesPerSec})
 	if err != nil {
 		return nil, fmt.Errorf("open session store: %w", err)
 	}
@@ -141,9 +144,30 @@ func (d *DiskStore) Load(_ context.Context, id string) (*State, error) {
 }
 
 // Delete implements Store: it removes the snapshot and releases its
-// blocks (a block file goes with its last holder). An absent id is not an
-// error.
+// blocks (a block file goes with its last holder), then erases the
+// session's blocks from the prefix cache and its tiers, except those
+// another holder — a live table or another snapshot — keeps
+// (kvcache.Cache.Forget). An absent id is not an error.
 func (d *DiskStore) Delete(_ context.Context, id string) error {
+	var snap *kvcache.Snapshot
+	var st *State
+	if d.cache != nil {
+		// A snapshot that cannot be read is deleted all the same; only
+		// the blocks it named stay in the cache.
+		snap, st, _ = d.peek(id)
+	}
+	if err := d.discard(context.Background(), id); err != nil {
+		return err
+	}
+	if snap != nil {
+		d.cache.Forget(d.Salt(st.Meta.Tenant), snap.Tokens)
+	}
+	return nil
+}
+
+// discard removes the snapshot and releases its blocks, leaving the
+// prefix cache alone.
+func (d *DiskStore) discard(_ context.Context, id string) error {
 	if err := d.store.Delete(id); err != nil && !errors.Is(err, kvcache.ErrNotFound) {
 		return mapErr(err)
 	}

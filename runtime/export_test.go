@@ -1,6 +1,10 @@
 package runtime
 
-import "context"
+import (
+	"context"
+
+	"github.com/mnemo-ai/mnemo/kvcache"
+)
 
 // Gather makes the loop take the next n requests (and nothing else) as
 // soon as they arrive, so that their work is queued before the next step
@@ -19,3 +23,6 @@ func Gather(rt *Runtime, n int) {
 
 // DecodeMeta decodes snapshot metadata (for fuzzing).
 func DecodeMeta(b []byte) (*State, error) { return decodeMeta(b, nil) }
+
+// Blobs returns the store's block files (for tests of what Delete leaves).
+func (d *DiskStore) Blobs() *kvcache.Blobs { return d.store.Blobs() }

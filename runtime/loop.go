@@ -57,6 +57,9 @@ func (rt *Runtime) enqueue(ctx context.Context, it *item, toks []int32, haveLogi
 	s.mu.Unlock()
 	rt.matchPrefix(s)
 	it.res.CachedTokens = s.table.Len
+	s.mu.Lock()
+	s.hit = s.table.Len
+	s.mu.Unlock()
 	if it.gen && s.table.Len == len(s.tokens) && !haveLogits {
 		if len(s.tokens) == 0 {
 			return fmt.Errorf("session %q: nothing to generate from: the session is empty", s.id)

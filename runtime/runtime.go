@@ -375,21 +375,46 @@ func (rt *Runtime) Sessions() []string {
 }
 
 // Delete erases session id: its operation in flight fails with
-// ErrSessionClosed, its blocks are released, and its stored state is
-// deleted. Deleting an unknown id is not an error.
+// ErrSessionClosed, its blocks are released, its stored state is deleted,
+// and its prefix blocks are erased from the prefix cache (Options.Cache)
+// and its host and disk tiers, except those another session — live or
+// stored — still holds (kvcache.Cache.Forget). Deleting an unknown id is
+// not an error.
 func (rt *Runtime) Delete(ctx context.Context, id string) error {
+	return rt.remove(ctx, id, true)
+}
+
+// Discard is Delete without the erase: the session's published prefix
+// blocks stay in the prefix cache, where later sessions of its tenant
+// reuse them (a stateless request's temporary session, say).
+func (rt *Runtime) Discard(ctx context.Context, id string) error {
+	return rt.remove(ctx, id, false)
+}
+
+func (rt *Runtime) remove(ctx context.Context, id string, erase bool) error {
 	if err := ValidateID(id); err != nil {
 		return err
 	}
+	var salt kvcache.Salt
+	var tokens []int32
 	if s := rt.Session(id); s != nil {
 		if err := s.detach(ctx, false); err != nil && !errors.Is(err, ErrSessionClosed) {
 			return err
 		}
+		// detach released the table, so Forget sees only other holders.
+		salt, tokens = s.salt, s.Tokens()
 	}
 	if rt.opt.Store != nil {
-		if err := rt.opt.Store.Delete(ctx, id); err != nil {
+		del := rt.opt.Store.Delete
+		if d, ok := rt.opt.Store.(*DiskStore); ok && !erase {
+			del = d.discard
+		}
+		if err := del(ctx, id); err != nil {
 			return fmt.Errorf("delete %q: %w", id, err)
 		}
+	}
+	if erase && rt.opt.Cache != nil && len(tokens) > 0 {
+		rt.opt.Cache.Forget(salt, tokens)
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ type Session struct {
 	rng      []byte
 	sampling sample.Options
 	cached   int // table.Len, mirrored for readers
+	hit      int // table.Len when the last operation started
 	busy     bool
 	closed   bool
 
@@ -64,6 +65,16 @@ func (s *Session) Cached() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cached
+}
+
+// StartCached returns how many of the history's tokens were in the KV
+// cache when the session's last Append, SetMessages or Generate started,
+// after any rewind and after the prefix cache lookup: for a session that
+// began empty, the prompt tokens that a prefix hit saved from prefill.
+func (s *Session) StartCached() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hit
 }
 
 // Tokens returns a copy of the token history.

@@ -43,8 +43,8 @@
 // Without a session the request is stateless, as in OpenAI: its messages
 // are the whole conversation, run in a temporary session that is deleted
 // afterwards. The runtime's prefix cache (Options.Cache) still lets equal
-// prefixes (a shared system prompt) reuse their KV blocks, but usage does
-// not count those hits as cached_tokens.
+// prefixes (a shared system prompt) reuse their KV blocks, and usage
+// counts those hits as cached_tokens.
 //
 // # Errors
 //

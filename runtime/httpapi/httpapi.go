@@ -378,7 +378,7 @@ func (h *handler) run(w http.ResponseWriter, r *http.Request, c *call, em emitte
 			h.mu.Lock()
 			delete(h.temps, id)
 			h.mu.Unlock()
-			if err := h.rt.Delete(context.WithoutCancel(ctx), id); err != nil && !errors.Is(err, runtime.ErrClosed) {
+			if err := h.rt.Discard(context.WithoutCancel(ctx), id); err != nil && !errors.Is(err, runtime.ErrClosed) {
 				h.log.LogAttrs(ctx, slog.LevelWarn, "delete temporary session", slog.String("session_id", id),
 					slog.String("error", err.Error()))
 			}
@@ -388,7 +388,7 @@ func (h *handler) run(w http.ResponseWriter, r *http.Request, c *call, em emitte
 	if err != nil {
 		return err
 	}
-	tokens0, cached0, msgs0 := s.Tokens(), s.Cached(), s.Messages()
+	tokens0, msgs0 := s.Tokens(), s.Messages()
 	if err := c.feed(ctx, s); err != nil {
 		if c.session != "" && !errors.Is(err, runtime.ErrBusy) {
 			h.restore(ctx, s, tokens0, msgs0)
@@ -396,11 +396,9 @@ func (h *handler) run(w http.ResponseWriter, r *http.Request, c *call, em emitte
 		return err
 	}
 	tokens1 := s.Tokens()
-	common := 0
-	for common < len(tokens0) && common < len(tokens1) && tokens0[common] == tokens1[common] {
-		common++
-	}
-	o.prompt, o.cached = len(tokens1), min(cached0, common)
+	// StartCached is what the feed found in the cache: the history it
+	// kept, or a prefix cache hit for a fresh session.
+	o.prompt, o.cached = len(tokens1), min(s.StartCached(), len(tokens1))
 
 	var sw *sse
 	if c.stream {

@@ -26,6 +26,7 @@ import (
 	"github.com/mnemo-ai/mnemo/engine/model"
 	"github.com/mnemo-ai/mnemo/engine/synth"
 	"github.com/mnemo-ai/mnemo/engine/tokenizer"
+	"github.com/mnemo-ai/mnemo/kvcache"
 	"github.com/mnemo-ai/mnemo/runtime"
 	"github.com/mnemo-ai/mnemo/runtime/httpapi"
 )
@@ -59,6 +60,12 @@ type env struct {
 // newEnv builds the handler; gate makes forward steps wait for permits.
 func newEnv(t *testing.T, gate bool, opt httpapi.Options) *env {
 	t.Helper()
+	return newEnvCache(t, gate, false, opt)
+}
+
+// newEnvCache is newEnv, with a prefix cache attached when cache is set.
+func newEnvCache(t *testing.T, gate, cache bool, opt httpapi.Options) *env {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "tiny.gguf")
 	require.NoError(t, synth.WriteFile(path, synth.Tiny("llama")))
 	src, err := model.Open(path)
@@ -86,7 +93,17 @@ func newEnv(t *testing.T, gate bool, opt httpapi.Options) *env {
 			}
 		})
 	}
-	e.rt, err = runtime.New(g, runtime.Options{Tokenizer: tok, Store: runtime.NewMemoryStore()})
+	ro := runtime.Options{Tokenizer: tok, Store: runtime.NewMemoryStore()}
+	if cache {
+		kv := m.KV()
+		bio, err := kvcache.NewBufferIO(kv.K, kv.V)
+		require.NoError(t, err)
+		fp := kvcache.NewFingerprint([]byte("tiny"), []byte("tiny llama"), kv.DType.String(), kv.BlockTokens)
+		ro.Cache, err = kvcache.NewCache(kv.Pool, kvcache.Config{Fingerprint: fp, IO: bio})
+		require.NoError(t, err)
+		ro.Secret = []byte("test secret")
+	}
+	e.rt, err = runtime.New(g, ro)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		assert.NoError(t, e.rt.Close())
@@ -313,6 +330,34 @@ func TestSessionReuse(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &del))
 	assert.Equal(t, httpapi.DeletedObject{ID: "conv-1", Object: "session.deleted", Deleted: true}, del)
 	checkError(t, e.do(t, "GET", "/v1/sessions/conv-1", ""), http.StatusNotFound, "session_not_found")
+}
+
+func TestStatelessPrefixHitsAreCached(t *testing.T) {
+	system := strings.Repeat("You are a careful assistant who answers briefly. ", 4)
+	req := func(user string) string {
+		return `{"model":"tiny","messages":[{"role":"system","content":"` + system + `"},{"role":"user","content":"` +
+			user + `"}],"temperature":0,"max_tokens":2}`
+	}
+	for _, tc := range []struct {
+		name  string
+		cache bool
+	}{{name: "prefix cache", cache: true}, {name: "no cache", cache: false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnvCache(t, false, tc.cache, httpapi.Options{})
+			first := chatResult(t, e.do(t, "POST", "/v1/chat/completions", req("hi")))
+			assert.Zero(t, first.Usage.PromptTokensDetails.CachedTokens, "nothing is cached before the first request")
+			assert.Empty(t, first.Session, "the request is stateless")
+			second := chatResult(t, e.do(t, "POST", "/v1/chat/completions", req("what now?")))
+			cached := second.Usage.PromptTokensDetails.CachedTokens
+			if !tc.cache {
+				assert.Zero(t, cached, "without a prefix cache nothing is reused")
+				return
+			}
+			assert.Positive(t, cached, "the system prompt's blocks were reused")
+			assert.Less(t, cached, second.Usage.PromptTokens, "the new user turn is computed")
+			assert.Zero(t, cached%4, "whole blocks of 4 tokens are shared")
+		})
+	}
 }
 
 func TestFailedTurnLeavesSessionAsItWas(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -54,8 +55,10 @@ type benchSetup struct {
 	ctxLen int
 	cold   bool
 	extra  func(*engineOptions)
-	// snapPause spaces the snapshot writes of the shared measurement.
+	// snapPause spaces the snapshot writes of the shared measurement;
+	// snapRate caps their rate (bytes/s, 0: none).
 	snapPause time.Duration
+	snapRate  int64
 }
 
 const benchLive = "bench-live"
@@ -75,8 +78,10 @@ func runBenchSessions(ctx context.Context, env Env, args []string) error {
 	decoders := fs.Int("decoders", 4, "sessions decoding while snapshots are written")
 	decodeTokens := fs.Int("decode-tokens", 128, "tokens each of them generates per measurement")
 	snapPause := fs.Duration("snap-pause", 0, "pause between two snapshot writes while the decoders run (0: back to back)")
+	snapRate := fs.Float64("snap-rate", 0, "cap on the snapshot block write rate, MB/s (0: none)")
 	cold := fs.Bool("cold", true, "drop the state files from the page cache before each restore (Linux)")
 	stateDir := fs.String("state-dir", "", "state directory for the snapshots (default: a temporary one, removed after)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the prefix and snapshot measurements to FILE (go tool pprof)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -128,7 +133,11 @@ func runBenchSessions(ctx context.Context, env Env, args []string) error {
 		o.KVTokens = kvTokens
 		o.BlockTokens = sessionBlockTokens
 	}
-	b := &benchSetup{env: env, mf: &mf, path: path, ctxLen: need, cold: *cold, extra: extra, snapPause: *snapPause}
+	if *snapRate < 0 {
+		return usagef("--snap-rate must not be negative")
+	}
+	b := &benchSetup{env: env, mf: &mf, path: path, ctxLen: need, cold: *cold, extra: extra, snapPause: *snapPause,
+		snapRate: int64(*snapRate * 1e6)}
 	if err := b.start(state); err != nil {
 		return err
 	}
@@ -156,6 +165,17 @@ func runBenchSessions(ctx context.Context, env Env, args []string) error {
 	printSessionSummary(env.Stdout, res)
 	if *sharedN == 0 {
 		return nil
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if err := b.shared(ctx, random, *sharedN, *sharedPrefix, *turnTokens, *decoders, *decodeTokens, *reps, env.Stdout); err != nil {
 		return fmt.Errorf("shared prefix: %w", err)
@@ -186,7 +206,8 @@ func (b *benchSetup) start(state string) error {
 	}
 	// No host or disk tier: evicted prefix blocks are forgotten, so that
 	// nothing but the measured work moves bytes.
-	if b.store, err = runtime.OpenDiskStore(b.dir, runtime.DiskOptions{Fingerprint: fp, KV: kv, Secret: b.secret}); err != nil {
+	if b.store, err = runtime.OpenDiskStore(b.dir, runtime.DiskOptions{Fingerprint: fp, KV: kv, Secret: b.secret,
+		WriteBytesPerSec: b.snapRate}); err != nil {
 		return err
 	}
 	b.rt, err = runtime.New(l.model, runtime.Options{MaxBatchTokens: b.mf.batch, ContextLength: b.ctxLen,
