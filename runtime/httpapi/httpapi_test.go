@@ -194,7 +194,7 @@ func TestUnaryEndpoints(t *testing.T) {
 	assert.Equal(t, cc.Choices[0].Message.Content, cc2.Choices[0].Message.Content)
 
 	// A logit bias that bans nothing the model picks, and a length stop.
-	rec = e.do(t, "POST", "/v1/completions", `{"prompt":"the cat","max_tokens":3,"temperature":0,"logit_bias":{"2":-100}}`)
+	rec = e.do(t, "POST", "/v1/completions", `{"prompt":"the cat","max_tokens":3,"temperature":0,"logit_bias":{"2":-100,"259":-100,"260":-100}}`)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	var cp httpapi.Completion
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &cp))
@@ -480,7 +480,7 @@ func TestStreamCompletion(t *testing.T) {
 	e := newEnv(t, false, httpapi.Options{})
 	srv := httptest.NewServer(e.h)
 	defer srv.Close()
-	body := `{"prompt":"the cat","max_tokens":5,"temperature":0,"logit_bias":{"2":-100}`
+	body := `{"prompt":"the cat","max_tokens":5,"temperature":0,"logit_bias":{"2":-100,"259":-100,"260":-100}`
 	var want httpapi.Completion
 	require.NoError(t, json.Unmarshal(e.do(t, "POST", "/v1/completions", body+`}`).Body.Bytes(), &want))
 
@@ -519,6 +519,9 @@ func cancelWatch(h http.Handler, cancelled chan struct{}) http.Handler {
 		stop := context.AfterFunc(r.Context(), func() { once.Do(func() { close(cancelled) }) })
 		defer stop()
 		h.ServeHTTP(w, r)
+		// A handler that returns before its request is cancelled ends the
+		// wait too, so a test fails instead of hanging.
+		once.Do(func() { close(cancelled) })
 	})
 }
 
@@ -534,7 +537,7 @@ func TestClientDisconnectCancelsGeneration(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	resp := post(t, ctx, srv.URL+"/v1/chat/completions",
-		`{"session":"d","messages":[{"role":"user","content":"hi"}],"max_tokens":200,"stream":true,"logit_bias":{"2":-100}}`)
+		`{"session":"d","messages":[{"role":"user","content":"hi"}],"max_tokens":200,"stream":true,"seed":1,"logit_bias":{"2":-100,"259":-100,"260":-100}}`)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	br := bufio.NewReader(resp.Body)
 	line, err := br.ReadString('\n')
@@ -669,7 +672,7 @@ func TestDrainEndsStreams(t *testing.T) {
 		e.perm <- struct{}{}
 	}
 	resp := post(t, t.Context(), srv.URL+"/v1/chat/completions",
-		`{"messages":[{"role":"user","content":"hi"}],"max_tokens":200,"stream":true,"logit_bias":{"2":-100}}`)
+		`{"messages":[{"role":"user","content":"hi"}],"max_tokens":200,"stream":true,"seed":1,"logit_bias":{"2":-100,"259":-100,"260":-100}}`)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	drain(httpapi.ErrShuttingDown)
