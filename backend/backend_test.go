@@ -67,3 +67,16 @@ func TestSignature(t *testing.T) {
 	_, _, err = Signature(Spec{Op: OpMatMul, M: 1, N: 1, K: 32, Weights: format.Type(99)})
 	assert.ErrorContains(t, err, "unknown weight format")
 }
+
+func TestLeaks(t *testing.T) {
+	var l Leaks
+	require.NoError(t, l.Drain("x"))
+	a, b := new(int), new(int)
+	l.Track(a, "buffer b")
+	l.Track(b, "buffer a")
+	l.Untrack(new(int)) // unknown: ignored
+	err := l.Drain("cpu")
+	assert.EqualError(t, err, "cpu: closed with 2 buffers or programs still open: buffer a; buffer b")
+	assert.NoError(t, l.Drain("cpu"), "Drain forgets")
+	l.Untrack(a) // after Drain: harmless
+}

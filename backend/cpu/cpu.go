@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -26,8 +25,7 @@ type Backend struct {
 	pool *kernels.Pool
 
 	closed atomic.Bool
-	mu     sync.Mutex
-	live   map[any]string // open buffers and programs, for Close's leak report
+	leaks  backend.Leaks // open buffers and programs, for Close's report
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -50,7 +48,7 @@ func New(opt backend.Options) (*Backend, error) {
 	if opt.Threads < 0 {
 		return nil, fmt.Errorf("cpu: threads must be >= 0, got %d", opt.Threads)
 	}
-	return &Backend{impl: impl, pool: kernels.NewPool(opt.Threads), live: map[any]string{}}, nil
+	return &Backend{impl: impl, pool: kernels.NewPool(opt.Threads)}, nil
 }
 
 // Name returns "cpu".
@@ -62,18 +60,6 @@ func (b *Backend) Impl() *kernels.Impl { return b.impl }
 // Threads returns the number of threads the backend computes with.
 func (b *Backend) Threads() int { return b.pool.Threads() }
 
-func (b *Backend) track(x any, what string) {
-	b.mu.Lock()
-	b.live[x] = what
-	b.mu.Unlock()
-}
-
-func (b *Backend) untrack(x any) {
-	b.mu.Lock()
-	delete(b.live, x)
-	b.mu.Unlock()
-}
-
 // Close stops the worker threads. It reports buffers and programs that are
 // still open as an error (they stay usable until closed).
 func (b *Backend) Close() error {
@@ -81,13 +67,7 @@ func (b *Backend) Close() error {
 		return nil
 	}
 	b.pool.Close()
-	b.mu.Lock()
-	n := len(b.live)
-	b.mu.Unlock()
-	if n > 0 {
-		return fmt.Errorf("cpu: closed with %d buffers or programs still open", n)
-	}
-	return nil
+	return b.leaks.Drain("cpu")
 }
 
 // Buffer is a CPU buffer. It implements backend.HostBuffer.
@@ -133,7 +113,7 @@ func (b *Backend) Alloc(dt backend.DType, shape backend.Shape) (backend.Buffer, 
 			return nil, fmt.Errorf("cpu alloc %s%s: %w: no kernels for this weight format", dt, shape, backend.ErrUnsupported)
 		}
 	}
-	b.track(buf, fmt.Sprintf("buffer %s%s", dt, shape))
+	b.leaks.Track(buf, fmt.Sprintf("buffer %s%s", dt, shape))
 	return buf, nil
 }
 
@@ -273,7 +253,7 @@ func (buf *Buffer) Close() error {
 		return nil
 	}
 	if !buf.view {
-		buf.b.untrack(buf)
+		buf.b.leaks.Untrack(buf)
 	}
 	buf.data, buf.raw, buf.w = nil, nil, nil
 	return nil
@@ -366,7 +346,7 @@ func (b *Backend) Compile(ctx context.Context, spec backend.Spec) (backend.Progr
 			HighFreqFactor: float64(r.HighFreqFactor), OrigContext: r.OrigContext,
 		})
 	}
-	b.track(p, "program "+spec.String())
+	b.leaks.Track(p, "program "+spec.String())
 	return p, nil
 }
 
@@ -376,7 +356,7 @@ func (p *Program) Spec() backend.Spec { return p.spec }
 // Close releases the program.
 func (p *Program) Close() error {
 	if !p.closed.Swap(true) {
-		p.b.untrack(p)
+		p.b.leaks.Untrack(p)
 	}
 	return nil
 }

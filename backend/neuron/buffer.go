@@ -51,7 +51,7 @@ func (b *Backend) Alloc(dt backend.DType, shape backend.Shape) (backend.Buffer, 
 		}
 	}
 	buf := &Buffer{b: b, dt: dt, shape: append(backend.Shape(nil), shape...), bytes: n, t: t}
-	b.track(buf, what)
+	b.leaks.Track(buf, what)
 	return buf, nil
 }
 
@@ -146,6 +146,6 @@ func (buf *Buffer) Close() error {
 		return fmt.Errorf("neuron close %s%s: %w", buf.dt, buf.shape, err)
 	}
 	buf.closed.Store(true)
-	buf.b.untrack(buf)
+	buf.b.leaks.Untrack(buf)
 	return nil
 }

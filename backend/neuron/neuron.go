@@ -30,9 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/mnemo-ai/mnemo/backend"
@@ -74,8 +71,7 @@ type Backend struct {
 	cores int
 
 	closed atomic.Bool
-	mu     sync.Mutex
-	live   map[any]string // open buffers and programs
+	leaks  backend.Leaks // open buffers and programs
 }
 
 var (
@@ -118,7 +114,7 @@ func Open(opt backend.Options) (*Backend, error) {
 	if err != nil {
 		return fail(errors.Join(err, rt.Close()))
 	}
-	return &Backend{lib: lib, rt: rt, dir: dir, man: man, index: index, cores: cores, live: map[any]string{}}, nil
+	return &Backend{lib: lib, rt: rt, dir: dir, man: man, index: index, cores: cores}, nil
 }
 
 // Name returns "neuron".
@@ -166,44 +162,13 @@ func (b *Backend) usable() error {
 	return b.Err()
 }
 
-func (b *Backend) track(x any, what string) {
-	b.mu.Lock()
-	b.live[x] = what
-	b.mu.Unlock()
-}
-
-func (b *Backend) untrack(x any) {
-	b.mu.Lock()
-	delete(b.live, x)
-	b.mu.Unlock()
-}
-
 // Close closes the runtime and the library. Buffers and programs still
 // open are released with it and reported as an error.
 func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	b.mu.Lock()
-	leaks := make([]string, 0, len(b.live))
-	for _, what := range b.live {
-		leaks = append(leaks, what)
-	}
-	clear(b.live)
-	b.mu.Unlock()
-	var errs []error
-	if len(leaks) > 0 {
-		slices.Sort(leaks)
-		shown := leaks[:min(len(leaks), 8)]
-		more := ""
-		if len(leaks) > len(shown) {
-			more = fmt.Sprintf(", and %d more", len(leaks)-len(shown))
-		}
-		errs = append(errs, fmt.Errorf("neuron: closed with %d buffers or programs still open: %s%s",
-			len(leaks), strings.Join(shown, "; "), more))
-	}
-	errs = append(errs, b.rt.Close(), b.lib.Close())
-	return errors.Join(errs...)
+	return errors.Join(b.leaks.Drain("neuron"), b.rt.Close(), b.lib.Close())
 }
 
 // Supports reports whether the manifest has a program for spec.

@@ -68,7 +68,7 @@ func (b *Backend) Compile(ctx context.Context, spec backend.Spec) (backend.Progr
 		return nil, errors.Join(fmt.Errorf("neuron compile %s: %s: %w", spec, p.neff, err), m.Unload())
 	}
 	p.model = m
-	b.track(p, "program "+spec.String())
+	b.leaks.Track(p, "program "+spec.String())
 	return p, nil
 }
 
@@ -117,7 +117,7 @@ func (p *Program) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	p.b.untrack(p)
+	p.b.leaks.Untrack(p)
 	if err := p.model.Unload(); err != nil {
 		return fmt.Errorf("neuron close %s: %w", p.spec, err)
 	}
