@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 
 	"github.com/mnemo-ai/mnemo/bench/modelbench"
 )
@@ -56,17 +55,11 @@ func runBenchModel(ctx context.Context, env Env, args []string) error {
 	if tb, ok := l.be.(interface{ Threads() int }); ok {
 		threads = tb.Threads()
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	res, err := modelbench.Run(ctx, l.model, filepath.Base(pos[0]), modelbench.Options{
 		Prompt: *p, Gen: *n, BatchSeqs: *seqs, Threads: threads, Reps: *reps, Chunk: mf.batch,
 		SkipRoofline: !*roof,

@@ -16,11 +16,16 @@ type progress struct {
 }
 
 func newProgress(stderr io.Writer) *progress {
-	f, ok := stderr.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !isTerminal(stderr) {
 		return &progress{}
 	}
 	return &progress{w: stderr}
+}
+
+// isTerminal reports whether x (an Env stream) is a terminal.
+func isTerminal(x any) bool {
+	f, ok := x.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func (p *progress) update(done, total int, label string) {

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/mnemo-ai/mnemo/engine"
@@ -186,15 +185,6 @@ func mustBuiltin(name string) string {
 		panic(err)
 	}
 	return t
-}
-
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // conversation is one sequence whose KV cache lives for the whole run:

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -166,17 +165,11 @@ func runBenchSessions(ctx context.Context, env Env, args []string) error {
 	if *sharedN == 0 {
 		return nil
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	if err := b.shared(ctx, random, *sharedN, *sharedPrefix, *turnTokens, *decoders, *decodeTokens, *reps, env.Stdout); err != nil {
 		return fmt.Errorf("shared prefix: %w", err)
 	}
