@@ -331,6 +331,22 @@ type call struct {
 	feed func(ctx context.Context, s *runtime.Session) error
 }
 
+// newCall validates what chat and completion requests share (sampling,
+// seed, session id) and returns the call without its feed.
+func (h *handler) newCall(r *http.Request, start time.Time, sp SamplingParams, session string, stream bool, so *StreamOptions) (*call, error) {
+	sampling, maxTok, err := ToSampling(sp, *h.opt.Sampling)
+	if err != nil {
+		return nil, err
+	}
+	h.seed(&sampling, sp.Seed)
+	sid, err := sessionID(r, session)
+	if err != nil {
+		return nil, err
+	}
+	return &call{start: start, session: sid, sampling: sampling, maxTok: maxTok, stream: stream,
+		usage: so != nil && so.IncludeUsage}, nil
+}
+
 // outcome is what a generation produced.
 type outcome struct {
 	text                string
@@ -561,23 +577,17 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	so, maxTok, err := ToSampling(req.SamplingParams, *h.opt.Sampling)
+	c, err := h.newCall(r, start, req.SamplingParams, req.Session, req.Stream, req.StreamOptions)
 	if err != nil {
 		return err
 	}
-	h.seed(&so, req.Seed)
-	sid, err := sessionID(r, req.Session)
-	if err != nil {
-		return err
+	sid := c.session
+	c.feed = func(ctx context.Context, s *runtime.Session) error {
+		if sid == "" {
+			return s.SetMessages(ctx, msgs)
+		}
+		return s.AppendMessages(ctx, msgs...)
 	}
-	c := &call{start: start, session: sid, sampling: so, maxTok: maxTok, stream: req.Stream,
-		usage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage,
-		feed: func(ctx context.Context, s *runtime.Session) error {
-			if sid == "" {
-				return s.SetMessages(ctx, msgs)
-			}
-			return s.AppendMessages(ctx, msgs...)
-		}}
 	o := &outcome{id: newID("chatcmpl-"), created: h.opt.Now().Unix()}
 	em := chatEmitter{model: h.opt.ModelName, session: sid}
 	if err := h.run(w, r, c, em, o); err != nil || o.streamed {
@@ -610,18 +620,12 @@ func (h *handler) completions(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Prompt) == 1 {
 		prompt = req.Prompt[0]
 	}
-	so, maxTok, err := ToSampling(req.SamplingParams, *h.opt.Sampling)
+	c, err := h.newCall(r, start, req.SamplingParams, req.Session, req.Stream, req.StreamOptions)
 	if err != nil {
 		return err
 	}
-	h.seed(&so, req.Seed)
-	sid, err := sessionID(r, req.Session)
-	if err != nil {
-		return err
-	}
-	c := &call{start: start, session: sid, sampling: so, maxTok: maxTok, stream: req.Stream,
-		usage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage,
-		feed:  func(ctx context.Context, s *runtime.Session) error { return s.AppendText(ctx, prompt) }}
+	sid := c.session
+	c.feed = func(ctx context.Context, s *runtime.Session) error { return s.AppendText(ctx, prompt) }
 	o := &outcome{id: newID("cmpl-"), created: h.opt.Now().Unix()}
 	em := completionEmitter{model: h.opt.ModelName, session: sid}
 	if err := h.run(w, r, c, em, o); err != nil || o.streamed {
