@@ -50,6 +50,17 @@ func sessionFlags(env Env, name string, args []string, extra func(*flag.FlagSet)
 	return state, sel, pos, nil
 }
 
+// openStored finds the model store holding session id (sel narrows the
+// search to one model) and opens it, locked; call unlock when done.
+// (show opens it itself: it also prints the store's model.)
+func openStored(state, id, sel string) (d *runtime.DiskStore, unlock func(), err error) {
+	ms, err := findSession(state, id, sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ms.open()
+}
+
 func checkIDs(ids []string) error {
 	for _, id := range ids {
 		if err := runtime.ValidateID(id); err != nil {
@@ -158,14 +169,10 @@ func runSessionsRm(ctx context.Context, env Env, args []string) error {
 	}
 	var errs []error
 	for _, id := range pos {
-		ms, err := findSession(state, id, sel)
+		d, unlock, err := openStored(state, id, sel)
 		if err == nil {
-			var d *runtime.DiskStore
-			var unlock func()
-			if d, unlock, err = ms.open(); err == nil {
-				err = d.Delete(ctx, id)
-				unlock()
-			}
+			err = d.Delete(ctx, id)
+			unlock()
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -190,11 +197,7 @@ func runSessionsExport(_ context.Context, env Env, args []string) error {
 	if err := checkIDs(pos); err != nil {
 		return err
 	}
-	ms, err := findSession(state, pos[0], sel)
-	if err != nil {
-		return err
-	}
-	d, unlock, err := ms.open()
+	d, unlock, err := openStored(state, pos[0], sel)
 	if err != nil {
 		return err
 	}
