@@ -1,22 +1,17 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
 
-	"github.com/mnemo-ai/mnemo/engine"
 	"github.com/mnemo-ai/mnemo/engine/chat"
-	"github.com/mnemo-ai/mnemo/engine/generate"
 	"github.com/mnemo-ai/mnemo/engine/llama2c"
 	"github.com/mnemo-ai/mnemo/engine/model"
 	"github.com/mnemo-ai/mnemo/engine/sample"
 	"github.com/mnemo-ai/mnemo/engine/tokenizer"
-	"github.com/mnemo-ai/mnemo/kvcache"
 	"github.com/mnemo-ai/mnemo/runtime"
 )
 
@@ -95,45 +90,16 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	smp, err := sample.New(sf.opts, l.model.Config().VocabSize)
-	if err != nil {
+	if _, err := sample.New(sf.opts, l.model.Config().VocabSize); err != nil {
 		return usagef("%v", err)
 	}
-	c := &conversation{
-		env: env, m: l.model, tok: tok, tmpl: tmpl, smp: smp, opts: sf.opts, chunk: mf.batch, stats: *stats,
-		seq: &engine.Seq{Table: &kvcache.Table{}}, ctxLen: l.model.Config().ContextLength,
-	}
-	c.ctxLen = min(c.ctxLen, 4096)
+	ctxLen := min(l.model.Config().ContextLength, 4096)
 	if mf.context > 0 {
-		c.ctxLen = mf.context
+		ctxLen = mf.context
 	}
-	if *session != "" {
-		return runWithSession(ctx, &sessionRun{env: env, l: l, mf: &mf, path: pos[0], tokPath: *tokPath, tok: tok,
-			tmpl: tmpl, opts: sf.opts, stateDir: *stateDir, name: *session, system: *system, stats: *stats,
-			ctxLen: c.ctxLen}, *prompt, *chatMode)
-	}
-	defer c.seq.Table.Release(l.model.KV().Pool)
-	if *system != "" {
-		c.msgs = append(c.msgs, chat.Message{Role: "system", Content: *system})
-	}
-	if *prompt == "" && isTerminal(env.Stdin) {
-		return c.interactive(ctx)
-	}
-	text := *prompt
-	if text == "" {
-		b, err := io.ReadAll(env.Stdin)
-		if err != nil {
-			return fmt.Errorf("read stdin: %w", err)
-		}
-		text = string(b)
-	}
-	if *chatMode {
-		err = c.chatTurn(ctx, text)
-	} else {
-		err = c.complete(ctx, text)
-	}
-	fmt.Fprintln(env.Stdout)
-	return err
+	return runWithSession(ctx, &sessionRun{env: env, l: l, mf: &mf, path: pos[0], tokPath: *tokPath, tok: tok,
+		tmpl: tmpl, opts: sf.opts, stateDir: *stateDir, name: *session, system: *system, stats: *stats,
+		ctxLen: ctxLen}, *prompt, *chatMode)
 }
 
 // loadTokenizer builds the tokenizer from the model's GGUF metadata, or
@@ -185,95 +151,4 @@ func mustBuiltin(name string) string {
 		panic(err)
 	}
 	return t
-}
-
-// conversation is one sequence whose KV cache lives for the whole run:
-// every turn prefills only what the cache does not already hold.
-type conversation struct {
-	env     Env
-	m       engine.Model
-	tok     *tokenizer.Tokenizer
-	tmpl    string
-	smp     *sample.Sampler
-	opts    sample.Options
-	chunk   int
-	stats   bool
-	seq     *engine.Seq
-	ctxLen  int
-	history []int32
-	msgs    []chat.Message
-}
-
-// complete continues the raw text.
-func (c *conversation) complete(ctx context.Context, text string) error {
-	ids := c.tok.Encode(text, tokenizer.EncodeOptions{NoSpecial: len(c.history) > 0})
-	fmt.Fprint(c.env.Stdout, text)
-	_, err := c.generate(ctx, ids)
-	return err
-}
-
-// chatTurn adds a user message and generates the reply. The whole
-// conversation is rendered again; the cache keeps the longest prefix that
-// still matches and only the rest is prefilled.
-func (c *conversation) chatTurn(ctx context.Context, text string) error {
-	c.msgs = append(c.msgs, chat.Message{Role: "user", Content: text})
-	rendered, err := chat.Render(c.tmpl, c.msgs, chat.Options{AddGenerationPrompt: true,
-		BOSToken: c.tok.Token(c.tok.BOS()), EOSToken: c.tok.Token(c.tok.EOS())})
-	if err != nil {
-		return err
-	}
-	ids := c.tok.Encode(rendered, tokenizer.EncodeOptions{ParseSpecial: true})
-	common := 0
-	for common < len(ids) && common < len(c.history) && ids[common] == c.history[common] {
-		common++
-	}
-	if common == len(ids) { // never re-use everything: the last token must be fed
-		common--
-	}
-	if common < c.seq.Table.Len {
-		c.seq.Table.Truncate(c.m.KV().Pool, common, c.m.KV().BlockTokens)
-	}
-	c.history = c.history[:common]
-	var reply strings.Builder
-	emit := c.env.Stdout
-	c.env.Stdout = io.MultiWriter(emit, &reply)
-	_, err = c.generate(ctx, ids[common:])
-	c.env.Stdout = emit
-	c.msgs = append(c.msgs, chat.Message{Role: "assistant", Content: reply.String()})
-	return err
-}
-
-func (c *conversation) generate(ctx context.Context, prompt []int32) (generate.Stats, error) {
-	st, err := generate.Run(ctx, c.m, c.tok, generate.Request{
-		Seq: c.seq, Prompt: prompt, History: &c.history, Sampler: c.smp, Options: c.opts,
-		Chunk: c.chunk, Context: c.ctxLen,
-		Emit: func(s string) error { _, err := io.WriteString(c.env.Stdout, s); return err },
-	})
-	if c.stats && (err == nil || errors.Is(err, context.Canceled)) {
-		pre := float64(st.PromptTokens) / max(st.Prefill.Seconds(), 1e-9)
-		gen := float64(max(st.GenTokens-1, 0)) / max(st.Decode.Seconds(), 1e-9)
-		fmt.Fprintf(c.env.Stderr, "\n[prefill %d tokens in %.0f ms (%.1f tok/s), generated %d tokens (%.1f tok/s), %d in cache, stop: %s]\n",
-			st.PromptTokens, st.Prefill.Seconds()*1000, pre, st.GenTokens, gen, c.seq.Table.Len, st.Why)
-	}
-	return st, err
-}
-
-func (c *conversation) interactive(ctx context.Context) error {
-	in := bufio.NewScanner(c.env.Stdin)
-	in.Buffer(make([]byte, 1<<20), 1<<20)
-	fmt.Fprintln(c.env.Stderr, "chat: type a message and press enter; an empty line or Ctrl-D quits")
-	for {
-		fmt.Fprint(c.env.Stderr, "> ")
-		if !in.Scan() {
-			return in.Err()
-		}
-		line := strings.TrimSpace(in.Text())
-		if line == "" {
-			return nil
-		}
-		if err := c.chatTurn(ctx, line); err != nil {
-			return err
-		}
-		fmt.Fprintln(c.env.Stdout)
-	}
 }

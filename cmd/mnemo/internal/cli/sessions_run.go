@@ -41,8 +41,27 @@ type sessionRun struct {
 	unlock func()
 }
 
-// open builds the store and runtime and opens the named session.
+// ephemeralID is the session a run without --session uses; nothing is
+// stored.
+const ephemeralID = "run"
+
+// open builds the store and runtime and opens the named session; without
+// a name, a runtime with no store and a session that ends with the run.
 func (r *sessionRun) open(ctx context.Context) error {
+	if r.name == "" {
+		var err error
+		r.unlock = func() {}
+		r.rt, err = runtime.New(r.l.model, runtime.Options{MaxBatchTokens: r.mf.batch, ContextLength: r.ctxLen,
+			Tokenizer: r.tok, Template: r.tmpl})
+		if err != nil {
+			return err
+		}
+		if r.s, err = r.rt.Open(ctx, ephemeralID, runtime.SessionOptions{Sampling: r.opts}); err != nil {
+			r.rt.Close()
+			return err
+		}
+		return nil
+	}
 	state, err := resolveStateDir(r.env, r.stateDir)
 	if err != nil {
 		return err
@@ -147,9 +166,13 @@ func (r *sessionRun) turn(ctx context.Context, text string, chatMode bool) error
 		prefilled := int(r.rt.Stats().PrefillTokens - before)
 		pre := appended + res.TTFT
 		gen := float64(max(res.GenTokens-1, 0)) / max((res.Duration-res.TTFT).Seconds(), 1e-9)
-		fmt.Fprintf(r.env.Stderr, "\n[session %s: %d tokens cached, prefill %d tokens in %.0f ms (%.1f tok/s), "+
+		label := ""
+		if r.name != "" {
+			label = "session " + r.name + ": "
+		}
+		fmt.Fprintf(r.env.Stderr, "\n[%s%d tokens cached, prefill %d tokens in %.0f ms (%.1f tok/s), "+
 			"generated %d tokens (%.1f tok/s), %d in cache, stop: %s]\n",
-			r.name, max(total-prefilled, 0), prefilled, pre.Seconds()*1000, float64(prefilled)/max(pre.Seconds(), 1e-9),
+			label, max(total-prefilled, 0), prefilled, pre.Seconds()*1000, float64(prefilled)/max(pre.Seconds(), 1e-9),
 			res.GenTokens, gen, r.s.Cached(), res.Finish)
 	}
 	return err
@@ -158,7 +181,11 @@ func (r *sessionRun) turn(ctx context.Context, text string, chatMode bool) error
 func (r *sessionRun) interactive(ctx context.Context) error {
 	in := bufio.NewScanner(r.env.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
-	fmt.Fprintf(r.env.Stderr, "chat (session %s): type a message and press enter; an empty line or Ctrl-D quits\n", r.name)
+	label := ""
+	if r.name != "" {
+		label = " (session " + r.name + ")"
+	}
+	fmt.Fprintf(r.env.Stderr, "chat%s: type a message and press enter; an empty line or Ctrl-D quits\n", label)
 	for {
 		fmt.Fprint(r.env.Stderr, "> ")
 		if !in.Scan() {
@@ -175,8 +202,9 @@ func (r *sessionRun) interactive(ctx context.Context) error {
 	}
 }
 
-// runWithSession is the --session branch of run: prompt (else stdin, or
-// an interactive chat on a terminal) is one turn of the named session.
+// runWithSession runs one turn of the session — the named one with
+// --session, else one that ends with the run — from prompt (else stdin,
+// or an interactive chat on a terminal).
 func runWithSession(ctx context.Context, r *sessionRun, prompt string, chatMode bool) (err error) {
 	if err := r.open(ctx); err != nil {
 		return err
