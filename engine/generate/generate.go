@@ -1,7 +1,8 @@
-// Package generate runs the decode loop of one sequence: prefill its new
-// tokens in chunks, then sample, stream text and stop on an end token, a
-// stop sequence or the token budget. The runtime's sessions and `mnemo run`
-// share it.
+// Package generate runs the decode loop of one sequence directly on an
+// engine.Model: prefill its new tokens in chunks, then sample, stream text
+// and stop on an end token, a stop sequence or the token budget. It is for
+// programs that drive one sequence themselves; package runtime schedules
+// many sessions together.
 package generate
 
 import (
