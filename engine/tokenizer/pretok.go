@@ -376,6 +376,44 @@ func splitRegexp(re *regexp2.Regexp, text []rune, offsets []int, nonEmpty bool) 
 	return out, nil
 }
 
+// segment is one piece [ini, end) of a pre-split text, read with
+// llama.cpp's conventions (out-of-range positions give codepoint -1 and
+// no flags), and the cut lengths the custom splitters emit for it.
+type segment struct {
+	cpts     []rune
+	flags    []uint8
+	ini, end int
+	prevEnd  int
+	out      *[]int
+}
+
+// outOfRange is what segment.cpt returns past the segment's ends.
+const outOfRange rune = -1
+
+func (s *segment) cpt(pos int) rune {
+	if pos >= s.ini && pos < s.end {
+		return s.cpts[pos]
+	}
+	return outOfRange
+}
+
+func (s *segment) fl(pos int) uint8 {
+	if pos >= s.ini && pos < s.end {
+		return s.flags[pos]
+	}
+	return 0
+}
+
+// add cuts the piece ending at e and returns its length (0: nothing cut).
+func (s *segment) add(e int) int {
+	n := e - s.prevEnd
+	if n > 0 {
+		*s.out = append(*s.out, n)
+	}
+	s.prevEnd = e
+	return n
+}
+
 // splitCustomGPT2 is llama.cpp's unicode_regex_split_custom_gpt2:
 // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 func splitCustomGPT2(cpts []rune, flags []uint8, offsets []int) []int {
@@ -384,28 +422,8 @@ func splitCustomGPT2(cpts []rune, flags []uint8, offsets []int) []int {
 	for _, off := range offsets {
 		ini, end := start, start+off
 		start = end
-		const oor = -1
-		cpt := func(pos int) rune {
-			if pos >= ini && pos < end {
-				return cpts[pos]
-			}
-			return oor
-		}
-		fl := func(pos int) uint8 {
-			if pos >= ini && pos < end {
-				return flags[pos]
-			}
-			return 0
-		}
-		prevEnd := ini
-		add := func(e int) int {
-			n := e - prevEnd
-			if n > 0 {
-				out = append(out, n)
-			}
-			prevEnd = e
-			return n
-		}
+		sg := &segment{cpts: cpts, flags: flags, ini: ini, end: end, prevEnd: ini, out: &out}
+		cpt, fl, add := sg.cpt, sg.fl, sg.add
 		for pos := ini; pos < end; {
 			c := cpt(pos)
 			f := fl(pos)
@@ -464,7 +482,7 @@ func splitCustomGPT2(cpts []rune, flags []uint8, offsets []int) []int {
 			for fl(pos+ws)&cfSpace != 0 {
 				ws++
 			}
-			if ws > 1 && cpt(pos+ws) != oor {
+			if ws > 1 && cpt(pos+ws) != outOfRange {
 				pos += ws - 1
 				add(pos)
 				continue
@@ -490,28 +508,8 @@ func splitCustomLlama3(cpts []rune, flags []uint8, offsets []int, maxDigits int)
 	for _, off := range offsets {
 		ini, end := start, start+off
 		start = end
-		const oor = -1
-		cpt := func(pos int) rune {
-			if pos >= ini && pos < end {
-				return cpts[pos]
-			}
-			return oor
-		}
-		fl := func(pos int) uint8 {
-			if pos >= ini && pos < end {
-				return flags[pos]
-			}
-			return 0
-		}
-		prevEnd := ini
-		add := func(e int) int {
-			n := e - prevEnd
-			if n > 0 {
-				out = append(out, n)
-			}
-			prevEnd = e
-			return n
-		}
+		sg := &segment{cpts: cpts, flags: flags, ini: ini, end: end, prevEnd: ini, out: &out}
+		cpt, fl, add := sg.cpt, sg.fl, sg.add
 		for pos := ini; pos < end; {
 			c := cpt(pos)
 			f := fl(pos)
@@ -584,7 +582,7 @@ func splitCustomLlama3(cpts []rune, flags []uint8, offsets []int, maxDigits int)
 				add(pos)
 				continue
 			}
-			if ws > 1 && cpt(pos+ws) != oor {
+			if ws > 1 && cpt(pos+ws) != outOfRange {
 				pos += ws - 1
 				add(pos)
 				continue
