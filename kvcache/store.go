@@ -49,6 +49,10 @@ type StoreOptions struct {
 	// with it for the CPU (copying, checksums, the kernel's writeback):
 	// a cap trades snapshot latency for decode speed.
 	WriteBytesPerSec int64
+	// Pacer, if set, spaces Save's block writes while the model runs
+	// (see Pacer); it adapts to the machine where WriteBytesPerSec is
+	// a fixed number. Both may be set.
+	Pacer *Pacer
 }
 
 // Store keeps session snapshots in dir/snapshots, one file per session,
@@ -65,6 +69,7 @@ type Store struct {
 	blobs *Blobs
 	rate  int64 // StoreOptions.WriteBytesPerSec
 	sleep func(time.Duration)
+	pacer *Pacer
 
 	mu   sync.Mutex
 	held map[string][]Hash // blocks each stored snapshot holds in blobs
@@ -83,7 +88,7 @@ func OpenStore(dir string, fp Fingerprint, opt StoreOptions) (*Store, error) {
 		return nil, fmt.Errorf("open store: negative write rate %d", opt.WriteBytesPerSec)
 	}
 	s := &Store{dir: dir, snaps: filepath.Join(dir, "snapshots"), fs: fsys, fp: fp, rate: opt.WriteBytesPerSec,
-		sleep: time.Sleep, held: map[string][]Hash{}}
+		sleep: time.Sleep, pacer: opt.Pacer, held: map[string][]Hash{}}
 	if err := fsys.MkdirAll(s.snaps); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -199,7 +204,9 @@ func (s *Store) Save(id string, snap *Snapshot, src BlockSource) error {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
+				begin := time.Now()
 				dir, err := s.blobs.commit(st)
+				s.pacer.Pace(time.Since(begin))
 				if err != nil {
 					errs[i] = err
 					return
@@ -240,6 +247,7 @@ func (s *Store) Save(id string, snap *Snapshot, src BlockSource) error {
 			if buf == nil {
 				buf = make([]byte, src.BlockBytes())
 			}
+			begin := time.Now()
 			if err := src.ReadBlock(i, buf); err != nil {
 				return fmt.Errorf("read block %d: %w", i, err)
 			}
@@ -247,6 +255,7 @@ func (s *Store) Save(id string, snap *Snapshot, src BlockSource) error {
 			if err != nil {
 				return err
 			}
+			s.pacer.Pace(time.Since(begin))
 			if sent += int64(len(buf)); s.rate > 0 {
 				s.sleep(time.Until(start.Add(time.Duration(float64(sent) / float64(s.rate) * float64(time.Second)))))
 			}
@@ -263,6 +272,8 @@ func (s *Store) Save(id string, snap *Snapshot, src BlockSource) error {
 		}
 		return flush()
 	}()
+	tail := time.Now() // the directory syncs and the snapshot file
+	defer func() { s.pacer.Pace(time.Since(tail)) }()
 	if err == nil {
 		errs := make(chan error, len(dirs))
 		var wg sync.WaitGroup

@@ -43,6 +43,11 @@ type DiskOptions struct {
 	// WriteBytesPerSec caps the rate of snapshot block writes
 	// (kvcache.StoreOptions.WriteBytesPerSec; 0: no cap).
 	WriteBytesPerSec int64
+	// BackgroundShare is the share of wall time snapshot writes may take
+	// while the runtime is running steps (kvcache.Pacer; 0:
+	// kvcache.DefaultBackgroundShare, 1: no pacing). When nothing runs,
+	// they go at full speed.
+	BackgroundShare float64
 }
 
 // DiskStore is a Store that persists sessions as kvcache snapshots: the
@@ -53,6 +58,7 @@ type DiskOptions struct {
 // model's prefix Cache (pass Cache() in Options.Cache).
 type DiskStore struct {
 	store  *kvcache.Store
+	pacer  *kvcache.Pacer
 	cache  *kvcache.Cache
 	fp     kvcache.Fingerprint
 	secret []byte
@@ -62,11 +68,20 @@ type DiskStore struct {
 // OpenDiskStore opens (creating) the store in dir, a directory for this
 // model alone.
 func OpenDiskStore(dir string, opt DiskOptions) (*DiskStore, error) {
-	store, err := kvcache.OpenStore(dir, opt.Fingerprint, kvcache.StoreOptions{WriteBytesPerSec: opt.WriteBytesPerSec})
+	share := opt.BackgroundShare
+	if share == 0 {
+		share = kvcache.DefaultBackgroundShare
+	}
+	pacer, err := kvcache.NewPacer(share)
 	if err != nil {
 		return nil, fmt.Errorf("open session store: %w", err)
 	}
-	d := &DiskStore{store: store, fp: opt.Fingerprint, secret: slices.Clone(opt.Secret), bb: opt.BlockBytes}
+	store, err := kvcache.OpenStore(dir, opt.Fingerprint, kvcache.StoreOptions{WriteBytesPerSec: opt.WriteBytesPerSec,
+		Pacer: pacer})
+	if err != nil {
+		return nil, fmt.Errorf("open session store: %w", err)
+	}
+	d := &DiskStore{store: store, pacer: pacer, fp: opt.Fingerprint, secret: slices.Clone(opt.Secret), bb: opt.BlockBytes}
 	if opt.KV == nil {
 		return d, nil
 	}
@@ -86,6 +101,10 @@ func OpenDiskStore(dir string, opt DiskOptions) (*DiskStore, error) {
 	}
 	return d, nil
 }
+
+// Pacer returns the pacer of the store's snapshot writes; a Runtime using
+// the store marks it busy while it runs steps.
+func (d *DiskStore) Pacer() *kvcache.Pacer { return d.pacer }
 
 // Cache returns the model's prefix cache (nil without a model).
 func (d *DiskStore) Cache() *kvcache.Cache { return d.cache }

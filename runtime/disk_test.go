@@ -2,11 +2,13 @@ package runtime_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"hash/crc32"
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -376,4 +378,55 @@ func TestSaveDuringGeneration(t *testing.T) {
 	st, err := p.store.Peek("s")
 	require.NoError(t, err)
 	assert.Equal(t, s.Tokens()[:len(st.Tokens)], st.Tokens, "a snapshot holds a prefix of the history")
+}
+
+// busyProbe records, at every forward step, whether the pacer is busy.
+type busyProbe struct {
+	engine.Model
+	p     *kvcache.Pacer
+	steps []bool
+}
+
+func (b *busyProbe) Forward(ctx context.Context, seqs []*engine.Seq) ([]engine.Logits, error) {
+	b.steps = append(b.steps, b.p.Busy()) // the loop calls Forward from one goroutine
+	return b.Model.Forward(ctx, seqs)
+}
+
+// TestRuntimeMarksPacerBusy: the runtime marks its DiskStore's pacer busy
+// for every step it runs, so that snapshot writes yield to the model, and
+// idle when it has nothing to run, so that they go at full speed.
+func TestRuntimeMarksPacerBusy(t *testing.T) {
+	src, err := model.Open(writeTiny(t, 1))
+	require.NoError(t, err)
+	defer src.Close()
+	be, err := cpu.New(backend.Options{Threads: 1})
+	require.NoError(t, err)
+	defer be.Close()
+	m, err := engine.New(src, be, engine.Options{Weights: "f32", BlockTokens: 4, KVTokens: 256, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer m.Close()
+	kv := m.KV()
+	fp := kvcache.NewFingerprint([]byte("m"), []byte("tiny llama"), kv.DType.String(), kv.BlockTokens)
+	_, err = runtime.OpenDiskStore(t.TempDir(), runtime.DiskOptions{Fingerprint: fp, KV: kv, BackgroundShare: 1.5})
+	assert.Error(t, err, "a share above 1 is refused")
+	store, err := runtime.OpenDiskStore(t.TempDir(), runtime.DiskOptions{Fingerprint: fp, KV: kv, Secret: testSecret})
+	require.NoError(t, err)
+	pacer := store.Pacer()
+	require.NotNil(t, pacer)
+	assert.Equal(t, kvcache.DefaultBackgroundShare, pacer.Share())
+	probe := &busyProbe{Model: m, p: pacer}
+	rt, err := runtime.New(probe, runtime.Options{Store: store, Fingerprint: store.FingerprintID(), Secret: testSecret})
+	require.NoError(t, err)
+	s, err := rt.Open(t.Context(), "a", greedy)
+	require.NoError(t, err)
+	require.NoError(t, s.Append(t.Context(), prompts(2)[1]))
+	gen(t, s, 5)
+	require.Eventually(t, func() bool { return !pacer.Busy() }, 10*time.Second, time.Millisecond, "idle after the work")
+	require.NoError(t, s.Close())
+	require.NoError(t, rt.Close())
+	assert.False(t, pacer.Busy(), "idle after Close")
+	require.NotEmpty(t, probe.steps)
+	for i, busy := range probe.steps {
+		assert.True(t, busy, "step %d ran with the pacer idle", i)
+	}
 }

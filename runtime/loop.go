@@ -207,8 +207,11 @@ func assistant(text string) chat.Message { return chat.Message{Role: "assistant"
 
 func (rt *Runtime) loop() {
 	defer close(rt.done)
+	defer rt.pacer.SetBusy(false)
 	for {
 		if !rt.runnable() {
+			// Idle: background writes may use the machine.
+			rt.pacer.SetBusy(false)
 			select {
 			case fn := <-rt.reqs:
 				fn()
@@ -229,6 +232,7 @@ func (rt *Runtime) loop() {
 				drained = true
 			}
 		}
+		rt.pacer.SetBusy(rt.runnable())
 		rt.step()
 	}
 }

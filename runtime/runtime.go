@@ -120,7 +120,9 @@ type Options struct {
 	// Template is the chat template for AppendMessages (a Jinja source;
 	// default ChatML).
 	Template string
-	// Store persists sessions on Close; nil keeps nothing.
+	// Store persists sessions on Close; nil keeps nothing. A Store with a
+	// Pacer() *kvcache.Pacer method (DiskStore) is told when the runtime
+	// runs steps, so that its background writes yield to the model.
 	Store Store
 	// Fingerprint names the model; sessions record it and a stored
 	// session with another fingerprint is refused.
@@ -159,6 +161,7 @@ type Runtime struct {
 	done    chan struct{}
 	stop    context.CancelFunc
 	ctx     context.Context // the loop's, cancelled by Close
+	pacer   *kvcache.Pacer  // the Store's, nil if it has none
 
 	mu       sync.Mutex
 	sessions map[string]*Session
@@ -231,6 +234,9 @@ func New(m engine.Model, opt Options) (*Runtime, error) {
 		reqs: make(chan func()), wake: make(chan struct{}, 1),
 		closing: make(chan struct{}), done: make(chan struct{}),
 		ctx: ctx, stop: cancel, sessions: map[string]*Session{},
+	}
+	if p, ok := opt.Store.(interface{ Pacer() *kvcache.Pacer }); ok {
+		rt.pacer = p.Pacer()
 	}
 	go rt.loop()
 	return rt, nil

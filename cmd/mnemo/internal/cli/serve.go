@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mnemo-ai/mnemo/kvcache"
 	"github.com/mnemo-ai/mnemo/runtime"
 	"github.com/mnemo-ai/mnemo/runtime/httpapi"
 )
@@ -46,7 +47,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	maxBody := fs.Int64("max-body", httpapi.DefaultMaxBodyBytes, "largest request body in bytes")
 	maxSessions := fs.Int("max-sessions", 64, "client sessions kept loaded; the least recently used idle one is saved and unloaded past it (0: no limit)")
 	drain := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for requests to end")
-	snapRate := fs.Float64("snapshot-rate", 0, "cap session snapshot writes at this many MB/s so they slow decoding less (0: no cap)")
+	snapRate := fs.Float64("snapshot-rate", 0, "cap session snapshot writes at this many MB/s (0: no cap)")
+	snapShare := fs.Float64("snapshot-share", 0, fmt.Sprintf("share of wall time session snapshot writes take while the model runs (0: the default %g, 1: unpaced); idle, they go at full speed", kvcache.DefaultBackgroundShare))
 	stateDir := stateDirFlag(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -55,8 +57,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("want exactly one MODEL")
 	}
-	if *n < 1 || *maxBody < 1 || *drain < 0 || *maxSessions < 0 || *snapRate < 0 {
-		return usagef("-n and --max-body must be positive, --max-sessions, --shutdown-timeout and --snapshot-rate not negative")
+	if *n < 1 || *maxBody < 1 || *drain < 0 || *maxSessions < 0 || *snapRate < 0 || *snapShare < 0 || *snapShare > 1 {
+		return usagef("-n and --max-body must be positive, --max-sessions, --shutdown-timeout and --snapshot-rate not negative, --snapshot-share in [0, 1]")
 	}
 	sf.opts.Temperature, sf.opts.TopP, sf.opts.MinP, sf.opts.RepeatPenalty = float32(temp), float32(topP), float32(minP), float32(rep)
 	sf.opts.MaxTokens, sf.opts.Stop, sf.opts.PenaltyLastN = *n, sf.stop, 64
@@ -107,7 +109,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	defer unlock()
 	store, err := runtime.OpenDiskStore(dir, runtime.DiskOptions{Fingerprint: fp, KV: kv, Secret: secret,
-		HostBytes: sessionHostBytes, WriteBytesPerSec: int64(*snapRate * 1e6)})
+		HostBytes: sessionHostBytes, WriteBytesPerSec: int64(*snapRate * 1e6),
+		BackgroundShare: *snapShare})
 	if err != nil {
 		return err
 	}

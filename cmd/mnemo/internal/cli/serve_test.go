@@ -136,6 +136,7 @@ func TestServeBadInput(t *testing.T) {
 	}{
 		{"no model", []string{"serve"}, 2, "want exactly one MODEL"},
 		{"bad -n", []string{"serve", m, "-n", "0"}, 2, "-n"},
+		{"bad snapshot share", []string{"serve", m, "--snapshot-share", "2"}, 2, "--snapshot-share"},
 		{"bad addr", []string{"serve", m, "--addr", "256.0.0.1:99999", "--state-dir", t.TempDir()}, 1, "listen"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

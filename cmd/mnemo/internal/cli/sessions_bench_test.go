@@ -18,7 +18,7 @@ func TestBenchSessions(t *testing.T) {
 		"--decode-tokens", "4"}, Env{Stdout: &out, Stderr: &errOut})
 	require.Equal(t, 0, code, errOut.String())
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	require.Len(t, lines, 1+1+3+2+3+2+2, out.String())
+	require.Len(t, lines, 1+1+3+2+3+2+3, out.String())
 	// history: 8, then 8+3+8, then 2·(8+3)+8; the live session prefills
 	// the message, plus the last reply token after the first turn.
 	for i, want := range [][]string{{"1", "8", "8"}, {"2", "19", "9"}, {"3", "30", "9"}} {
@@ -40,10 +40,16 @@ func TestBenchSessions(t *testing.T) {
 	alone, _ := strconv.Atoi(m[2])
 	assert.Equal(t, 7*alone, 16*used, "7 blocks used, 16 without sharing")
 	assert.Contains(t, out.String(), "prefilled 80 tokens vs 224", "48 once, then 8 per session")
-	assert.Regexp(t, `snapshots: [0-9.]+ MB/s written`, out.String())
+	assert.Regexp(t, `snapshots: [0-9.]+ MB/s written at full speed`, out.String())
+	assert.Regexp(t, `snapshots while 2 sessions decode \(paced to 5% of the time\): [0-9.]+ MB/s`, out.String())
+	assert.Regexp(t, `BenchmarkSessions/snapshot 1 [0-9.]+ MB/s_idle [0-9.]+ MB/s_decoding [0-9.]+ tok/s_quiet [0-9.]+ tok/s_writing`, out.String())
 
 	code = Main(t.Context(), []string{"bench", "sessions", "--turns", "0"}, Env{Stdout: &out, Stderr: &errOut})
 	assert.Equal(t, 2, code)
 	code = Main(t.Context(), []string{"bench", "sessions", "a", "b"}, Env{Stdout: &out, Stderr: &errOut})
 	assert.Equal(t, 2, code)
+	for _, bad := range [][]string{{"--snap-share", "1.5"}, {"--snap-share", "-1"}, {"--synth", "huge"}} {
+		code = Main(t.Context(), append([]string{"bench", "sessions"}, bad...), Env{Stdout: &out, Stderr: &errOut})
+		assert.Equal(t, 2, code, "%v", bad)
+	}
 }
