@@ -141,15 +141,49 @@ func (c *Cache) hasher(salt Salt) *hasher {
 // BlockTokens, possibly 0. To have logits for the last prompt token, match
 // tokens[:len(tokens)-1].
 func (c *Cache) Match(salt Salt, tokens []int32) *Table {
+	full := len(tokens) / c.bt
+	pre := c.prefetch(BlockHashes(c.cfg.Fingerprint, salt, tokens[:full*c.bt]))
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
-	t, _ := c.matchLocked(salt, tokens, len(tokens)/c.bt)
+	t, _ := c.matchLocked(salt, tokens, full, pre)
 	return t
 }
 
-// matchLocked matches up to max full blocks; err says why it stopped
-// short of max (nil when a hash is simply unknown).
-func (c *Cache) matchLocked(salt Salt, tokens []int32, max int) (*Table, error) {
+// prefetch reads from the disk tier, without the pool lock, the blocks of
+// hs (a hash chain) that are neither in backend memory nor in the host
+// tier, up to the first that is not on disk — the reads matchLocked would
+// otherwise do under the lock, stalling every step meanwhile. A block
+// that fails its checks is left for matchLocked to read and report.
+func (c *Cache) prefetch(hs []Hash) map[Hash][]byte {
+	if c.disk == nil || len(hs) == 0 {
+		return nil
+	}
+	var need []Hash
+	c.p.mu.Lock()
+	for _, h := range hs {
+		if e := c.index[h]; e == nil || (e.block < 0 && e.host == nil) {
+			need = append(need, h)
+		}
+	}
+	c.p.mu.Unlock()
+	var pre map[Hash][]byte
+	for _, h := range need {
+		buf := make([]byte, c.bb)
+		if !c.disk.Has(h) || c.disk.Get(h, buf) != nil {
+			break
+		}
+		if pre == nil {
+			pre = map[Hash][]byte{}
+		}
+		pre[h] = buf
+	}
+	return pre
+}
+
+// matchLocked matches up to max full blocks, taking disk blocks from pre
+// (prefetch) where it has them; err says why it stopped short of max (nil
+// when a hash is simply unknown).
+func (c *Cache) matchLocked(salt Salt, tokens []int32, max int, pre map[Hash][]byte) (*Table, error) {
 	hs := c.hasher(salt)
 	t := &Table{}
 	var parent Hash
@@ -157,7 +191,7 @@ func (c *Cache) matchLocked(salt Salt, tokens []int32, max int) (*Table, error) 
 	for i := range max {
 		h := hs.next(parent, tokens[i*c.bt:(i+1)*c.bt], false)
 		var id BlockID
-		id, err = c.getLocked(h)
+		id, err = c.getLocked(h, pre[h])
 		if err != nil || id < 0 {
 			if err != nil {
 				err = fmt.Errorf("block %d (%s…): %w", i, h.short(), err)
@@ -177,14 +211,15 @@ func (c *Cache) matchLocked(salt Salt, tokens []int32, max int) (*Table, error) 
 }
 
 // getLocked returns a retained backend block holding h, reloading it from
-// the host or disk tier if needed, or -1 if h is unknown.
-func (c *Cache) getLocked(h Hash) (BlockID, error) {
+// the host or disk tier if needed, or -1 if h is unknown. fetched, if not
+// nil, is h's bytes already read from the disk tier.
+func (c *Cache) getLocked(h Hash, fetched []byte) (BlockID, error) {
 	e := c.index[h]
 	if e != nil && e.block >= 0 {
 		c.p.retainLocked(e.block)
 		return e.block, nil
 	}
-	if e == nil && (c.disk == nil || !c.disk.Has(h)) {
+	if e == nil && fetched == nil && (c.disk == nil || !c.disk.Has(h)) {
 		return -1, nil
 	}
 	if len(c.p.free)+c.p.idle.Len() == 0 {
@@ -197,6 +232,8 @@ func (c *Cache) getLocked(h Hash) (BlockID, error) {
 	case e != nil && e.host != nil:
 		src = e.host
 		c.dropHostLocked(e)
+	case fetched != nil:
+		src = fetched
 	case c.disk != nil:
 		src = make([]byte, c.bb)
 		if err := c.disk.Get(h, src); err != nil {
@@ -448,10 +485,11 @@ func (c *Cache) Restore(salt Salt, s *Snapshot) (*Table, error) {
 			return nil, fmt.Errorf("restore: %w: block %d's hash does not match the tokens (another tenant?)", ErrCorrupt, i)
 		}
 	}
+	pre := c.prefetch(want)
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
 	full := len(s.Tokens) / c.bt
-	t, err := c.matchLocked(salt, s.Tokens, full)
+	t, err := c.matchLocked(salt, s.Tokens, full, pre)
 	if len(t.Blocks) < full {
 		c.p.releaseLocked(t.Blocks...)
 		if err == nil {
@@ -461,10 +499,15 @@ func (c *Cache) Restore(salt Salt, s *Snapshot) (*Table, error) {
 	}
 	if full < len(want) {
 		h := want[full]
-		err := fmt.Errorf("block %d (%s…): no disk store", full, h.short())
-		buf := make([]byte, c.bb)
-		if c.disk != nil {
+		var err error
+		buf := pre[h]
+		switch {
+		case buf != nil:
+		case c.disk != nil:
+			buf = make([]byte, c.bb)
 			err = c.disk.Get(h, buf)
+		default:
+			err = fmt.Errorf("block %d (%s…): no disk store", full, h.short())
 		}
 		var ids []BlockID
 		if err == nil {

@@ -687,3 +687,68 @@ func TestSaveRate(t *testing.T) {
 		})
 	}
 }
+
+// gateFS holds every block-file read until open is closed, signalling
+// entered at the first.
+type gateFS struct {
+	OSFS
+	once    sync.Once
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g *gateFS) ReadFile(name string) ([]byte, error) {
+	if strings.HasSuffix(name, blobExt) {
+		g.once.Do(func() { close(g.entered) })
+		<-g.open
+	}
+	return g.OSFS.ReadFile(name)
+}
+
+// TestRestoreReadsOffLock: Restore reads block files without holding the
+// pool lock, so the steps of other sessions (which take it) go on while a
+// restored session's blocks come from disk.
+func TestRestoreReadsOffLock(t *testing.T) {
+	const bb = 96
+	dir := t.TempDir()
+	salt := TenantSalt([]byte("k"), "t1")
+	st, err := OpenStore(dir, testFP, StoreOptions{})
+	require.NoError(t, err)
+	f := newFixture(t, 8, bb, Config{Disk: st.Blobs()})
+	prompt := seqTokens(4, 11)
+	var tb Table
+	require.NoError(t, f.prefill(t, salt, &tb, prompt))
+	require.NoError(t, f.c.Save(st, "s1", salt, prompt, &tb, nil))
+	tb.Release(f.p)
+
+	g := &gateFS{entered: make(chan struct{}), open: make(chan struct{})}
+	st2, err := OpenStore(dir, testFP, StoreOptions{FS: g})
+	require.NoError(t, err)
+	f2 := newFixture(t, 8, bb, Config{Disk: st2.Blobs()})
+	snap, err := st2.Load("s1")
+	require.NoError(t, err)
+	type result struct {
+		t   *Table
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rt, err := f2.c.Restore(salt, snap)
+		done <- result{rt, err}
+	}()
+	<-g.entered
+	stats := make(chan Stats, 1)
+	go func() { stats <- f2.c.Stats() }() // takes the pool lock
+	select {
+	case s := <-stats:
+		assert.Equal(t, 8, s.Free, "nothing allocated while reading")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pool lock is held while block files are read")
+	}
+	close(g.open)
+	r := <-done
+	require.NoError(t, r.err)
+	assert.Equal(t, 11, r.t.Len)
+	f2.check(t, salt, r.t, prompt)
+	r.t.Release(f2.p)
+}
