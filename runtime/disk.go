@@ -53,8 +53,9 @@ type DiskOptions struct {
 // DiskStore is a Store that persists sessions as kvcache snapshots: the
 // runtime's state (messages, sampler state, metadata, the tokens past the
 // cached ones) is the snapshot's metadata and the KV blocks go to the
-// content-addressed block store, shared between snapshots. Load restores
-// the blocks when the session is opened, not at start-up. It also owns the
+// content-addressed block store, shared between snapshots. It is a
+// LazyStore: a session's blocks are read by its first operation after
+// Open, never at start-up. It also owns the
 // model's prefix Cache (pass Cache() in Options.Cache).
 type DiskStore struct {
 	store  *kvcache.Store
@@ -160,6 +161,40 @@ func (d *DiskStore) Load(_ context.Context, id string) (*State, error) {
 	}
 	st.Table = t
 	return st, nil
+}
+
+// LoadState implements LazyStore: the snapshot's state, without reading
+// a block.
+func (d *DiskStore) LoadState(_ context.Context, id string) (*State, int, error) {
+	if d.cache == nil {
+		return nil, 0, errNoModel
+	}
+	snap, st, err := d.peek(id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return st, len(snap.Tokens), nil
+}
+
+// LoadTable implements LazyStore: it reads the snapshot of st.ID again and
+// restores its blocks (those cached in memory are shared, the others read
+// from disk). The snapshot must still be the one st came from.
+func (d *DiskStore) LoadTable(_ context.Context, st *State) (*kvcache.Table, error) {
+	if d.cache == nil {
+		return nil, errNoModel
+	}
+	snap, _, err := d.peek(st.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(snap.Tokens) > len(st.Tokens) || !slices.Equal(snap.Tokens, st.Tokens[:len(snap.Tokens)]) {
+		return nil, fmt.Errorf("load %q: the stored snapshot changed since the session was opened", st.ID)
+	}
+	t, err := d.cache.Restore(d.Salt(st.Meta.Tenant), snap)
+	if err != nil {
+		return nil, fmt.Errorf("load %q: %w", st.ID, mapErr(err))
+	}
+	return t, nil
 }
 
 // Delete implements Store: it removes the snapshot and releases its

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -429,4 +430,123 @@ func TestRuntimeMarksPacerBusy(t *testing.T) {
 	for i, busy := range probe.steps {
 		assert.True(t, busy, "step %d ran with the pacer idle", i)
 	}
+}
+
+// TestLazyRestore: after a restart, Open reads the session's state but no
+// KV block; the first operation restores the blocks (prefilling only the
+// new tokens); a session closed unused keeps its stored KV as it was.
+func TestLazyRestore(t *testing.T) {
+	path, dir := writeTiny(t, 1), t.TempDir()
+	p1 := startProcess(t, path, dir, "model-1")
+	for _, id := range []string{"used", "unused"} {
+		s := open(t, p1.rt, id)
+		require.NoError(t, s.Append(t.Context(), prompts(4)[3]))
+		gen(t, s, 5)
+		require.NoError(t, s.Close())
+	}
+	p1.close()
+	snapFiles := func() map[string][]byte {
+		out := map[string][]byte{}
+		names, err := filepath.Glob(filepath.Join(dir, "snapshots", "*"))
+		require.NoError(t, err)
+		for _, n := range names {
+			out[n], err = os.ReadFile(n)
+			require.NoError(t, err)
+		}
+		return out
+	}
+	before := snapFiles()
+
+	p2 := startProcess(t, path, dir, "model-1")
+	kv := p2.m.KV()
+	free := kv.Pool.Free()
+	s, err := p2.rt.Open(t.Context(), "used", greedy)
+	require.NoError(t, err)
+	u, err := p2.rt.Open(t.Context(), "unused", greedy)
+	require.NoError(t, err)
+	assert.Equal(t, free, kv.Pool.Free(), "Open reads no block")
+	assert.Equal(t, s.Len()-1, s.Cached(), "Cached counts the stored blocks to be restored")
+	require.NoError(t, s.Append(t.Context(), []int32{40, 41}))
+	assert.Less(t, kv.Pool.Free(), free, "the first operation restored the blocks")
+	assert.Equal(t, 3, p2.m.Fed(), "only the last reply token and the new ones prefilled")
+	gen(t, s, 2)
+
+	require.NoError(t, u.Close())
+	require.NoError(t, s.Save(t.Context()))
+	p2.close()
+	after := snapFiles()
+	for name, data := range before {
+		if after[name] != nil && bytes.Equal(after[name], data) {
+			continue
+		}
+		id, _, err := kvcache.DecodeSnapshot(after[name])
+		require.NoError(t, err, name)
+		assert.Equal(t, "used", id, "only the used session's snapshot changed")
+	}
+
+	// The unused one still restores all its KV.
+	p3 := startProcess(t, path, dir, "model-1")
+	u3, err := p3.rt.Open(t.Context(), "unused", greedy)
+	require.NoError(t, err)
+	require.NoError(t, u3.Append(t.Context(), []int32{40}))
+	assert.Equal(t, 2, p3.m.Fed(), "the stored KV survived a close without use")
+}
+
+// TestLazyRestoreCorruptBlock: a damaged block file lets Open succeed
+// (the state is intact), fails the first operation with an error naming
+// the session and the block, leaves other sessions alone, and the damaged
+// session can still be deleted.
+func TestLazyRestoreCorruptBlock(t *testing.T) {
+	path, dir := writeTiny(t, 1), t.TempDir()
+	p1 := startProcess(t, path, dir, "model-1")
+	s := open(t, p1.rt, "bad")
+	require.NoError(t, s.Append(t.Context(), prompts(4)[3]))
+	require.NoError(t, s.Close())
+	good := open(t, p1.rt, "good")
+	require.NoError(t, good.Append(t.Context(), seqTokens(9, 50)))
+	require.NoError(t, good.Close())
+	p1.close()
+	bad := storedSnapshot(t, dir, "bad")
+	blk := filepath.Join(dir, "blocks", bad.Blocks[1].String()[:2], bad.Blocks[1].String()+".blk")
+	data, err := os.ReadFile(blk)
+	require.NoError(t, err)
+	data[len(data)/2] ^= 0x40
+	require.NoError(t, os.WriteFile(blk, data, 0o644))
+
+	p2 := startProcess(t, path, dir, "model-1")
+	kv := p2.m.KV()
+	s2, err := p2.rt.Open(t.Context(), "bad", greedy)
+	require.NoError(t, err)
+	err = s2.Append(t.Context(), []int32{7})
+	require.ErrorIs(t, err, kvcache.ErrCorrupt)
+	assert.Contains(t, err.Error(), `"bad"`)
+	assert.Contains(t, err.Error(), "block 1")
+	assert.Equal(t, kv.Pool.Blocks(), kv.Pool.Free(), "a failed restore holds no block")
+	err = s2.Append(t.Context(), []int32{7})
+	assert.ErrorIs(t, err, kvcache.ErrCorrupt, "still refused, not silently emptied")
+
+	g, err := p2.rt.Open(t.Context(), "good", greedy)
+	require.NoError(t, err)
+	require.NoError(t, g.Append(t.Context(), []int32{7}))
+	assert.Equal(t, 1, p2.m.Fed(), "the other session restores fine: only the new token prefilled")
+
+	require.NoError(t, p2.rt.Delete(t.Context(), "bad"))
+	_, err = p2.store.Peek("bad")
+	assert.ErrorIs(t, err, runtime.ErrNotFound)
+}
+
+// storedSnapshot decodes session id's snapshot file in dir.
+func storedSnapshot(t *testing.T, dir, id string) *kvcache.Snapshot {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "snapshots", "*"))
+	require.NoError(t, err)
+	for _, n := range names {
+		data, err := os.ReadFile(n)
+		require.NoError(t, err)
+		if got, snap, err := kvcache.DecodeSnapshot(data); err == nil && got == id {
+			return snap
+		}
+	}
+	t.Fatalf("no snapshot of %q in %s", id, dir)
+	return nil
 }

@@ -34,8 +34,10 @@
 //
 // A DiskStore (Options.Store) keeps sessions in a kvcache snapshot store:
 // Close and Session.Save write the state and its KV blocks, Open restores
-// them (the blocks are read when the session is opened, not at start-up),
-// and a snapshot made with another model is refused (ErrFingerprint). Its
+// the state (tokens, messages, metadata) and the session's first operation
+// its blocks (LazyStore; nothing is read at start-up), and a snapshot made
+// with another model is refused (ErrFingerprint). Snapshot writes yield to
+// the model while it runs (DiskOptions.BackgroundShare). Its
 // prefix cache (Options.Cache) lets sessions of one tenant share the
 // blocks of an equal prefix: a session with an empty table starts from the
 // longest cached prefix of its history, and full blocks are published
@@ -291,7 +293,8 @@ type SessionOptions struct {
 }
 
 // Open returns the live session id, else restores it from the Store, else
-// creates it. opt applies only to a new session.
+// creates it. opt applies only to a new session. With a LazyStore the KV
+// blocks are restored by the session's first operation, not by Open.
 func (rt *Runtime) Open(ctx context.Context, id string, opt SessionOptions) (*Session, error) {
 	if err := ValidateID(id); err != nil {
 		return nil, err
@@ -300,10 +303,17 @@ func (rt *Runtime) Open(ctx context.Context, id string, opt SessionOptions) (*Se
 		return s, err
 	}
 	var st *State
+	pending := 0 // tokens of stored KV that the first operation restores
 	if rt.opt.Store != nil {
 		// Load without the lock; another Open of the same id may race
 		// this one, and the first to register wins.
-		loaded, err := rt.opt.Store.Load(ctx, id)
+		var loaded *State
+		var err error
+		if ls, ok := rt.opt.Store.(LazyStore); ok {
+			loaded, pending, err = ls.LoadState(ctx, id)
+		} else {
+			loaded, err = rt.opt.Store.Load(ctx, id)
+		}
 		switch {
 		case err == nil:
 			if loaded.Meta.Fingerprint != rt.opt.Fingerprint {
@@ -323,6 +333,10 @@ func (rt *Runtime) Open(ctx context.Context, id string, opt SessionOptions) (*Se
 		st = &State{ID: id, Meta: Meta{Tenant: opt.Tenant, Created: now, Updated: now, Fingerprint: rt.opt.Fingerprint}}
 	}
 	s := rt.newSession(st, opt.Sampling)
+	if pending > 0 {
+		s.pending = true
+		s.cached = min(pending, len(s.tokens))
+	}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if other := rt.sessions[id]; other != nil || rt.closed {
@@ -457,8 +471,8 @@ func (rt *Runtime) Close() error {
 
 // save writes s to the Store. The loop must no longer touch s.table.
 func (rt *Runtime) save(ctx context.Context, s *Session) error {
-	if rt.opt.Store == nil {
-		return nil
+	if rt.opt.Store == nil || s.isPending() {
+		return nil // a session never used since Open is stored as it is
 	}
 	st := s.state()
 	st.Table = s.table

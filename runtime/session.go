@@ -37,6 +37,9 @@ type Session struct {
 	hit      int // table.Len when the last operation started
 	busy     bool
 	closed   bool
+	// pending: the Store (a LazyStore) still holds the KV blocks of the
+	// first cached tokens; the next operation restores them.
+	pending bool
 
 	// Loop-owned.
 	salt     kvcache.Salt // the tenant's, for the prefix cache
@@ -106,19 +109,74 @@ func (s *Session) state() *State {
 		Chat: s.chat, Sampler: slices.Clone(s.rng)}
 }
 
-func (s *Session) acquire() error {
+// acquire makes s busy for an operation, restoring its KV blocks first
+// if they are still in the Store.
+func (s *Session) acquire(ctx context.Context) error {
 	if _, err := s.rt.live(s.id); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch {
 	case s.closed:
+		s.mu.Unlock()
 		return fmt.Errorf("session %q: %w", s.id, ErrSessionClosed)
 	case s.busy:
+		s.mu.Unlock()
 		return fmt.Errorf("session %q: %w", s.id, ErrBusy)
 	}
 	s.busy = true
+	pending := s.pending
+	s.mu.Unlock()
+	if pending {
+		if err := s.restore(ctx); err != nil {
+			s.release()
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Session) isPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending
+}
+
+// restore reads the KV blocks a LazyStore kept back at Open into the pool
+// (in the caller's goroutine: the loop goes on) and gives them to s.
+func (s *Session) restore(ctx context.Context) error {
+	rt := s.rt
+	ls, _ := rt.opt.Store.(LazyStore)
+	if ls == nil {
+		return fmt.Errorf("session %q: restore: the store cannot restore KV blocks", s.id)
+	}
+	t, err := ls.LoadTable(ctx, s.state())
+	if err != nil {
+		return fmt.Errorf("session %q: restore its KV cache: %w", s.id, err)
+	}
+	installed := false
+	derr := rt.do(ctx, func() {
+		if s.detached {
+			return
+		}
+		s.table.Release(rt.kv.Pool) // empty: nothing ran on s
+		s.table = t
+		if s.table.Len > len(s.tokens) {
+			s.table.Truncate(rt.kv.Pool, len(s.tokens), rt.kv.BlockTokens)
+		}
+		s.mu.Lock()
+		s.pending = false
+		s.cached = s.table.Len
+		s.mu.Unlock()
+		installed = true
+	})
+	if !installed {
+		t.Release(rt.kv.Pool)
+		if derr != nil {
+			return derr
+		}
+		return fmt.Errorf("session %q: %w", s.id, ErrSessionClosed)
+	}
 	return nil
 }
 
@@ -133,7 +191,7 @@ func (s *Session) release() {
 // history, and whatever part of them was not prefilled is prefilled by the
 // next Append or Generate; Rewind undoes them.
 func (s *Session) Append(ctx context.Context, tokens []int32) error {
-	if err := s.acquire(); err != nil {
+	if err := s.acquire(ctx); err != nil {
 		return err
 	}
 	defer s.release()
@@ -147,7 +205,7 @@ func (s *Session) AppendText(ctx context.Context, text string) error {
 	if tok == nil {
 		return ErrNoTokenizer
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.acquire(ctx); err != nil {
 		return err
 	}
 	defer s.release()
@@ -176,7 +234,7 @@ func (s *Session) setMessages(ctx context.Context, next func([]chat.Message) []c
 	if tok == nil {
 		return ErrNoTokenizer
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.acquire(ctx); err != nil {
 		return err
 	}
 	defer s.release()
@@ -296,7 +354,7 @@ type Event struct {
 func (s *Session) Generate(ctx context.Context, opt GenerateOptions) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
 		final := func(r Result, err error) { yield(Event{Token: -1, Done: true, Result: &r}, err) }
-		if err := s.acquire(); err != nil {
+		if err := s.acquire(ctx); err != nil {
 			final(Result{}, err)
 			return
 		}
@@ -368,7 +426,7 @@ func (s *Session) Fork(ctx context.Context, newID string) (*Session, error) {
 	if err := ValidateID(newID); err != nil {
 		return nil, err
 	}
-	if err := s.acquire(); err != nil {
+	if err := s.acquire(ctx); err != nil {
 		return nil, err
 	}
 	defer s.release()
@@ -411,7 +469,7 @@ func (s *Session) Fork(ctx context.Context, newID string) (*Session, error) {
 // last turn) and releases the cache blocks past them. Chat messages are
 // left alone: the next SetMessages compares its rendering with the tokens.
 func (s *Session) Rewind(ctx context.Context, n int) error {
-	if err := s.acquire(); err != nil {
+	if err := s.acquire(ctx); err != nil {
 		return err
 	}
 	defer s.release()
@@ -486,8 +544,8 @@ func (s *Session) detach(ctx context.Context, save bool) error {
 // copies or recomputes that block). Without a Store it does nothing.
 func (s *Session) Save(ctx context.Context) error {
 	rt := s.rt
-	if rt.opt.Store == nil {
-		return nil
+	if rt.opt.Store == nil || s.isPending() {
+		return nil // stored as it is
 	}
 	var st *State
 	var err error

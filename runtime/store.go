@@ -63,6 +63,24 @@ type Store interface {
 	Delete(ctx context.Context, id string) error
 }
 
+// LazyStore is a Store that loads a session's state first and its KV
+// blocks later. Runtime.Open then returns as soon as the state is read
+// (tokens, messages, metadata); the blocks are restored by the session's
+// first operation that needs them (Append, Generate, Fork, Rewind...), in
+// that caller's goroutine, and an error restoring them is that
+// operation's. A session that is closed unused is not saved again (its
+// stored state is current). DiskStore implements it.
+type LazyStore interface {
+	Store
+	// LoadState returns the stored state without a table, and how many
+	// of its tokens the stored KV blocks hold; errors as Load's.
+	LoadState(ctx context.Context, id string) (st *State, cached int, err error)
+	// LoadTable restores the KV blocks of st, which LoadState returned
+	// (its tokens may have grown since), and returns the table holding
+	// them, as Load would have.
+	LoadTable(ctx context.Context, st *State) (*kvcache.Table, error)
+}
+
 // MemoryStore is a Store in memory that keeps everything but the KV
 // bytes. It is for tests and for embedders that only need sessions to
 // survive Close.
