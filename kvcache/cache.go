@@ -3,6 +3,8 @@ package kvcache
 import (
 	"container/list"
 	"fmt"
+	"sync"
+	"sync/atomic"
 )
 
 // Config configures a Cache.
@@ -166,19 +168,45 @@ func (c *Cache) prefetch(hs []Hash) map[Hash][]byte {
 		}
 	}
 	c.p.mu.Unlock()
+	// A few reads in flight keep the disk (and the checksums) busy; the
+	// chain is cut at the first block that is missing or damaged.
+	bufs := make([][]byte, len(need))
+	var next atomic.Int64
+	var mu sync.Mutex
+	cut := len(need) // the first index that failed
+	below := func(i int) bool { mu.Lock(); defer mu.Unlock(); return i < cut }
+	var wg sync.WaitGroup
+	for range min(prefetchReaders, len(need)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(need) || !below(i) {
+					return
+				}
+				buf := make([]byte, c.bb)
+				if !c.disk.Has(need[i]) || c.disk.Get(need[i], buf) != nil {
+					mu.Lock()
+					cut = min(cut, i)
+					mu.Unlock()
+					return
+				}
+				bufs[i] = buf
+			}
+		})
+	}
+	wg.Wait()
 	var pre map[Hash][]byte
-	for _, h := range need {
-		buf := make([]byte, c.bb)
-		if !c.disk.Has(h) || c.disk.Get(h, buf) != nil {
-			break
-		}
+	for i := range cut {
 		if pre == nil {
 			pre = map[Hash][]byte{}
 		}
-		pre[h] = buf
+		pre[need[i]] = bufs[i]
 	}
 	return pre
 }
+
+// prefetchReaders is how many block files prefetch reads at once.
+const prefetchReaders = 4
 
 // matchLocked matches up to max full blocks, taking disk blocks from pre
 // (prefetch) where it has them; err says why it stopped short of max (nil
