@@ -73,7 +73,8 @@ type Config struct {
 	RopeStyle   RopeStyle
 	RopeScaling RopeScaling
 	// RopeFreqs is true when the file has a rope_freqs.weight tensor of
-	// per-frequency divisors (how llama.cpp stores llama3 scaling).
+	// per-frequency divisors (how llama.cpp stores llama3 scaling); without
+	// llama3 metadata, ConfigFromGGUF turns it into RopeScaling.
 	RopeFreqs bool
 
 	// TiedEmbeddings is true when there is no output.weight and the token
@@ -197,7 +198,16 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	c.TiedEmbeddings = !hasOutput
 	_, c.QKNorm = f.Tensor("blk.0.attn_q_norm.weight")
 	_, c.AttnBias = f.Tensor("blk.0.attn_q.bias")
-	_, c.RopeFreqs = f.Tensor("rope_freqs.weight")
+	if _, c.RopeFreqs = f.Tensor("rope_freqs.weight"); c.RopeFreqs && c.RopeScaling.Type != "llama3" {
+		// llama.cpp stores Llama 3.1/3.2 scaling as this tensor alone.
+		factors, err := f.Dequantize("rope_freqs.weight")
+		if err != nil {
+			return Config{}, fmt.Errorf("model: %w", err)
+		}
+		if c.RopeScaling, err = ropeFromFactors(factors, c.RopeDims, c.RopeBase, c.RopeScaling); err != nil {
+			return Config{}, err
+		}
+	}
 
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -308,4 +318,103 @@ func (c Config) Validate() error {
 		return fmt.Errorf("model: %s %d exceeds %s %d", c.key("expert_used_count"), c.ExpertUsedCount, c.key("expert_count"), c.ExpertCount)
 	}
 	return nil
+}
+
+// ropeFromFactors reads rope_freqs.weight — per-frequency divisors of the
+// RoPE frequencies, as llama.cpp stores Llama 3 scaling — into Llama 3
+// scaling parameters: the largest divisor is Factor, the wavelengths
+// where the divisors leave 1 and reach Factor give LowFreqFactor and
+// HighFreqFactor (relative to an original context of 8192, or the
+// metadata's; only their ratios matter). Divisors that Llama 3 scaling
+// cannot reproduce are an error, not silently ignored. All ones mean no
+// scaling.
+func ropeFromFactors(factors []float32, dims int, base float64, meta RopeScaling) (RopeScaling, error) {
+	const name = "rope_freqs.weight"
+	if len(factors) != dims/2 {
+		return meta, fmt.Errorf("model: %s has %d values for %d rotary dimensions, want %d", name, len(factors), dims, dims/2)
+	}
+	factor := 1.0
+	for i, f := range factors {
+		if !(f >= 1) || math.IsInf(float64(f), 0) || (i > 0 && f < factors[i-1]) {
+			return meta, fmt.Errorf("model: %s[%d] = %g: want finite divisors >= 1, not decreasing", name, i, f)
+		}
+		factor = max(factor, float64(f))
+	}
+	if factor == 1 {
+		return meta, nil
+	}
+	orig := meta.OriginalContextLength
+	if orig <= 0 {
+		orig = 8192
+	}
+	wave := func(i int) float64 { return 2 * math.Pi * math.Pow(base, 2*float64(i)/float64(dims)) }
+	// Between the regions s = (orig/wave − low)/(high − low) =
+	// A/wave − B, with s from 1/f = (1−s)/factor + s; fit A and B to the
+	// first and last smooth points, then check every divisor.
+	var smooth []int
+	lastOne, firstFull := -1, len(factors)
+	for i, f := range factors {
+		switch {
+		case f == 1:
+			lastOne = i
+		case float64(f) >= factor*(1-1e-6):
+			firstFull = min(firstFull, i)
+		default:
+			smooth = append(smooth, i)
+		}
+	}
+	sOf := func(f float32) float64 { return (1/float64(f) - 1/factor) / (1 - 1/factor) }
+	var low, high float64
+	switch {
+	case len(smooth) >= 2:
+		i, j := smooth[0], smooth[len(smooth)-1]
+		a := (sOf(factors[i]) - sOf(factors[j])) / (1/wave(i) - 1/wave(j))
+		b := a/wave(i) - sOf(factors[i])
+		if !(a > 0) {
+			return meta, fmt.Errorf("model: %s does not describe Llama 3 rope scaling", name)
+		}
+		low = float64(orig) * b / a
+		high = low + float64(orig)/a
+	case len(smooth) == 1 && lastOne >= 0:
+		// One point between: put the high threshold just past the last
+		// undivided wavelength and solve s = (1/w − 1/L)/(1/H − 1/L)
+		// for the low one.
+		// Any H in (lower bound, w) leaves L between w and the first
+		// fully divided wavelength; take the geometric middle.
+		w, sm := wave(smooth[0]), sOf(factors[smooth[0]])
+		lb := max(wave(lastOne), sm*w)
+		if firstFull < len(factors) {
+			lb = max(lb, sm/(1/w-(1-sm)/wave(firstFull)))
+		}
+		hw := math.Sqrt(lb * w)
+		lw := (1 - sm) / (1/w - sm/hw)
+		high, low = float64(orig)/hw, float64(orig)/lw
+	case len(smooth) == 0 && lastOne >= 0 && firstFull < len(factors):
+		// A step: put the thresholds just outside the two wavelengths.
+		high = float64(orig) / (wave(lastOne) * (1 + 1e-9))
+		low = float64(orig) / (wave(firstFull) * (1 - 1e-9))
+	default:
+		return meta, fmt.Errorf("model: %s does not describe Llama 3 rope scaling", name)
+	}
+	s := RopeScaling{Type: "llama3", Factor: factor, LowFreqFactor: low, HighFreqFactor: high, OriginalContextLength: orig}
+	if !(low > 0 && low < high) {
+		return meta, fmt.Errorf("model: %s does not describe Llama 3 rope scaling (low %g, high %g)", name, low, high)
+	}
+	lowWave, highWave := float64(orig)/low, float64(orig)/high
+	for i, f := range factors {
+		w := wave(i)
+		want := 1.0
+		switch {
+		case w < highWave:
+		case w > lowWave:
+			want = factor
+		default:
+			sm := (float64(orig)/w - low) / (high - low)
+			want = 1 / ((1-sm)/factor + sm)
+		}
+		if math.Abs(float64(f)-want) > 1e-4*want {
+			return meta, fmt.Errorf("model: %s[%d] = %g, Llama 3 scaling gives %g: not supported", name, i, f, want)
+		}
+	}
+	return s, nil
 }

@@ -3,7 +3,7 @@ package model_test
 import (
 	"bytes"
 	"encoding/binary"
-	"github.com/mnemo-ai/mnemo/internal/testdata"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/mnemo-ai/mnemo/engine/gguf"
 	"github.com/mnemo-ai/mnemo/engine/model"
+	"github.com/mnemo-ai/mnemo/internal/testdata"
+	"github.com/mnemo-ai/mnemo/kernels"
 )
 
 func kv(key string, v gguf.Value) gguf.KV { return gguf.KV{Key: key, Value: v} }
@@ -327,4 +329,120 @@ func FuzzConfigFromGGUF(f *testing.F) {
 		assert.Zero(t, c.Heads%c.KVHeads)
 		assert.LessOrEqual(t, c.RopeDims, c.HeadDim)
 	})
+}
+
+// llama3Factors is how llama.cpp's converter writes rope_freqs.weight for
+// Llama 3 scaling: one divisor per rotary frequency.
+func llama3Factors(dims int, base, factor, low, high float64, orig int) []float32 {
+	out := make([]float32, dims/2)
+	for i := range out {
+		wave := 2 * math.Pi * math.Pow(base, 2*float64(i)/float64(dims))
+		switch {
+		case wave < float64(orig)/high:
+			out[i] = 1
+		case wave > float64(orig)/low:
+			out[i] = float32(factor)
+		default:
+			s := (float64(orig)/wave - low) / (high - low)
+			out[i] = float32(1 / ((1-s)/factor + s))
+		}
+	}
+	return out
+}
+
+func writeRopeFreqs(t *testing.T, kvs []gguf.KV, factors []float32) *gguf.File {
+	t.Helper()
+	w := gguf.NewWriter()
+	for _, x := range kvs {
+		require.NoError(t, w.AddKV(x.Key, x.Value))
+	}
+	data := make([]byte, 4*len(factors))
+	for i, f := range factors {
+		binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(f))
+	}
+	require.NoError(t, w.AddTensor("rope_freqs.weight", gguf.F32, []uint64{uint64(len(factors))}, data))
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	require.NoError(t, w.WriteFile(path))
+	f, err := gguf.Open(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// TestRopeFreqsTensor: a file whose Llama 3 scaling is only the
+// rope_freqs.weight tensor (as llama.cpp writes Llama 3.1 and 3.2) gets
+// scaling parameters that reproduce the tensor's frequencies; divisors
+// that Llama 3 scaling cannot express are refused.
+func TestRopeFreqsTensor(t *testing.T) {
+	const base = 500000.0
+	// One head, all rotary: 16 dimensions put one frequency between the
+	// thresholds of Llama 3.1's scaling, 128 (as in the real models) many.
+	headMeta := func(dims int) []gguf.KV {
+		meta := append(llamaKVs("llama"), kv("llama.rope.freq_base", gguf.Float32(base)),
+			kv("llama.attention.key_length", gguf.Uint32(uint32(dims))), kv("llama.attention.value_length", gguf.Uint32(uint32(dims))))
+		for i, x := range meta {
+			if x.Key == "llama.attention.head_count" || x.Key == "llama.attention.head_count_kv" {
+				meta[i].Value = gguf.Uint32(1)
+			}
+		}
+		return meta
+	}
+	const dims = 16
+	meta := headMeta(dims)
+	for _, dims := range []int{16, 128} {
+		t.Run(fmt.Sprint("dims=", dims), func(t *testing.T) { testRopeFreqs(t, headMeta(dims), dims, base) })
+	}
+	for _, tc := range []struct {
+		name    string
+		factors []float32
+		msg     string
+	}{
+		{"wrong length", []float32{1, 1, 8}, "3 values"},
+		{"below one", []float32{1, 0.5, 1, 1, 1, 1, 1, 1}, "divisors >= 1"},
+		{"decreasing", []float32{1, 1, 8, 8, 8, 4, 8, 8}, "not decreasing"},
+		{"NaN", []float32{1, 1, float32(math.NaN()), 8, 8, 8, 8, 8}, "divisors >= 1"},
+		{"not llama3", []float32{1, 1.1, 1.2, 1.3, 5, 7.5, 7.9, 8}, "Llama 3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := model.ConfigFromGGUF(writeRopeFreqs(t, meta, tc.factors))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "rope_freqs.weight")
+			assert.Contains(t, err.Error(), tc.msg)
+		})
+	}
+}
+
+func testRopeFreqs(t *testing.T, meta []gguf.KV, dims int, base float64) {
+	for _, tc := range []struct {
+		name              string
+		factor, low, high float64
+		orig              int
+		wantScaled        bool
+	}{
+		{"llama 3.1", 8, 1, 4, 8192, true},
+		{"llama 3.2", 32, 1, 4, 8192, true},
+		{"other thresholds", 16, 2, 7, 4096, true},
+		{"a step", 8, 1, 1.0001, 8192, true},
+		{"all ones", 1, 1, 4, 8192, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			factors := llama3Factors(dims, base, tc.factor, tc.low, tc.high, tc.orig)
+			c, err := model.ConfigFromGGUF(writeRopeFreqs(t, meta, factors))
+			require.NoError(t, err)
+			assert.True(t, c.RopeFreqs)
+			if !tc.wantScaled {
+				assert.Equal(t, "none", c.RopeScaling.Type)
+				return
+			}
+			require.Equal(t, "llama3", c.RopeScaling.Type)
+			assert.InDelta(t, tc.factor, c.RopeScaling.Factor, 1e-6)
+			s := c.RopeScaling
+			got := kernels.RopeFreqs(dims, base, kernels.RopeScaling{Factor: s.Factor, LowFreqFactor: s.LowFreqFactor,
+				HighFreqFactor: s.HighFreqFactor, OrigContext: s.OriginalContextLength})
+			plain := kernels.RopeFreqs(dims, base, kernels.RopeScaling{})
+			for i := range got {
+				assert.InEpsilon(t, plain[i]/float64(factors[i]), got[i], 1e-5, "frequency %d", i)
+			}
+		})
+	}
 }
