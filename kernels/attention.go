@@ -125,42 +125,102 @@ func ropeNeoxTail(x []float32, heads, headDim int, cs []float32, from int) {
 	}
 }
 
-// KV is a cache's storage: exactly one of F32 and BF16 is set. Rows are
-// [blocks, blockTokens, kvHeads·headDim].
+// KV is a cache's storage: exactly one of F32, BF16 and E4M3 is set. Rows
+// are [blocks, blockTokens, kvHeads·headDim]. E4M3 holds OCP FP8 E4M3
+// codes with no scale: values beyond ±448 saturate, NaN stays NaN.
 type KV struct {
 	F32  []float32
 	BF16 []uint16
+	E4M3 []uint8
 }
 
 // Len returns the number of elements.
 func (kv KV) Len() int {
-	if kv.F32 != nil {
+	switch {
+	case kv.F32 != nil:
 		return len(kv.F32)
+	case kv.BF16 != nil:
+		return len(kv.BF16)
 	}
-	return len(kv.BF16)
+	return len(kv.E4M3)
+}
+
+// valid reports whether exactly one storage is set.
+func (kv KV) valid() bool {
+	n := 0
+	for _, set := range []bool{kv.F32 != nil, kv.BF16 != nil, kv.E4M3 != nil} {
+		if set {
+			n++
+		}
+	}
+	return n == 1
+}
+
+// sameType reports whether kv and o have the same storage type.
+func (kv KV) sameType(o KV) bool {
+	return (kv.F32 == nil) == (o.F32 == nil) && (kv.BF16 == nil) == (o.BF16 == nil) && (kv.E4M3 == nil) == (o.E4M3 == nil)
 }
 
 // row returns n values starting at element off, decoded into buf if the
-// cache is bf16.
+// cache is not f32.
 func (kv KV) row(off, n int, buf []float32) []float32 {
-	if kv.F32 != nil {
+	switch {
+	case kv.F32 != nil:
 		return kv.F32[off : off+n]
-	}
-	for i, b := range kv.BF16[off : off+n] {
-		buf[i] = format.BF16ToFloat32(b)
+	case kv.BF16 != nil:
+		for i, b := range kv.BF16[off : off+n] {
+			buf[i] = format.BF16ToFloat32(b)
+		}
+	default:
+		for i, c := range kv.E4M3[off : off+n] {
+			buf[i] = format.E4M3Table[c]
+		}
 	}
 	return buf[:n]
 }
 
 // Put stores v at element offset off.
 func (kv KV) Put(off int, v []float32) {
-	if kv.F32 != nil {
+	switch {
+	case kv.F32 != nil:
 		copy(kv.F32[off:off+len(v)], v)
-		return
+	case kv.BF16 != nil:
+		for i, x := range v {
+			kv.BF16[off+i] = format.Float32ToBF16(x)
+		}
+	default:
+		dst := kv.E4M3[off : off+len(v)]
+		for i, x := range v {
+			dst[i] = float32ToE4M3(x)
+		}
 	}
-	for i, x := range v {
-		kv.BF16[off+i] = format.Float32ToBF16(x)
+}
+
+// float32ToE4M3 is format.Float32ToE4M3 (round to nearest even, saturate
+// at ±448, NaN to NaN) on the float32 bits, fast enough for every KV
+// write.
+func float32ToE4M3(x float32) uint8 {
+	b := math.Float32bits(x)
+	sign := uint8(b>>24) & 0x80
+	a := b &^ (1 << 31)
+	switch {
+	case a > 0x7f800000: // NaN
+		return sign | 0x7f
+	case a >= 0x43e80000: // ≥ 464, the midpoint of 448 and 480: saturate
+		return sign | 0x7e
+	case a < 0x3c800000: // < 2^-6: subnormal codes, steps of 2^-9
+		// x·2^9 rounded to even, exact in float32 arithmetic.
+		q := math.Float32frombits(a) * 512
+		r := uint8(q)
+		if f := q - float32(r); f > 0.5 || (f == 0.5 && r&1 == 1) {
+			r++
+		}
+		return sign | r
 	}
+	// Normal: keep 3 mantissa bits, rounding to nearest even; a carry
+	// moves into the exponent, as it should.
+	a += 0x7ffff + (a>>20)&1
+	return sign | uint8((a>>20)-(120<<3))
 }
 
 // AttnShape is the geometry of attention over a paged KV cache: query
@@ -213,8 +273,7 @@ func Attention(p *Pool, o, q []float32, k, v KV, seqs []AttnSeq, sh AttnShape) {
 func (impl *Impl) Attention(p *Pool, o, q []float32, k, v KV, seqs []AttnSeq, sh AttnShape) {
 	width := sh.Heads * sh.HeadDim
 	if sh.KVHeads <= 0 || sh.HeadDim <= 0 || sh.BlockTokens <= 0 || sh.Heads%sh.KVHeads != 0 ||
-		len(q) != len(o) || len(q)%max(width, 1) != 0 || (k.F32 == nil) == (k.BF16 == nil) ||
-		(v.F32 == nil) != (k.F32 == nil) || k.Len() != v.Len() {
+		len(q) != len(o) || len(q)%max(width, 1) != 0 || !k.valid() || !k.sameType(v) || k.Len() != v.Len() {
 		panic("kernels: Attention: bad shape")
 	}
 	blockElems := sh.BlockTokens * sh.KVHeads * sh.HeadDim
@@ -382,6 +441,8 @@ type attnPrims struct {
 	axpy func(o, p, c *float32, nq, nk, pstride int, v *float32, vstride, hdp int)
 	// bf16Rows widens rows·n bf16 values (n a multiple of w).
 	bf16Rows func(dst *float32, src *uint16, rows, n, dstride, sstride int)
+	// e4m3Rows, if set, decodes rows·n E4M3 codes (n a multiple of 16).
+	e4m3Rows func(dst *float32, src *uint8, rows, n, dstride, sstride int)
 	// scale sets y[i] = x[i]·a for i < n&^(w−1).
 	scale func(y, x *float32, n int, a float32)
 	// transpose and dotsT, if set, score full blocks of a multiple of 16
@@ -535,12 +596,31 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 }
 
 // load copies nk cache rows of hd values (row t at base+t·kvw) into dst
-// rows of hdp floats, widening bf16 and zeroing the padding.
+// rows of hdp floats, widening bf16 and E4M3 and zeroing the padding.
 func (pr *attnPrims) load(dst []float32, kv KV, base, nk, kvw, hd, hdp int) {
 	if kv.F32 != nil {
 		for t := range nk {
 			row := dst[t*hdp : (t+1)*hdp]
 			copy(row, kv.F32[base+t*kvw:base+t*kvw+hd])
+			clear(row[hd:])
+		}
+		return
+	}
+	if kv.E4M3 != nil {
+		src := kv.E4M3[base : base+(nk-1)*kvw+hd]
+		nv := 0
+		if pr.e4m3Rows != nil {
+			nv = hd &^ 15
+		}
+		if nv > 0 {
+			raceReadSlice(src)
+			pr.e4m3Rows(&dst[0], &src[0], nk, nv, hdp, kvw)
+		}
+		for t := range nk {
+			row := dst[t*hdp : (t+1)*hdp]
+			for d := nv; d < hd; d++ {
+				row[d] = format.E4M3Table[src[t*kvw+d]]
+			}
 			clear(row[hd:])
 		}
 		return

@@ -46,6 +46,12 @@ func axpyAVX2(o, p, c *float32, nq, nk, pstride int, v *float32, vstride, hdp in
 //go:noescape
 func bf16RowsAVX512(dst *float32, src *uint16, rows, n, dstride, sstride int)
 
+// e4m3RowsAVX512 sets dst[r·dstride+i] = the value of E4M3 code
+// src[r·sstride+i] for r < rows, i < n (a multiple of 16).
+//
+//go:noescape
+func e4m3RowsAVX512(dst *float32, src *uint8, rows, n, dstride, sstride int)
+
 // bf16RowsAVX2 is bf16RowsAVX512 for AVX2.
 //
 //go:noescape

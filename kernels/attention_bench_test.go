@@ -38,9 +38,9 @@ func BenchmarkAttention(b *testing.B) {
 		{"decode/ctx=2048", 1, 2048},
 		{"prefill/n=512", 512, 512},
 	}
-	for _, kvType := range []string{"f32", "bf16"} {
+	for _, kvType := range cacheTypes {
 		for _, cs := range cases {
-			c := newAttnCase(rng, sh, kvType == "bf16", [][2]int{{cs.rows, cs.size}})
+			c := newAttnCase(rng, sh, kvType, [][2]int{{cs.rows, cs.size}})
 			attended := 0
 			for j := range cs.rows {
 				attended += cs.size - cs.rows + j + 1

@@ -128,7 +128,31 @@ type attnCase struct {
 // newAttnCase builds a step: each lens[i] = {rows, len} is a sequence
 // whose last rows positions are this step's queries; an extra unowned row
 // sits between sequences.
-func newAttnCase(rng *rand.Rand, sh AttnShape, bf16 bool, lens [][2]int) *attnCase {
+// cacheType is a KV storage type under test.
+type cacheType int
+
+const (
+	cacheF32 cacheType = iota
+	cacheBF16
+	cacheE4M3
+)
+
+var cacheTypes = []cacheType{cacheF32, cacheBF16, cacheE4M3}
+
+func (c cacheType) String() string { return [...]string{"f32", "bf16", "e4m3"}[c] }
+
+// stored returns x as the cache holds it.
+func (c cacheType) stored(x float32) float32 {
+	switch c {
+	case cacheBF16:
+		return format.BF16ToFloat32(format.Float32ToBF16(x))
+	case cacheE4M3:
+		return format.E4M3ToFloat32(format.Float32ToE4M3(x))
+	}
+	return x
+}
+
+func newAttnCase(rng *rand.Rand, sh AttnShape, kt cacheType, lens [][2]int) *attnCase {
 	kvw := sh.KVHeads * sh.HeadDim
 	nb := 1
 	for _, l := range lens {
@@ -136,9 +160,15 @@ func newAttnCase(rng *rand.Rand, sh AttnShape, bf16 bool, lens [][2]int) *attnCa
 	}
 	blocks := nb + 3
 	c := &attnCase{sh: sh}
-	if bf16 {
+	switch kt {
+	case cacheBF16:
 		c.k.BF16, c.v.BF16 = make([]uint16, blocks*sh.BlockTokens*kvw), make([]uint16, blocks*sh.BlockTokens*kvw)
-	} else {
+	case cacheE4M3:
+		c.k.E4M3, c.v.E4M3 = make([]uint8, blocks*sh.BlockTokens*kvw), make([]uint8, blocks*sh.BlockTokens*kvw)
+		for i := range c.k.E4M3 { // unused slots hold NaN
+			c.k.E4M3[i], c.v.E4M3[i] = 0x7f, 0xff
+		}
+	default:
 		c.k.F32, c.v.F32 = make([]float32, blocks*sh.BlockTokens*kvw), make([]float32, blocks*sh.BlockTokens*kvw)
 		for i := range c.k.F32 { // unused slots hold NaN: reading one poisons the result
 			c.k.F32[i], c.v.F32[i] = float32(math.NaN()), float32(math.NaN())
@@ -156,11 +186,8 @@ func newAttnCase(rng *rand.Rand, sh AttnShape, bf16 bool, lens [][2]int) *attnCa
 		var keys, vals [][]float32
 		for p := range l[1] {
 			kr, vr := randSlice(rng, kvw, 1.5), randSlice(rng, kvw, 1)
-			if bf16 { // the reference sees what the cache holds
-				for i := range kr {
-					kr[i] = format.BF16ToFloat32(format.Float32ToBF16(kr[i]))
-					vr[i] = format.BF16ToFloat32(format.Float32ToBF16(vr[i]))
-				}
+			for i := range kr { // the reference sees what the cache holds
+				kr[i], vr[i] = kt.stored(kr[i]), kt.stored(vr[i])
 			}
 			off := (int(table[p/sh.BlockTokens])*sh.BlockTokens + p%sh.BlockTokens) * kvw
 			c.k.Put(off, kr)
@@ -225,7 +252,7 @@ func TestAttention(t *testing.T) {
 	for _, hd := range dims {
 		for _, group := range groups {
 			for _, bt := range []int{16, 5} {
-				for _, bf16 := range []bool{false, true} {
+				for _, kt := range cacheTypes {
 					kvHeads := 2
 					if group == 8 {
 						kvHeads = 1
@@ -237,9 +264,9 @@ func TestAttention(t *testing.T) {
 					if bt-1 == 0 {
 						lens[1] = [2]int{1, 2}
 					}
-					c := newAttnCase(rng, sh, bf16, lens)
+					c := newAttnCase(rng, sh, kt, lens)
 					for _, impl := range Impls() {
-						t.Run(fmt.Sprintf("%s/hd=%d/group=%d/kv=%d/bt=%d/bf16=%v", impl.Name, hd, group, kvHeads, bt, bf16), func(t *testing.T) {
+						t.Run(fmt.Sprintf("%s/hd=%d/group=%d/kv=%d/bt=%d/kv=%s", impl.Name, hd, group, kvHeads, bt, kt), func(t *testing.T) {
 							got := c.check(t, impl, pool, 2e-5)
 							serial := c.check(t, impl, nil, 2e-5)
 							assert.True(t, sameBits(got, serial), "the split across threads does not change a bit")
@@ -270,10 +297,10 @@ func TestAttentionPrefillTile(t *testing.T) {
 		{Heads: 8, KVHeads: 2, HeadDim: 80, BlockTokens: 32},
 		{Heads: 4, KVHeads: 4, HeadDim: 48, BlockTokens: 48},
 	} {
-		for _, bf16 := range []bool{false, true} {
-			c := newAttnCase(rng, sh, bf16, [][2]int{{n, n}, {n - 20, n + 7}})
+		for _, kt := range cacheTypes {
+			c := newAttnCase(rng, sh, kt, [][2]int{{n, n}, {n - 20, n + 7}})
 			for _, impl := range Impls() {
-				t.Run(fmt.Sprintf("%s/hd=%d/bt=%d/bf16=%v", impl.Name, sh.HeadDim, sh.BlockTokens, bf16), func(t *testing.T) {
+				t.Run(fmt.Sprintf("%s/hd=%d/bt=%d/kv=%s", impl.Name, sh.HeadDim, sh.BlockTokens, kt), func(t *testing.T) {
 					c.check(t, impl, nil, 2e-5)
 				})
 			}
@@ -347,6 +374,14 @@ func goPrims(w int) *attnPrims {
 				}
 			}
 		},
+		e4m3Rows: func(dst *float32, src *uint8, rows, n, dstride, sstride int) {
+			ds, ss := f32(dst, (rows-1)*dstride+n), unsafeSlice(src, (rows-1)*sstride+n)
+			for r := range rows {
+				for i := range n {
+					ds[r*dstride+i] = format.E4M3ToFloat32(ss[r*sstride+i])
+				}
+			}
+		},
 	}
 }
 
@@ -355,11 +390,11 @@ func unsafeSlice[T any](p *T, n int) []T { return unsafe.Slice(p, n) }
 func TestAttentionFlashDriver(t *testing.T) {
 	rng := rand.New(rand.NewPCG(10, 10))
 	for _, w := range []int{1, 4, 16} {
-		for _, bf16 := range []bool{false, true} {
+		for _, kt := range cacheTypes {
 			for _, hd := range []int{8, 12, 40} {
-				t.Run(fmt.Sprintf("w=%d/hd=%d/bf16=%v", w, hd, bf16), func(t *testing.T) {
+				t.Run(fmt.Sprintf("w=%d/hd=%d/kv=%s", w, hd, kt), func(t *testing.T) {
 					sh := AttnShape{Heads: 4, KVHeads: 2, HeadDim: hd, BlockTokens: 5}
-					c := newAttnCase(rng, sh, bf16, [][2]int{{1, 1}, {1, 6}, {9, 9}, {4, 13}})
+					c := newAttnCase(rng, sh, kt, [][2]int{{1, 1}, {1, 6}, {9, 9}, {4, 13}})
 					// The generic tier with flash primitives in Go.
 					opTable[Generic].attn = goPrims(w)
 					defer func() { opTable[Generic].attn = nil }()
@@ -376,15 +411,18 @@ func TestAttentionNaN(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 11))
 	sh := AttnShape{Heads: 4, KVHeads: 2, HeadDim: 16, BlockTokens: 4}
 	for _, impl := range Impls() {
-		for _, bf16 := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/bf16=%v", impl.Name, bf16), func(t *testing.T) {
-				c := newAttnCase(rng, sh, bf16, [][2]int{{10, 10}})
+		for _, kt := range cacheTypes {
+			t.Run(fmt.Sprintf("%s/kv=%s", impl.Name, kt), func(t *testing.T) {
+				c := newAttnCase(rng, sh, kt, [][2]int{{10, 10}})
 				const bad = 6 // position
 				kvw := sh.KVHeads * sh.HeadDim
 				off := (int(c.seqs[0].Table[bad/4])*4+bad%4)*kvw + 3 // KV head 0, dim 3
-				if bf16 {
+				switch kt {
+				case cacheBF16:
 					c.k.BF16[off] = 0x7fc0
-				} else {
+				case cacheE4M3:
+					c.k.E4M3[off] = 0x7f
+				default:
 					c.k.F32[off] = float32(math.NaN())
 				}
 				width := sh.Heads * sh.HeadDim
@@ -422,6 +460,10 @@ func TestAttentionPanics(t *testing.T) {
 		})
 	}
 	assert.Panics(t, func() { Attention(nil, o, q, k, KV{BF16: make([]uint16, 32)}, nil, sh) }, "mixed cache types")
+	assert.Panics(t, func() { Attention(nil, o, q, KV{E4M3: make([]uint8, 32)}, k, nil, sh) }, "mixed cache types")
+	assert.Panics(t, func() { Attention(nil, o, q, KV{}, KV{}, nil, sh) }, "no cache")
+	two := KV{F32: make([]float32, 32), E4M3: make([]uint8, 32)}
+	assert.Panics(t, func() { Attention(nil, o, q, two, two, nil, sh) }, "two storages")
 }
 
 // FuzzAttention is differential: every assembly tier against the generic
@@ -436,7 +478,14 @@ func FuzzAttention(f *testing.F) {
 		total := int(n)%48 + 1
 		r := int(rows)%total + 1
 		rng := rand.New(rand.NewPCG(seed, 99))
-		c := newAttnCase(rng, sh, bf16, [][2]int{{r, total}, {1, total/2 + 1}})
+		kt := cacheF32 // the cache type: bf16, or the seed's low bit
+		switch {
+		case bf16:
+			kt = cacheBF16
+		case seed&1 == 1:
+			kt = cacheE4M3
+		}
+		c := newAttnCase(rng, sh, kt, [][2]int{{r, total}, {1, total/2 + 1}})
 		want := make([]float32, len(c.q))
 		allImpls[Generic].Attention(nil, want, c.q, c.k, c.v, c.seqs, sh)
 		for _, impl := range Impls()[1:] {

@@ -96,7 +96,7 @@ func init() {
 		w: 16, exp: expAVX512, swiglu: swigluAVX512, add: addAVX512,
 		sumsq: sumsqAVX512, scaleMul: scaleMulAVX512,
 		ropeNorm: ropeNormAVX512, ropeNeox: ropeNeoxAVX512,
-	}.kernels(&attnPrims{w: 16, dots: dotsAVX512, softmax: softmaxAVX512, axpy: axpyAVX512, bf16Rows: bf16RowsAVX512, scale: scaleAVX512,
+	}.kernels(&attnPrims{w: 16, dots: dotsAVX512, softmax: softmaxAVX512, axpy: axpyAVX512, bf16Rows: bf16RowsAVX512, e4m3Rows: e4m3RowsAVX512, scale: scaleAVX512,
 		transpose: transposeAVX512, dotsT: dotsTAVX512})
 	opTable[AVX2] = vecOps{
 		w: 8, exp: expAVX2, swiglu: swigluAVX2, add: addAVX2,

@@ -817,6 +817,62 @@ cvtdone512:
 	VZEROUPPER
 	RET
 
+// func e4m3RowsAVX512(dst *float32, src *uint8, rows, n, dstride, sstride int)
+// dst[r·dstride+i] = f32(src[r·sstride+i]) for r < rows, i < n (a multiple
+// of 16), src holding OCP FP8 E4M3 codes. A code's low 7 bits shifted left
+// by 7 are an f16 with the same mantissa and an exponent 8 lower (bias 15
+// against 7), subnormals included: VCVTPH2PS, times 256, gives the value;
+// the sign moves to bit 15; codes 0x7f and 0xff are NaN.
+TEXT ·e4m3RowsAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), CX
+	MOVQ n+24(FP), R8
+	MOVQ dstride+32(FP), R9
+	MOVQ sstride+40(FP), R10
+	SHLQ $2, R9
+	TESTQ CX, CX
+	JZ    e4m3done512
+	TESTQ R8, R8
+	JZ    e4m3done512
+	MOVL         $0x3f803f80, AX // magnitude bits of each word
+	VPBROADCASTD AX, Y10
+	MOVL         $0x80008000, AX // sign bit of each word
+	VPBROADCASTD AX, Y11
+	MOVL         $0x43800000, AX // 256.0
+	VPBROADCASTD AX, Z12
+	MOVL         $0x7fc00000, AX // NaN
+	VPBROADCASTD AX, Z13
+
+e4m3row512:
+	XORQ AX, AX
+	MOVQ DI, DX
+
+e4m3loop512:
+	VPMOVZXBW (SI)(AX*1), Y0
+	VPSLLW    $7, Y0, Y1
+	VPAND     Y10, Y1, Y1
+	VPSLLW    $8, Y0, Y2
+	VPAND     Y11, Y2, Y2
+	VPCMPEQW  Y10, Y1, K1
+	VPOR      Y2, Y1, Y1
+	VCVTPH2PS Y1, Z3
+	VMULPS    Z12, Z3, Z3
+	VMOVAPS   Z13, K1, Z3
+	VMOVUPS   Z3, (DX)
+	ADDQ      $64, DX
+	ADDQ      $16, AX
+	CMPQ      AX, R8
+	JL        e4m3loop512
+	ADDQ      R9, DI
+	ADDQ      R10, SI
+	DECQ      CX
+	JNZ       e4m3row512
+
+e4m3done512:
+	VZEROUPPER
+	RET
+
 // ---------------------------------------------------------------------------
 // AVX2
 
