@@ -10,6 +10,7 @@ type opKernels struct {
 	swiglu  func(y, gate, up []float32)
 	exp     func(y, x []float32)
 	rope    func(x []float32, heads, headDim int, cs []float32, neox bool)
+	argmax  func(x []float32) int // nil: argmaxGeneric
 	attn    *attnPrims
 }
 
@@ -131,4 +132,64 @@ func expGeneric(y, x []float32) {
 	for i, v := range x {
 		y[i] = float32(math.Exp(float64(v)))
 	}
+}
+
+// Argmax returns the index of the first largest value of x with the
+// Active Impl, NaNs skipped; -1 if x is empty or all NaN.
+func Argmax(x []float32) int { return Active().Argmax(x) }
+
+// Argmax returns the index of the first largest value of x, NaNs skipped
+// (so a −Inf can win); -1 if x is empty or all NaN. Every tier returns the
+// same index.
+func (impl *Impl) Argmax(x []float32) int {
+	if k := impl.ops().argmax; k != nil {
+		return k(x)
+	}
+	return argmaxGeneric(x)
+}
+
+// argmaxGeneric finds the maximum with four independent running maxima
+// (no index bookkeeping in the loop), then its first index.
+func argmaxGeneric(x []float32) int {
+	m0, m1, m2, m3 := float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1))
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		b := x[i : i+4 : i+4]
+		if b[0] > m0 {
+			m0 = b[0]
+		}
+		if b[1] > m1 {
+			m1 = b[1]
+		}
+		if b[2] > m2 {
+			m2 = b[2]
+		}
+		if b[3] > m3 {
+			m3 = b[3]
+		}
+	}
+	for ; i < len(x); i++ {
+		if x[i] > m0 {
+			m0 = x[i]
+		}
+	}
+	return firstIndex(x, max32(max32(m0, m1), max32(m2, m3)))
+}
+
+func max32(a, b float32) float32 {
+	if b > a {
+		return b
+	}
+	return a
+}
+
+// firstIndex returns the first i with x[i] == m (m not NaN), or -1; when
+// m is −Inf and x has none, x is all NaN (or empty).
+func firstIndex(x []float32, m float32) int {
+	for i, v := range x {
+		if v == m {
+			return i
+		}
+	}
+	return -1
 }

@@ -26,6 +26,17 @@ func swigluAVX512(y, gate, up *float32, n int)
 //go:noescape
 func swigluAVX2(y, gate, up *float32, n int)
 
+// maxAVX512 returns the largest of x[0..n&^63), NaNs skipped (-Inf when
+// there is none).
+//
+//go:noescape
+func maxAVX512(x *float32, n int) float32
+
+// findAVX512 returns the first i < n&^15 with x[i] == v, or -1.
+//
+//go:noescape
+func findAVX512(x *float32, n int, v float32) int
+
 // addAVX512 sets y[i] = a[i] + b[i] for i < n&^15.
 //
 //go:noescape
@@ -91,6 +102,27 @@ type vecOps struct {
 	ropeNeox func(x, c, s *float32, heads, stride, half, n int)
 }
 
+// argmaxAVX512 is argmaxGeneric with the maximum and its search in
+// AVX-512, the tails in Go.
+func argmaxAVX512(x []float32) int {
+	if len(x) < 64 {
+		return argmaxGeneric(x)
+	}
+	raceReadSlice(x)
+	m := maxAVX512(&x[0], len(x))
+	for _, v := range x[len(x)&^63:] {
+		m = max32(m, v)
+	}
+	if i := findAVX512(&x[0], len(x), m); i >= 0 {
+		return i
+	}
+	tail := len(x) &^ 15
+	if i := firstIndex(x[tail:], m); i >= 0 {
+		return tail + i
+	}
+	return -1
+}
+
 func init() {
 	opTable[AVX512] = vecOps{
 		w: 16, exp: expAVX512, swiglu: swigluAVX512, add: addAVX512,
@@ -98,6 +130,7 @@ func init() {
 		ropeNorm: ropeNormAVX512, ropeNeox: ropeNeoxAVX512,
 	}.kernels(&attnPrims{w: 16, dots: dotsAVX512, softmax: softmaxAVX512, axpy: axpyAVX512, bf16Rows: bf16RowsAVX512, e4m3Rows: e4m3RowsAVX512, scale: scaleAVX512,
 		transpose: transposeAVX512, dotsT: dotsTAVX512})
+	opTable[AVX512].argmax = argmaxAVX512
 	opTable[AVX2] = vecOps{
 		w: 8, exp: expAVX2, swiglu: swigluAVX2, add: addAVX2,
 		sumsq: sumsqAVX2, scaleMul: scaleMulAVX2,

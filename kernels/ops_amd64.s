@@ -197,6 +197,81 @@ adddone512:
 	VZEROUPPER
 	RET
 
+// func maxAVX512(x *float32, n int) float32
+// The largest of x[0..n&^63), NaNs skipped (-Inf if all are NaN; n >= 64).
+// VMAXPS returns its second (Intel) source when either is NaN, so the
+// running maxima are the second source.
+TEXT ·maxAVX512(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	MOVL         $0xff800000, AX // -Inf
+	VPBROADCASTD AX, Z0
+	VMOVAPS      Z0, Z1
+	VMOVAPS      Z0, Z2
+	VMOVAPS      Z0, Z3
+	SHRQ         $6, CX
+	JZ           maxred512
+
+maxloop512:
+	VMOVUPS (SI), Z4
+	VMOVUPS 64(SI), Z5
+	VMOVUPS 128(SI), Z6
+	VMOVUPS 192(SI), Z7
+	VMAXPS  Z0, Z4, Z0
+	VMAXPS  Z1, Z5, Z1
+	VMAXPS  Z2, Z6, Z2
+	VMAXPS  Z3, Z7, Z3
+	ADDQ    $256, SI
+	DECQ   CX
+	JNZ    maxloop512
+
+maxred512:
+	VMAXPS        Z1, Z0, Z0
+	VMAXPS        Z3, Z2, Z2
+	VMAXPS        Z2, Z0, Z0
+	VEXTRACTF32X8 $1, Z0, Y1
+	VMAXPS        Y1, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VMAXPS        X1, X0, X0
+	VPERMILPS     $0x4e, X0, X1
+	VMAXPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VMAXPS        X1, X0, X0
+	VMOVSS        X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func findAVX512(x *float32, n int, v float32) int
+// The first i < n&^15 with x[i] == v, or -1.
+TEXT ·findAVX512(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS v+16(FP), Z0
+	XORQ         DX, DX
+	SHRQ         $4, CX
+	JZ           findnone512
+
+findloop512:
+	VCMPPS   $0, (SI)(DX*4), Z0, K1
+	KORTESTW K1, K1
+	JNZ      findhit512
+	ADDQ     $16, DX
+	DECQ     CX
+	JNZ      findloop512
+
+findnone512:
+	MOVQ $-1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+findhit512:
+	KMOVW  K1, AX
+	TZCNTL AX, AX
+	ADDQ   AX, DX
+	MOVQ   DX, ret+24(FP)
+	VZEROUPPER
+	RET
+
 // func sumsqAVX512(x *float32, n int) float64
 TEXT ·sumsqAVX512(SB), NOSPLIT, $0-24
 	MOVQ   x+0(FP), SI

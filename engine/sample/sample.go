@@ -41,6 +41,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/mnemo-ai/mnemo/kernels"
 )
 
 // ErrBadState is wrapped by the error Restore returns for state bytes that are
@@ -234,46 +236,13 @@ func (s *Sampler) penalize(buf []float32, history []int32) {
 }
 
 // greedy returns the lowest id with the highest logit, or the fallback when
-// every logit is NaN or -Inf. It finds the maximum with four independent
-// running maxima (no index bookkeeping in the loop), then its first index.
+// every logit is NaN or -Inf (kernels.Argmax: SIMD where the CPU has it).
 func (s *Sampler) greedy(buf []float32) int32 {
-	m0, m1, m2, m3 := negInf, negInf, negInf, negInf
-	i := 0
-	for ; i+4 <= len(buf); i += 4 {
-		b := buf[i : i+4 : i+4]
-		if b[0] > m0 {
-			m0 = b[0]
-		}
-		if b[1] > m1 {
-			m1 = b[1]
-		}
-		if b[2] > m2 {
-			m2 = b[2]
-		}
-		if b[3] > m3 {
-			m3 = b[3]
-		}
-	}
-	for ; i < len(buf); i++ {
-		if buf[i] > m0 {
-			m0 = buf[i]
-		}
-	}
-	m := m0
-	for _, v := range [...]float32{m1, m2, m3} {
-		if v > m {
-			m = v
-		}
-	}
-	if m == negInf { // every logit NaN or -Inf
+	i := kernels.Argmax(buf)
+	if i < 0 || buf[i] == negInf {
 		return s.fallback
 	}
-	for i, v := range buf {
-		if v == m {
-			return int32(i)
-		}
-	}
-	return s.fallback // unreachable: m came from buf
+	return int32(i)
 }
 
 // candidates returns the tokens that survive top-k (all tokens above -Inf
