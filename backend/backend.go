@@ -34,6 +34,9 @@ const (
 	F16
 	BF16
 	I32
+	// F8E4M3 is OCP FP8 E4M3 (the FN variant: no infinities, ±448 at
+	// most), one byte an element, with no scale; for KV caches.
+	F8E4M3
 	// weightBase + format.Type is a packed weight matrix of that format.
 	weightBase DType = 64
 )
@@ -56,7 +59,7 @@ func (d DType) Format() (format.Type, bool) {
 // Valid reports whether d is a known DType.
 func (d DType) Valid() bool {
 	if d < weightBase {
-		return d <= I32
+		return d <= F8E4M3
 	}
 	_, ok := d.Format()
 	return ok
@@ -72,6 +75,8 @@ func (d DType) String() string {
 		return "bf16"
 	case I32:
 		return "i32"
+	case F8E4M3:
+		return "f8e4m3"
 	}
 	if t, ok := d.Format(); ok {
 		return "weights:" + t.String()
@@ -115,6 +120,8 @@ func HostBytes(dt DType, shape Shape) (int, error) {
 		return 4 * n, nil
 	case F16, BF16:
 		return 2 * n, nil
+	case F8E4M3:
+		return n, nil
 	}
 	t, ok := dt.Format()
 	if !ok {

@@ -292,8 +292,8 @@ func attnSignature(s Spec) (in, out []Param, err error) {
 	if s.KVHeads <= 0 || s.BlockTokens <= 0 || s.Blocks <= 0 {
 		return bad("KVHeads, BlockTokens and Blocks must be positive")
 	}
-	if s.KV != F32 && s.KV != BF16 {
-		return bad("the KV cache must be f32 or bf16")
+	if s.KV != F32 && s.KV != BF16 && s.KV != F8E4M3 {
+		return bad("the KV cache must be f32, bf16 or f8e4m3")
 	}
 	if s.Rope != (Rope{}) {
 		return bad("Rope is only used by rope")

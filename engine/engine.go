@@ -65,7 +65,9 @@ type Options struct {
 	// where a kernel exists for it, else q8_0) or a format name from
 	// package format (f32, bf16, fp8, mxfp4, nvfp4, q8_0, q4_0, ...).
 	Weights string
-	// KV is the cache element type: backend.F32 (default) or backend.BF16.
+	// KV is the cache element type: backend.F32 (default), backend.BF16
+	// or backend.F8E4M3 (FP8 with no scale: a quarter of f32's bytes,
+	// values beyond ±448 saturate).
 	KV backend.DType
 	// BlockTokens is the number of tokens per KV block (default 16).
 	BlockTokens int
@@ -115,8 +117,8 @@ func (o *Options) setDefaults(cfg model.Config) {
 
 func (o *Options) validate(cfg model.Config) error {
 	switch {
-	case o.KV != backend.F32 && o.KV != backend.BF16:
-		return fmt.Errorf("kv cache type %s: want f32 or bf16", o.KV)
+	case o.KV != backend.F32 && o.KV != backend.BF16 && o.KV != backend.F8E4M3:
+		return fmt.Errorf("kv cache type %s: want f32, bf16 or f8e4m3", o.KV)
 	case o.BlockTokens <= 0 || o.BlockTokens > 1024:
 		return fmt.Errorf("block tokens %d: want 1..1024", o.BlockTokens)
 	case o.ContextLength <= 0:

@@ -41,8 +41,11 @@ func NewKV(be backend.Backend, layers, width, blockTokens, capacity int, dt back
 // BytesPerToken returns the cache bytes one token takes across all layers.
 func (kv *KV) BytesPerToken() int {
 	elem := 4
-	if kv.DType == backend.BF16 {
+	switch kv.DType {
+	case backend.BF16:
 		elem = 2
+	case backend.F8E4M3:
+		elem = 1
 	}
 	return 2 * len(kv.K) * kv.Width * elem
 }

@@ -28,13 +28,13 @@ type cachedModel struct {
 
 const engineBT = 4
 
-func openCached(t *testing.T, path, storeDir string, kvTokens int) *cachedModel {
+func openCached(t *testing.T, path, storeDir string, kvTokens int, kvType backend.DType) *cachedModel {
 	src, err := model.Open(path)
 	require.NoError(t, err)
 	be, err := cpu.New(backend.Options{Threads: 1})
 	require.NoError(t, err)
 	m, err := engine.New(src, be, engine.Options{Weights: "f32", BlockTokens: engineBT, ContextLength: 64,
-		KVTokens: kvTokens, Logger: slog.New(slog.DiscardHandler)})
+		KVTokens: kvTokens, KV: kvType, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		require.NoError(t, m.Close())
@@ -79,8 +79,14 @@ func TestEngineSharing(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "tiny.gguf")
 	require.NoError(t, synth.WriteFile(path, synth.Tiny("llama")))
+	for _, kvType := range []backend.DType{backend.F32, backend.BF16, backend.F8E4M3} {
+		t.Run("kv="+kvType.String(), func(t *testing.T) { testEngineSharing(t, path, kvType) })
+	}
+}
+
+func testEngineSharing(t *testing.T, path string, kvType backend.DType) {
 	storeDir := t.TempDir()
-	cm := openCached(t, path, storeDir, 48)
+	cm := openCached(t, path, storeDir, 48, kvType)
 	vocab := cm.m.Config().VocabSize
 	pool := cm.m.KV().Pool
 	salt := kvcache.TenantSalt([]byte("k"), "tenant")
@@ -136,7 +142,7 @@ func TestEngineSharing(t *testing.T) {
 		require.NoError(t, cm.c.Save(cm.store, "sess-1", salt, sess, s, []byte("meta")))
 		s.Release(pool)
 
-		cm2 := openCached(t, path, storeDir, 48)
+		cm2 := openCached(t, path, storeDir, 48, kvType)
 		snap, err := cm2.store.Load("sess-1")
 		require.NoError(t, err)
 		r, err := cm2.c.Restore(salt, snap)

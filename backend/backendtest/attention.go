@@ -68,8 +68,12 @@ func testAttention(t *testing.T, b backend.Backend) {
 		bt, blocks, maxB   = 4, 8, 3
 		kvw                = kvHeads * hd
 	)
-	for _, kv := range []backend.DType{backend.F32, backend.BF16} {
+	for _, kv := range []backend.DType{backend.F32, backend.BF16, backend.F8E4M3} {
 		geo := backend.Spec{KVHeads: kvHeads, HeadDim: hd, BlockTokens: bt, Blocks: blocks, KV: kv}
+		if kv == backend.F8E4M3 && !compiles(b, backend.Spec{Op: backend.OpKVWrite, M: 5, KVHeads: geo.KVHeads, HeadDim: hd,
+			BlockTokens: bt, Blocks: blocks, KV: kv}) {
+			continue // an FP8 cache is optional
+		}
 		kc := alloc(t, b, kv, blocks, bt, kvw)
 		vc := alloc(t, b, kv, blocks, bt, kvw)
 		tables := [][]int32{{5, 2, 0}, {7, 1, 0}}
@@ -106,13 +110,17 @@ func testAttention(t *testing.T, b backend.Backend) {
 		require.NoError(t, ap.Run(ctx, []backend.Buffer{qb, kc, vc, tb, seqb}, []backend.Buffer{ob}))
 		o := readF32(t, ob)
 
-		round := func(v []float32) []float32 {
-			if kv != backend.BF16 {
-				return v
-			}
+		round := func(v []float32) []float32 { // what the cache holds
 			out := make([]float32, len(v))
 			for i, x := range v {
-				out[i] = format.BF16ToFloat32(format.Float32ToBF16(x))
+				switch kv {
+				case backend.BF16:
+					out[i] = format.BF16ToFloat32(format.Float32ToBF16(x))
+				case backend.F8E4M3:
+					out[i] = format.E4M3ToFloat32(format.Float32ToE4M3(x))
+				default:
+					out[i] = x
+				}
 			}
 			return out
 		}
@@ -242,4 +250,15 @@ func testBiasHeadsGather(t *testing.T, b backend.Backend) {
 	assert.Equal(t, y[:n], rows[n:])
 	writeI32(t, idx, []int32{3, 0})
 	assert.Error(t, gp.Run(ctx, []backend.Buffer{yb, idx}, []backend.Buffer{out}), "row past M")
+}
+
+// compiles reports whether b compiles s (backends may leave out optional
+// dtypes, refusing them with an error).
+func compiles(b backend.Backend, s backend.Spec) bool {
+	p, err := b.Compile(context.Background(), s)
+	if err != nil {
+		return false
+	}
+	p.Close()
+	return true
 }

@@ -115,7 +115,7 @@ func randF32(rng *rand.Rand, n int) []float32 {
 
 func testBufferRoundTrip(t *testing.T, b backend.Backend) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	for _, dt := range []backend.DType{backend.F32, backend.F16, backend.BF16, backend.I32} {
+	for _, dt := range []backend.DType{backend.F32, backend.F16, backend.BF16, backend.I32, backend.F8E4M3} {
 		for _, shape := range []backend.Shape{{1}, {7}, {3, 5}, {2, 3, 4}} {
 			buf := alloc(t, b, dt, shape...)
 			assert.Equal(t, dt, buf.DType())
@@ -143,7 +143,7 @@ func testBufferRoundTrip(t *testing.T, b backend.Backend) {
 
 // testRange checks partial reads and writes on backends that offer them.
 func testRange(t *testing.T, b backend.Backend) {
-	for _, dt := range []backend.DType{backend.F32, backend.BF16} {
+	for _, dt := range []backend.DType{backend.F32, backend.BF16, backend.F8E4M3} {
 		buf := alloc(t, b, dt, 4, 6)
 		rb, ok := buf.(backend.RangeBuffer)
 		if !ok {
@@ -151,10 +151,7 @@ func testRange(t *testing.T, b backend.Backend) {
 		}
 		n, _ := backend.HostBytes(dt, buf.Shape())
 		row := n / 4
-		src := f32Bytes(randF32(rand.New(rand.NewPCG(3, 1)), row/4))
-		if dt == backend.BF16 {
-			src = src[:row]
-		}
+		src := f32Bytes(randF32(rand.New(rand.NewPCG(3, 1)), (row+3)/4))[:row]
 		require.NoError(t, rb.WriteAt(src, 2*row))
 		got := make([]byte, row)
 		require.NoError(t, rb.ReadAt(got, 2*row))

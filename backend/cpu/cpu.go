@@ -77,7 +77,7 @@ type Buffer struct {
 	shape  backend.Shape
 	bytes  int
 	data   []float32       // F32
-	raw    []byte          // F16, BF16, I32: host encoding
+	raw    []byte          // F16, BF16, I32, F8E4M3: host encoding
 	w      *kernels.Matrix // weights, after Write
 	view   bool            // a View of another buffer
 	closed atomic.Bool
@@ -106,7 +106,7 @@ func (b *Backend) Alloc(dt backend.DType, shape backend.Shape) (backend.Buffer, 
 	switch dt {
 	case backend.F32:
 		buf.data = make([]float32, n/4)
-	case backend.F16, backend.BF16, backend.I32:
+	case backend.F16, backend.BF16, backend.I32, backend.F8E4M3:
 		buf.raw = make([]byte, n)
 	default:
 		if !hasKernels(mustFormat(dt)) {
@@ -157,7 +157,7 @@ func (buf *Buffer) Write(src []byte) error {
 		for i := range buf.data {
 			buf.data[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 		}
-	case backend.F16, backend.BF16, backend.I32:
+	case backend.F16, backend.BF16, backend.I32, backend.F8E4M3:
 		copy(buf.raw, src)
 	default:
 		t := mustFormat(buf.dt)
@@ -191,7 +191,7 @@ func (buf *Buffer) Read(dst []byte) error {
 		for i, v := range buf.data {
 			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
 		}
-	case backend.F16, backend.BF16, backend.I32:
+	case backend.F16, backend.BF16, backend.I32, backend.F8E4M3:
 		copy(dst, buf.raw)
 	default:
 		return fmt.Errorf("cpu read %s: %w: weights are packed", buf.dt, backend.ErrUnsupported)
@@ -200,7 +200,7 @@ func (buf *Buffer) Read(dst []byte) error {
 }
 
 // ReadAt copies bytes [off, off+len(dst)) of the host encoding into dst
-// (F32, F16, BF16 and I32 buffers).
+// (all but weight buffers).
 func (buf *Buffer) ReadAt(dst []byte, off int) error {
 	if err := buf.checkRange("read", len(dst), off); err != nil {
 		return err
@@ -238,8 +238,11 @@ func (buf *Buffer) checkRange(op string, n, off int) error {
 		return fmt.Errorf("cpu %s %s: %w: weights are packed", op, buf.dt, backend.ErrUnsupported)
 	}
 	align := 2
-	if buf.dt == backend.F32 || buf.dt == backend.I32 {
+	switch buf.dt {
+	case backend.F32, backend.I32:
 		align = 4
+	case backend.F8E4M3:
+		align = 1
 	}
 	if off < 0 || n < 0 || off > buf.bytes-n || off%align != 0 || n%align != 0 {
 		return fmt.Errorf("cpu %s %s%s: %w: %d bytes at %d of %d", op, buf.dt, buf.shape, backend.ErrShape, n, off, buf.bytes)
@@ -260,7 +263,7 @@ func (buf *Buffer) Close() error {
 }
 
 // View returns a buffer of the given shape over the start of buf's memory
-// (F32, F16, BF16 and I32 buffers only).
+// (all but weight buffers).
 func (buf *Buffer) View(shape backend.Shape) (backend.Buffer, error) {
 	if buf.closed.Load() {
 		return nil, backend.ErrClosed
@@ -450,8 +453,11 @@ func (p *Program) Run(ctx context.Context, in, out []backend.Buffer) error {
 }
 
 func kvOf(buf *Buffer) kernels.KV {
-	if buf.dt == backend.F32 {
+	switch buf.dt {
+	case backend.F32:
 		return kernels.KV{F32: buf.data}
+	case backend.F8E4M3:
+		return kernels.KV{E4M3: buf.raw}
 	}
 	return kernels.KV{BF16: unsafe.Slice((*uint16)(unsafe.Pointer(&buf.raw[0])), len(buf.raw)/2)}
 }

@@ -128,8 +128,8 @@ func WriteDir(dir string, buckets []int, specs []backend.Spec) (*neuron.Manifest
 	m := &neuron.Manifest{Version: neuron.ManifestVersion, Target: "fake", Buckets: buckets}
 	seen := map[backend.Spec]bool{}
 	for _, s := range specs {
-		if seen[s] {
-			continue
+		if seen[s] || s.KV == backend.F8E4M3 {
+			continue // the neuron backend has no FP8 KV cache
 		}
 		seen[s] = true
 		neff, e, err := FakeNEFF(s)

@@ -32,7 +32,7 @@ func (f *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.kernels, "kernels", "", "CPU kernel tier: generic, avx2 or avx512 (default: best available, or $MNEMO_KERNELS)")
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all)")
 	fs.StringVar(&f.weights, "weights", "auto", "weight format: auto (keep the file's where a kernel exists), f32, bf16, f16, fp8, mxfp8, mxfp4, nvfp4, q8_0, q4_0")
-	fs.StringVar(&f.kv, "kv", "f32", "KV cache element type: f32 or bf16")
+	fs.StringVar(&f.kv, "kv", "f32", "KV cache element type: f32, bf16 or fp8 (E4M3, no scale)")
 	fs.IntVar(&f.context, "ctx", 0, "context length per sequence (0: the model's, at most 4096)")
 	fs.IntVar(&f.batch, "batch", 512, "most tokens in one forward step")
 	fs.BoolVar(&f.verbose, "v", false, "log loading details")
@@ -73,8 +73,10 @@ func (f *modelFlags) open(env Env, path string, extra func(*engineOptions)) (*lo
 		kv = backend.F32
 	case "bf16":
 		kv = backend.BF16
+	case "fp8":
+		kv = backend.F8E4M3
 	default:
-		return nil, usagef("--kv %q: want f32 or bf16", f.kv)
+		return nil, usagef("--kv %q: want f32, bf16 or fp8", f.kv)
 	}
 	if f.threads < 0 || f.batch <= 0 || f.context < 0 {
 		return nil, usagef("--threads, --ctx and --batch must not be negative")

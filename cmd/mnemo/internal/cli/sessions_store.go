@@ -193,9 +193,9 @@ func sessionFingerprint(path string, src model.Source, mf *modelFlags, tokPath s
 		conf = append(conf, tid...)
 	}
 	fp := kvcache.NewFingerprint(id, conf, mf.kv, sessionBlockTokens)
-	elem := 4
-	if mf.kv == "bf16" {
-		elem = 2
+	elem := map[string]int{"bf16": 2, "fp8": 1}[mf.kv]
+	if elem == 0 {
+		elem = 4
 	}
 	mi := modelInfo{Name: filepath.Base(path), Size: size, Weights: mf.weights, KV: mf.kv,
 		BlockTokens: sessionBlockTokens, BlockBytes: 2 * cfg.Layers * cfg.KVHeads * cfg.HeadDim * elem * sessionBlockTokens,

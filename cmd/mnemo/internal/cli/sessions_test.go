@@ -188,6 +188,13 @@ func TestSessionFingerprintMismatch(t *testing.T) {
 	code, _, stderr = runMain(t, "", "run", m, "--session", "s", "--state-dir", state, "--kv", "bf16", "--prompt", "hi", "-n", "2")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, `KV type "f32", want "bf16"`, "another KV type is another fingerprint")
+	code, _, stderr = runMain(t, "", "run", m, "--session", "s", "--state-dir", state, "--kv", "fp8", "--prompt", "hi", "-n", "2")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `KV type "f32", want "fp8"`)
+	code, _, stderr = runMain(t, "", "run", m, "--session", "s8", "--state-dir", state, "--kv", "fp8", "--prompt", "hi", "-n", "2")
+	require.Equal(t, 0, code, stderr)
+	code, _, stderr = runMain(t, "", "run", m, "--session", "s8", "--state-dir", state, "--kv", "fp8", "--prompt", " again", "-n", "2")
+	require.Equal(t, 0, code, "an FP8 cache is saved and restored: %s", stderr)
 
 	exp := filepath.Join(t.TempDir(), "s.mnemo")
 	code, _, stderr = runMain(t, "", "sessions", "export", "s", "-o", exp, "--state-dir", state)
