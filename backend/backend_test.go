@@ -80,3 +80,36 @@ func TestLeaks(t *testing.T) {
 	assert.NoError(t, l.Drain("cpu"), "Drain forgets")
 	l.Untrack(a) // after Drain: harmless
 }
+
+func TestSignaturePartsGLU(t *testing.T) {
+	in, out, err := Signature(Spec{Op: OpMatMul, M: 2, N: 12, K: 32, Weights: format.Q8_0, Bias: true, Parts: [MaxParts]int{8, 2, 2}})
+	require.NoError(t, err)
+	assert.Equal(t, []Param{{"x", F32, Shape{2, 32}}, {"w", Weights(format.Q8_0), Shape{12, 32}}, {"b", F32, Shape{12}}}, in)
+	assert.Equal(t, []Param{{"y0", F32, Shape{2, 8}}, {"y1", F32, Shape{2, 2}}, {"y2", F32, Shape{2, 2}}}, out)
+	in, out, err = Signature(Spec{Op: OpMatMul, M: 3, N: 5, K: 32, Weights: format.MXFP4, GLU: true})
+	require.NoError(t, err)
+	assert.Equal(t, Shape{10, 32}, in[1].Shape, "GLU weights hold gate and up rows")
+	assert.Equal(t, []Param{{"y", F32, Shape{3, 5}}}, out)
+	assert.Contains(t, Spec{Op: OpMatMul, M: 1, N: 4, K: 32, Parts: [MaxParts]int{3, 1}}.String(), "parts=3+1")
+	assert.Contains(t, Spec{Op: OpMatMul, M: 1, N: 4, K: 32, GLU: true}.String(), " glu")
+	for _, tt := range []struct {
+		name string
+		s    Spec
+	}{
+		{"one part", Spec{Op: OpMatMul, M: 1, N: 4, K: 32, Parts: [MaxParts]int{4}}},
+		{"parts do not sum to N", Spec{Op: OpMatMul, M: 1, N: 4, K: 32, Parts: [MaxParts]int{2, 1}}},
+		{"gap in parts", Spec{Op: OpMatMul, M: 1, N: 4, K: 32, Parts: [MaxParts]int{2, 0, 2}}},
+		{"negative part", Spec{Op: OpMatMul, M: 1, N: 4, K: 32, Parts: [MaxParts]int{6, -2}}},
+		{"parts on add", Spec{Op: OpAdd, M: 1, N: 4, Parts: [MaxParts]int{2, 2}}},
+		{"parts with glu", Spec{Op: OpMatMul, M: 1, N: 4, K: 32, Parts: [MaxParts]int{2, 2}, GLU: true}},
+		{"glu with bias", Spec{Op: OpMatMul, M: 1, N: 4, K: 32, GLU: true, Bias: true}},
+		{"glu on swiglu", Spec{Op: OpSwiGLU, M: 1, N: 4, GLU: true}},
+		{"glu on rope", Spec{Op: OpRoPE, M: 1, Heads: 1, HeadDim: 4, Rope: Rope{Dims: 4, Base: 10000}, GLU: true}},
+		{"bias on rope", Spec{Op: OpRoPE, M: 1, Heads: 1, HeadDim: 4, Rope: Rope{Dims: 4, Base: 10000}, Bias: true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Signature(tt.s)
+			assert.ErrorIs(t, err, ErrShape)
+		})
+	}
+}

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/mnemo-ai/mnemo/kernels/format"
 )
@@ -14,9 +15,20 @@ type Op uint8
 // The operations.
 const (
 	// OpMatMul computes y = x·Wᵀ, plus a bias row b when Bias is set.
-	//	spec: M, N, K, Weights, Bias
+	//	spec: M, N, K, Weights, Bias, Parts, GLU
 	//	in:   x f32[M,K], W Weights(Weights)[N,K] (, b f32[N])
 	//	out:  y f32[M,N]
+	// With Parts (two or more positive sizes summing to N, then zeros), y
+	// is split by columns into one output per part instead: y_i
+	// f32[M,Parts[i]] holds columns [Parts[0]+…+Parts[i−1], that + Parts[i])
+	// of x·Wᵀ (+ b). It runs the stacked rows of several matrices, such as
+	// Q, K and V, as one matmul; unsplit it is the sequence of matmuls
+	// y_i = x·W_iᵀ (+ b_i).
+	// With GLU, W holds 2N rows, the gate rows then the up rows, and
+	//	in:   x f32[M,K], W Weights(Weights)[2N,K]
+	//	out:  y f32[M,N] = silu(x·W[:N]ᵀ) · (x·W[N:]ᵀ)
+	// which is OpMatMul of the gate and of the up matrix followed by
+	// OpSwiGLU. GLU takes neither Bias nor Parts.
 	OpMatMul Op = iota + 1
 	// OpRMSNorm computes y[i] = x[i] / sqrt(mean(x[i]²) + Eps) · g for each
 	// row i. With Heads > 0 each row is Heads segments of N/Heads values,
@@ -117,6 +129,11 @@ type Spec struct {
 	Eps float32
 	// Bias adds a bias input to OpMatMul.
 	Bias bool
+	// Parts splits OpMatMul's output by columns (see OpMatMul).
+	Parts [MaxParts]int
+	// GLU makes OpMatMul a gated linear unit over stacked gate and up
+	// rows (see OpMatMul).
+	GLU bool
 
 	// Attention geometry (OpRoPE, OpKVWrite, OpAttention).
 	Heads, KVHeads, HeadDim int
@@ -128,6 +145,9 @@ type Spec struct {
 	// Rope parameterises OpRoPE.
 	Rope Rope
 }
+
+// MaxParts is the most outputs a split OpMatMul has (Spec.Parts).
+const MaxParts = 4
 
 // RopeStyle says which dimensions RoPE rotates together.
 type RopeStyle uint8
@@ -166,6 +186,21 @@ func (s Spec) String() string {
 	}
 	if s.Bias {
 		str += " bias"
+	}
+	if s.Parts != ([MaxParts]int{}) {
+		str += " parts="
+		for i, p := range s.Parts {
+			if p == 0 {
+				break
+			}
+			if i > 0 {
+				str += "+"
+			}
+			str += fmt.Sprint(p)
+		}
+	}
+	if s.GLU {
+		str += " glu"
 	}
 	if s.Eps != 0 {
 		str += fmt.Sprintf(" eps=%g", s.Eps)
@@ -221,6 +256,25 @@ func Signature(s Spec) (in, out []Param, err error) {
 	if s.Bias && s.Op != OpMatMul {
 		return bad("Bias is only used by matmul")
 	}
+	parts := 0
+	if s.Parts != ([MaxParts]int{}) {
+		sum := 0
+		for i, p := range s.Parts {
+			if p < 0 || p == 0 && slices.ContainsFunc(s.Parts[i:], func(q int) bool { return q != 0 }) {
+				return bad("Parts must be positive sizes followed by zeros")
+			}
+			if p > 0 {
+				parts++
+				sum += p
+			}
+		}
+		if s.Op != OpMatMul || parts < 2 || sum != s.N || s.GLU {
+			return bad("Parts is only used by matmul without GLU, with two or more parts summing to N")
+		}
+	}
+	if s.GLU && (s.Op != OpMatMul || s.Bias) {
+		return bad("GLU is only used by matmul without Bias")
+	}
 	if s.Op != OpRMSNorm && s.Eps != 0 {
 		return bad("Eps is only used by rmsnorm")
 	}
@@ -236,11 +290,25 @@ func Signature(s Spec) (in, out []Param, err error) {
 	mn := Shape{s.M, s.N}
 	switch s.Op {
 	case OpMatMul:
-		in := []Param{{"x", F32, Shape{s.M, s.K}}, {"w", w, Shape{s.N, s.K}}}
+		rows := s.N
+		if s.GLU {
+			if s.N > int(^uint(0)>>2) {
+				return bad("N too large")
+			}
+			rows = 2 * s.N
+		}
+		in := []Param{{"x", F32, Shape{s.M, s.K}}, {"w", w, Shape{rows, s.K}}}
 		if s.Bias {
 			in = append(in, Param{"b", F32, Shape{s.N}})
 		}
-		return in, []Param{{"y", F32, mn}}, nil
+		if parts == 0 {
+			return in, []Param{{"y", F32, mn}}, nil
+		}
+		out := make([]Param, parts)
+		for i := range out {
+			out[i] = Param{fmt.Sprintf("y%d", i), F32, Shape{s.M, s.Parts[i]}}
+		}
+		return in, out, nil
 	case OpGather:
 		return []Param{{"x", F32, mn}, {"idx", I32, Shape{s.K}}}, []Param{{"y", F32, Shape{s.K, s.N}}}, nil
 	case OpRMSNorm:
@@ -267,8 +335,8 @@ func attnSignature(s Spec) (in, out []Param, err error) {
 	bad := func(why string) ([]Param, []Param, error) {
 		return nil, nil, fmt.Errorf("%w: %s: %s", ErrShape, s, why)
 	}
-	if s.N != 0 || s.K != 0 || s.Weights != 0 || s.Eps != 0 {
-		return bad("N, K, Weights and Eps are not used by this op")
+	if s.N != 0 || s.K != 0 || s.Weights != 0 || s.Eps != 0 || s.Bias || s.Parts != ([MaxParts]int{}) || s.GLU {
+		return bad("N, K, Weights, Eps, Bias, Parts and GLU are not used by this op")
 	}
 	if s.M <= 0 || s.HeadDim <= 0 {
 		return bad("M and HeadDim must be positive")

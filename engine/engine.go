@@ -81,6 +81,11 @@ type Options struct {
 	MaxBatchTokens int
 	// MaxSeqs caps the sequences in one step (default 64).
 	MaxSeqs int
+	// Unfused loads every weight matrix on its own. By default matrices
+	// that read the same input and share a format are stacked into one
+	// (Q, K and V; gate and up) where the backend supports the fused
+	// matmul, so a step runs fewer, larger programs.
+	Unfused bool
 	// Logger receives load-time information (default slog.Default()).
 	Logger *slog.Logger
 	// Progress, if set, is called while weights load with the bytes done

@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/mnemo-ai/mnemo/backend"
 )
@@ -17,6 +20,36 @@ type Runner struct {
 	max   map[string]backend.Buffer // name → buffer at the largest shape (Viewer backends)
 	exact map[string]backend.Buffer // name+shape → buffer
 	raw   []byte
+	prof  map[backend.Spec]*OpTime // nil unless profiling
+}
+
+// OpTime is the time a Runner spent running the programs of one Spec
+// while profiling.
+type OpTime struct {
+	Spec  backend.Spec
+	Calls int
+	Time  time.Duration
+}
+
+// SetProfiling starts (on) or stops timing every program the Runner runs.
+// Starting clears what was recorded. Timing adds two clock reads per
+// program; backends that run asynchronously are timed as they return.
+func (r *Runner) SetProfiling(on bool) {
+	r.prof = nil
+	if on {
+		r.prof = map[backend.Spec]*OpTime{}
+	}
+}
+
+// Profile returns the time recorded per Spec since SetProfiling(true),
+// most time first.
+func (r *Runner) Profile() []OpTime {
+	out := make([]OpTime, 0, len(r.prof))
+	for _, t := range r.prof {
+		out = append(out, *t)
+	}
+	slices.SortFunc(out, func(a, b OpTime) int { return cmp.Compare(b.Time, a.Time) })
+	return out
 }
 
 // NewRunner returns a Runner on be.
@@ -51,7 +84,19 @@ func (r *Runner) Run(ctx context.Context, spec backend.Spec, in, out []backend.B
 		}
 		r.progs[spec] = p
 	}
-	return p.Run(ctx, in, out)
+	if r.prof == nil {
+		return p.Run(ctx, in, out)
+	}
+	start := time.Now()
+	err := p.Run(ctx, in, out)
+	t := r.prof[spec]
+	if t == nil {
+		t = &OpTime{Spec: spec}
+		r.prof[spec] = t
+	}
+	t.Calls++
+	t.Time += time.Since(start)
+	return err
 }
 
 // Buf returns the activation buffer called name with the given shape.

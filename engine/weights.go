@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/mnemo-ai/mnemo/backend"
 	"github.com/mnemo-ai/mnemo/engine/gguf"
@@ -116,12 +117,9 @@ func (l *Loader) target(t gguf.GGMLType, k int) (format.Type, error) {
 
 // Matrix loads the named n×k matrix (GGUF dims [k, n]).
 func (l *Loader) Matrix(name string, n, k int) (backend.Buffer, format.Type, error) {
-	t, err := l.src.Tensor(name)
+	t, err := l.tensor2D(name, n, k)
 	if err != nil {
 		return nil, 0, err
-	}
-	if !slices.Equal(t.Dims, []uint64{uint64(k), uint64(n)}) {
-		return nil, 0, fmt.Errorf("tensor %s: shape %v, want [%d %d]", name, t.Dims, k, n)
 	}
 	ft, err := l.target(t.Type, k)
 	if err != nil {
@@ -141,6 +139,80 @@ func (l *Loader) Matrix(name string, n, k int) (backend.Buffer, format.Type, err
 	}
 	l.bytes += int64(bufferBytes(buf, len(host)))
 	l.progress(len(t.Data))
+	return buf, ft, nil
+}
+
+// tensor2D returns the named n×k matrix tensor (GGUF dims [k, n]).
+func (l *Loader) tensor2D(name string, n, k int) (model.Tensor, error) {
+	t, err := l.src.Tensor(name)
+	if err != nil {
+		return t, err
+	}
+	if !slices.Equal(t.Dims, []uint64{uint64(k), uint64(n)}) {
+		return t, fmt.Errorf("tensor %s: shape %v, want [%d %d]", name, t.Dims, k, n)
+	}
+	return t, nil
+}
+
+// StackFormat returns the format the named matrices, each of ns[i] rows
+// of k, would be stored in, and whether Stack can load them as one matrix:
+// they must all get the same format, one that keeps no scale per matrix
+// (NVFP4 does).
+func (l *Loader) StackFormat(names []string, ns []int, k int) (format.Type, bool, error) {
+	var ft format.Type
+	for i, name := range names {
+		t, err := l.tensor2D(name, ns[i], k)
+		if err != nil {
+			return 0, false, err
+		}
+		f, err := l.target(t.Type, k)
+		if err != nil {
+			return 0, false, err
+		}
+		if i > 0 && f != ft {
+			return ft, false, nil
+		}
+		ft = f
+	}
+	return ft, len(names) > 0 && ft != format.NVFP4, nil
+}
+
+// Stack loads the named matrices, each of ns[i] rows of k, as the rows of
+// one matrix in the order given, or fails if StackFormat says they cannot
+// be stacked.
+func (l *Loader) Stack(names []string, ns []int, k int) (backend.Buffer, format.Type, error) {
+	ft, ok, err := l.StackFormat(names, ns, k)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !ok {
+		return nil, 0, fmt.Errorf("tensors %s: formats differ or cannot be stacked", strings.Join(names, ", "))
+	}
+	n, read := 0, 0
+	for _, r := range ns {
+		n += r
+	}
+	host := make([]byte, 0, n*ft.RowBytes(k))
+	for i, name := range names {
+		t, _ := l.src.Tensor(name) // found by StackFormat
+		rows, err := l.encode(t, ft, ns[i], k)
+		if err != nil {
+			return nil, 0, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		host = append(host, rows...)
+		read += len(t.Data)
+	}
+	what := strings.Join(names, "+")
+	buf, err := l.be.Alloc(backend.Weights(ft), backend.Shape{n, k})
+	if err != nil {
+		return nil, 0, fmt.Errorf("tensors %s: %w", what, err)
+	}
+	if err := buf.Write(host); err != nil {
+		buf.Close()
+		return nil, 0, fmt.Errorf("tensors %s: %w", what, err)
+	}
+	l.bytes += int64(bufferBytes(buf, len(host)))
+	l.progress(read)
 	return buf, ft, nil
 }
 
@@ -262,27 +334,43 @@ func Requantize(ft format.Type, n, k int, decode func(i int, row []float32) erro
 
 // Vector loads the named 1-D tensor of n elements as an f32 buffer.
 func (l *Loader) Vector(name string, n int) (backend.Buffer, error) {
-	t, err := l.src.Tensor(name)
+	return l.Vectors([]string{name}, []int{n})
+}
+
+// Vectors loads the named 1-D tensors, of ns[i] elements each, one after
+// another as one f32 buffer (the biases of stacked matrices).
+func (l *Loader) Vectors(names []string, ns []int) (backend.Buffer, error) {
+	total, read := 0, 0
+	for _, n := range ns {
+		total += n
+	}
+	v := make([]float32, 0, total)
+	for i, name := range names {
+		t, err := l.src.Tensor(name)
+		if err != nil {
+			return nil, err
+		}
+		n := ns[i]
+		if !slices.Equal(t.Dims, []uint64{uint64(n)}) {
+			return nil, fmt.Errorf("tensor %s: shape %v, want [%d]", name, t.Dims, n)
+		}
+		if err := gguf.Dequantize(t.Type, v[len(v):len(v)+n], t.Data); err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		v = v[:len(v)+n]
+		read += len(t.Data)
+	}
+	what := strings.Join(names, "+")
+	buf, err := l.be.Alloc(backend.F32, backend.Shape{total})
 	if err != nil {
-		return nil, err
-	}
-	if !slices.Equal(t.Dims, []uint64{uint64(n)}) {
-		return nil, fmt.Errorf("tensor %s: shape %v, want [%d]", name, t.Dims, n)
-	}
-	v := make([]float32, n)
-	if err := gguf.Dequantize(t.Type, v, t.Data); err != nil {
-		return nil, fmt.Errorf("tensor %s: %w", name, err)
-	}
-	buf, err := l.be.Alloc(backend.F32, backend.Shape{n})
-	if err != nil {
-		return nil, fmt.Errorf("tensor %s: %w", name, err)
+		return nil, fmt.Errorf("tensor %s: %w", what, err)
 	}
 	if err := buf.Write(f32Bytes(v)); err != nil {
 		buf.Close()
-		return nil, fmt.Errorf("tensor %s: %w", name, err)
+		return nil, fmt.Errorf("tensor %s: %w", what, err)
 	}
-	l.bytes += int64(4 * n)
-	l.progress(len(t.Data))
+	l.bytes += int64(4 * total)
+	l.progress(read)
 	return buf, nil
 }
 

@@ -270,7 +270,12 @@ func (f *int8Format) pack(w *Matrix, rows []byte) {
 	// loads stay in bounds at the last row-chunk.
 	codes := len(w.data)
 	ssz := f.scaleBytes()
-	w.data = append(w.data, make([]byte, w.np*chunks*f.spc*ssz+64)...)
+	// One exact-size allocation: appending to the codes would regrow the
+	// slice with about a quarter of spare capacity, which growslice
+	// clears, so it stays resident for the life of the model.
+	data := make([]byte, codes+w.np*chunks*f.spc*ssz+64)
+	copy(data, w.data)
+	w.data = data
 	sc := w.data[codes:]
 	for i := range w.N {
 		row := rows[i*rb : (i+1)*rb]

@@ -37,6 +37,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"Range", testRange},
 		{"SpecErrors", testSpecErrors},
 		{"MatMul", testMatMul},
+		{"MatMulPartsGLU", testMatMulPartsGLU},
 		{"RowOps", testRowOps},
 		{"Embed", testEmbed},
 		{"RoPE", testRoPE},
@@ -208,6 +209,9 @@ func testSpecErrors(t *testing.T, b backend.Backend) {
 		{Op: backend.OpMatMul, M: 1, N: 4, K: 33, Weights: format.Q4_0},
 		{Op: backend.OpMatMul, M: 1, N: 4, K: 32, Weights: format.Type(250)},
 		{Op: backend.Op(200), M: 1, N: 1},
+		{Op: backend.OpMatMul, M: 1, N: 4, K: 32, Weights: format.F32, Parts: [backend.MaxParts]int{4}},
+		{Op: backend.OpMatMul, M: 1, N: 4, K: 32, Weights: format.F32, Parts: [backend.MaxParts]int{1, 2}},
+		{Op: backend.OpMatMul, M: 1, N: 4, K: 32, Weights: format.F32, GLU: true, Bias: true},
 	} {
 		assert.Error(t, b.Supports(s), "Supports(%s)", s)
 		p, err := b.Compile(context.Background(), s)
@@ -450,4 +454,97 @@ func testConcurrent(t *testing.T, b backend.Backend) {
 		require.NoError(t, errs[i])
 		assert.Equal(t, want, readF32(t, o), fmt.Sprintf("output %d", i))
 	}
+}
+
+// testMatMulPartsGLU checks the fused matmuls against their unfused
+// definition: Parts (with and without a bias) splits x·Wᵀ by columns, GLU
+// is SwiGLU of the gate rows' and the up rows' products. Formats the
+// backend does not fuse are skipped, as long as it says so.
+func testMatMulPartsGLU(t *testing.T, b backend.Backend) {
+	rng := rand.New(rand.NewPCG(12, 12))
+	ctx := context.Background()
+	parts := [backend.MaxParts]int{5, 3, 8}
+	const n, k = 16, 64
+	ran := 0
+	for _, ft := range format.Types() {
+		for _, m := range []int{1, 3} {
+			for _, bias := range []bool{false, true} {
+				s := backend.Spec{Op: backend.OpMatMul, M: m, N: n, K: k, Weights: ft, Bias: bias, Parts: parts}
+				if err := b.Supports(s); err != nil {
+					assert.ErrorIs(t, err, backend.ErrUnsupported)
+					continue
+				}
+				ran++
+				host, dec := quantRows(ft, n, k, randF32(rng, n*k))
+				x, bv := randF32(rng, m*k), randF32(rng, n)
+				wb, xb := alloc(t, b, backend.Weights(ft), n, k), alloc(t, b, backend.F32, m, k)
+				require.NoError(t, wb.Write(host))
+				writeF32(t, xb, x)
+				in := []backend.Buffer{xb, wb}
+				if bias {
+					bb := alloc(t, b, backend.F32, n)
+					writeF32(t, bb, bv)
+					in = append(in, bb)
+				}
+				var outs []backend.Buffer
+				for _, np := range parts[:3] {
+					outs = append(outs, alloc(t, b, backend.F32, m, np))
+				}
+				require.NoError(t, compile(t, b, s).Run(ctx, in, outs))
+				off := 0
+				for pi, ob := range outs {
+					np := parts[pi]
+					y := readF32(t, ob)
+					for i := range m {
+						for j := range np {
+							ref, mag := dotRef(x[i*k:(i+1)*k], dec[(off+j)*k:(off+j+1)*k])
+							if bias {
+								ref += float64(bv[off+j])
+							}
+							require.InDelta(t, ref, float64(y[i*np+j]), tolerance(ft)*mag+1e-5, "%s part %d y[%d,%d]", s, pi, i, j)
+						}
+					}
+					off += np
+				}
+			}
+
+			// GLU: 2·6 weight rows, gate then up.
+			const gn = 6
+			s := backend.Spec{Op: backend.OpMatMul, M: m, N: gn, K: k, Weights: ft, GLU: true}
+			if err := b.Supports(s); err != nil {
+				assert.ErrorIs(t, err, backend.ErrUnsupported)
+				continue
+			}
+			ran++
+			host, dec := quantRows(ft, 2*gn, k, randF32(rng, 2*gn*k))
+			x := randF32(rng, m*k)
+			wb, xb, yb := alloc(t, b, backend.Weights(ft), 2*gn, k), alloc(t, b, backend.F32, m, k), alloc(t, b, backend.F32, m, gn)
+			require.NoError(t, wb.Write(host))
+			writeF32(t, xb, x)
+			require.NoError(t, compile(t, b, s).Run(ctx, []backend.Buffer{xb, wb}, []backend.Buffer{yb}))
+			y := readF32(t, yb)
+			for i := range m {
+				for j := range gn {
+					g, gmag := dotRef(x[i*k:(i+1)*k], dec[j*k:(j+1)*k])
+					u, umag := dotRef(x[i*k:(i+1)*k], dec[(gn+j)*k:(gn+j+1)*k])
+					silu := g / (1 + math.Exp(-g))
+					tol := tolerance(ft) * (1.1*gmag*math.Abs(u) + math.Abs(silu)*umag + gmag*umag*tolerance(ft))
+					require.InDelta(t, silu*u, float64(y[i*gn+j]), tol+1e-5, "%s y[%d,%d]", s, i, j)
+				}
+			}
+		}
+	}
+	if ran == 0 {
+		t.Skip("the backend fuses no matmul")
+	}
+}
+
+// dotRef returns Σ x·w and Σ |x·w| in float64.
+func dotRef(x, w []float32) (dot, mag float64) {
+	for i := range x {
+		p := float64(x[i]) * float64(w[i])
+		dot += p
+		mag += math.Abs(p)
+	}
+	return dot, mag
 }

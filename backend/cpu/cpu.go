@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -26,6 +27,8 @@ type Backend struct {
 
 	closed atomic.Bool
 	leaks  backend.Leaks // open buffers and programs, for Close's report
+
+	scratchPool sync.Pool // *[]float32 for split and GLU matmuls
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -154,9 +157,7 @@ func (buf *Buffer) Write(src []byte) error {
 	}
 	switch buf.dt {
 	case backend.F32:
-		for i := range buf.data {
-			buf.data[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-		}
+		putF32(buf.data, src)
 	case backend.F16, backend.BF16, backend.I32, backend.F8E4M3:
 		copy(buf.raw, src)
 	default:
@@ -188,9 +189,7 @@ func (buf *Buffer) Read(dst []byte) error {
 	}
 	switch buf.dt {
 	case backend.F32:
-		for i, v := range buf.data {
-			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
-		}
+		getF32(dst, buf.data)
 	case backend.F16, backend.BF16, backend.I32, backend.F8E4M3:
 		copy(dst, buf.raw)
 	default:
@@ -206,9 +205,7 @@ func (buf *Buffer) ReadAt(dst []byte, off int) error {
 		return err
 	}
 	if buf.data != nil {
-		for i := range len(dst) / 4 {
-			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(buf.data[off/4+i]))
-		}
+		getF32(dst, buf.data[off/4:off/4+len(dst)/4])
 		return nil
 	}
 	copy(dst, buf.raw[off:])
@@ -221,9 +218,7 @@ func (buf *Buffer) WriteAt(src []byte, off int) error {
 		return err
 	}
 	if buf.data != nil {
-		for i := range len(src) / 4 {
-			buf.data[off/4+i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-		}
+		putF32(buf.data[off/4:off/4+len(src)/4], src)
 		return nil
 	}
 	copy(buf.raw[off:], src)
@@ -375,29 +370,22 @@ func (p *Program) Run(ctx context.Context, in, out []backend.Buffer) error {
 	if err := backend.CheckRun(p.spec, in, out, p.in, p.out); err != nil {
 		return err
 	}
-	bi, err := p.own(in)
+	// Signatures have at most 5 inputs and MaxParts outputs: the checked
+	// buffers stay on the stack.
+	var ibuf [5]*Buffer
+	var obuf [backend.MaxParts]*Buffer
+	bi, err := p.own(in, ibuf[:0])
 	if err != nil {
 		return err
 	}
-	bo, err := p.own(out)
+	bo, err := p.own(out, obuf[:0])
 	if err != nil {
 		return err
 	}
 	s := p.spec
 	switch s.Op {
 	case backend.OpMatMul:
-		w := bi[1].w
-		if w == nil {
-			return fmt.Errorf("run %s: weights were never written", s)
-		}
-		y := bo[0].data
-		p.b.impl.MatMul(p.b.pool, y, w, bi[0].data, s.M)
-		if s.Bias {
-			bias := bi[2].data
-			for i := range s.M {
-				p.b.impl.Add(y[i*s.N:(i+1)*s.N], y[i*s.N:(i+1)*s.N], bias)
-			}
-		}
+		return p.matmul(bi, bo)
 	case backend.OpRMSNorm:
 		x, g, y := bi[0].data, bi[1].data, bo[0].data
 		seg := len(g)
@@ -450,6 +438,78 @@ func (p *Program) Run(ctx context.Context, in, out []backend.Buffer) error {
 		return p.attention(bi, bo[0].data)
 	}
 	return nil
+}
+
+// splitElems caps the elements of x·Wᵀ a split or GLU matmul holds in
+// scratch at once: larger steps run in chunks of rows.
+const splitElems = 1 << 22
+
+func (p *Program) matmul(bi, bo []*Buffer) error {
+	s, impl := p.spec, p.b.impl
+	w := bi[1].w
+	if w == nil {
+		return fmt.Errorf("run %s: weights were never written", s)
+	}
+	x := bi[0].data
+	var bias []float32
+	if s.Bias {
+		bias = bi[2].data
+	}
+	if s.Parts == ([backend.MaxParts]int{}) && !s.GLU {
+		y := bo[0].data
+		impl.MatMul(p.b.pool, y, w, x, s.M)
+		for i := 0; bias != nil && i < s.M; i++ {
+			impl.Add(y[i*s.N:(i+1)*s.N], y[i*s.N:(i+1)*s.N], bias)
+		}
+		return nil
+	}
+	// The whole product goes to scratch, then to the outputs: split by
+	// columns (Parts) or through SwiGLU (GLU).
+	n := w.N
+	rows := max(1, min(s.M, splitElems/n))
+	tmp := p.b.scratch(rows * n)
+	defer p.b.scratchPool.Put(tmp)
+	for r0 := 0; r0 < s.M; r0 += rows {
+		m := min(rows, s.M-r0)
+		y := (*tmp)[:m*n]
+		impl.MatMul(p.b.pool, y, w, x[r0*s.K:(r0+m)*s.K], m)
+		if s.GLU {
+			out := bo[0].data[r0*s.N:]
+			p.b.pool.For(m, max(1, elemGrain/s.N), func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					impl.SwiGLU(out[i*s.N:(i+1)*s.N], y[i*n:i*n+s.N], y[i*n+s.N:(i+1)*n])
+				}
+			})
+			continue
+		}
+		for i := range m {
+			row := y[i*n : (i+1)*n]
+			if bias != nil {
+				impl.Add(row, row, bias)
+			}
+			off := 0
+			for j, o := range bo {
+				np := s.Parts[j]
+				copy(o.data[(r0+i)*np:(r0+i+1)*np], row[off:off+np])
+				off += np
+			}
+		}
+	}
+	return nil
+}
+
+// scratch returns a scratch slice of n float32s from the backend's pool;
+// put it back with scratchPool.Put.
+func (b *Backend) scratch(n int) *[]float32 {
+	s, _ := b.scratchPool.Get().(*[]float32)
+	if s == nil {
+		s = new([]float32)
+	}
+	if cap(*s) < n {
+		*s = make([]float32, n)
+	}
+	*s = (*s)[:n]
+	return s
 }
 
 func kvOf(buf *Buffer) kernels.KV {
@@ -532,9 +592,9 @@ func (p *Program) attention(bi []*Buffer, o []float32) error {
 	return nil
 }
 
-// own checks that every buffer is an open buffer of this backend.
-func (p *Program) own(bufs []backend.Buffer) ([]*Buffer, error) {
-	out := make([]*Buffer, len(bufs))
+// own checks that every buffer is an open buffer of this backend and
+// appends them to out.
+func (p *Program) own(bufs []backend.Buffer, out []*Buffer) ([]*Buffer, error) {
 	for i, x := range bufs {
 		buf, ok := x.(*Buffer)
 		if !ok || buf.b != p.b {
@@ -543,7 +603,33 @@ func (p *Program) own(bufs []backend.Buffer) ([]*Buffer, error) {
 		if buf.closed.Load() {
 			return nil, fmt.Errorf("run %s: buffer %d: %w", p.spec, i, backend.ErrClosed)
 		}
-		out[i] = buf
+		out = append(out, buf)
 	}
 	return out, nil
+}
+
+// littleEndian is whether float32s in memory are already in the host
+// encoding (little-endian), so that they copy as bytes.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// getF32 encodes src into dst (4·len(src) bytes, little-endian).
+func getF32(dst []byte, src []float32) {
+	if littleEndian && len(src) > 0 {
+		copy(dst, unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), 4*len(src)))
+		return
+	}
+	for i, v := range src {
+		binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
+	}
+}
+
+// putF32 decodes src (4·len(dst) bytes, little-endian) into dst.
+func putF32(dst []float32, src []byte) {
+	if littleEndian && len(dst) > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*len(dst)), src)
+		return
+	}
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+	}
 }

@@ -176,6 +176,9 @@ func (b *Backend) Supports(spec backend.Spec) error {
 	if _, _, err := backend.Signature(spec); err != nil {
 		return err
 	}
+	if spec.Parts != ([backend.MaxParts]int{}) || spec.GLU {
+		return fmt.Errorf("neuron: %w: %s: manifests hold no split or GLU matmuls", backend.ErrUnsupported, spec)
+	}
 	e, ok := b.index[spec]
 	if !ok {
 		return fmt.Errorf("neuron: %w: no NEFF for %s in %s", backend.ErrUnsupported, spec, b.dir)

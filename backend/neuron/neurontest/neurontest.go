@@ -123,13 +123,14 @@ func FakeNEFF(s backend.Spec) (nrttest.NEFF, neuron.Entry, error) {
 }
 
 // WriteDir writes one fake NEFF per distinct spec into dir and the
-// manifest listing them with the given buckets.
+// manifest listing them with the given buckets. Split and GLU matmuls
+// (Spec.Parts, Spec.GLU), which the backend refuses, are left out.
 func WriteDir(dir string, buckets []int, specs []backend.Spec) (*neuron.Manifest, error) {
 	m := &neuron.Manifest{Version: neuron.ManifestVersion, Target: "fake", Buckets: buckets}
 	seen := map[backend.Spec]bool{}
 	for _, s := range specs {
-		if seen[s] || s.KV == backend.F8E4M3 {
-			continue // the neuron backend has no FP8 KV cache
+		if seen[s] || s.Parts != ([backend.MaxParts]int{}) || s.GLU || s.KV == backend.F8E4M3 {
+			continue // the neuron backend has no fused outputs or FP8 KV cache
 		}
 		seen[s] = true
 		neff, e, err := FakeNEFF(s)

@@ -3,6 +3,12 @@
 // qwen2 (biases on Q, K and V) and qwen3 (per-head RMSNorm of Q and K).
 // Each layer is RMSNorm → attention with RoPE and grouped-query heads →
 // residual add → RMSNorm → SwiGLU MLP → residual add.
+//
+// Where the backend supports it and their formats match, a layer's Q, K
+// and V matrices are loaded stacked into one and run as one split matmul
+// (backend.Spec.Parts), and its gate and up matrices as one GLU matmul
+// (backend.Spec.GLU), so a decode step runs 4 matmuls per layer instead of
+// 7 and no separate SwiGLU; engine.Options.Unfused turns this off.
 package llama
 
 import (
@@ -32,8 +38,24 @@ type matrix struct {
 type layer struct {
 	attnNorm, ffnNorm backend.Buffer
 	qNorm, kNorm      backend.Buffer // qwen3
-	wq, wk, wv, wo    matrix
-	gate, up, down    matrix
+	// qkv stacks Q, K and V (with their biases) for one split matmul, and
+	// gateUp stacks gate and up for one GLU matmul; when a stack's buf is
+	// nil its matrices are loaded apart (formats differ, or the backend
+	// does not fuse).
+	qkv, gateUp    matrix
+	wq, wk, wv, wo matrix
+	gate, up, down matrix
+}
+
+// matrices returns the layer's loaded weight matrices.
+func (ly *layer) matrices() []matrix {
+	var out []matrix
+	for _, w := range []matrix{ly.qkv, ly.wq, ly.wk, ly.wv, ly.wo, ly.gateUp, ly.gate, ly.up, ly.down} {
+		if w.buf != nil {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // Model is a loaded Llama-family model.
@@ -46,10 +68,13 @@ type Model struct {
 	output matrix
 	norm   backend.Buffer
 	layers []layer
-	rope   backend.Rope
-	eps    float32
-	bytes  int64
-	owned  []backend.Buffer
+	// gateApart is set if some layer runs gate and up apart (and needs
+	// the up activation buffer).
+	gateApart bool
+	rope      backend.Rope
+	eps       float32
+	bytes     int64
+	owned     []backend.Buffer
 }
 
 var _ engine.Model = (*Model)(nil)
@@ -67,16 +92,19 @@ func New(src model.Source, be backend.Backend, opt engine.Options) (engine.Model
 		return nil, fmt.Errorf("llama: value head size %d differs from key head size %d", cfg.ValueHeadDim, cfg.HeadDim)
 	}
 	m := &Model{cfg: cfg, opt: opt, run: engine.NewRunner(be), eps: float32(cfg.NormEpsilon)}
-	if err := m.load(src, be); err != nil {
-		m.Close()
-		return nil, err
-	}
+	// The cache first: allocated before the weights' transient load
+	// copies are freed, it gets fresh pages, which stay out of resident
+	// memory until tokens are written to them.
 	kv, err := engine.NewKV(be, cfg.Layers, cfg.KVHeads*cfg.HeadDim, opt.BlockTokens, opt.KVTokens, opt.KV)
 	if err != nil {
 		m.Close()
 		return nil, err
 	}
 	m.kv = kv
+	if err := m.load(src, be); err != nil {
+		m.Close()
+		return nil, err
+	}
 	style := backend.RopeNormal
 	if cfg.RopeStyle == model.RopeNeox {
 		style = backend.RopeNeoX
@@ -89,9 +117,18 @@ func New(src model.Source, be backend.Backend, opt engine.Options) (engine.Model
 		m.Close()
 		return nil, fmt.Errorf("llama: rope scaling %q is not supported", s.Type)
 	}
+	fusedQKV, fusedFFN := 0, 0
+	for _, ly := range m.layers {
+		if ly.qkv.buf != nil {
+			fusedQKV++
+		}
+		if ly.gateUp.buf != nil {
+			fusedFFN++
+		}
+	}
 	opt.Logger.Info("model loaded", "arch", cfg.Architecture, "layers", cfg.Layers, "dim", cfg.EmbeddingDim,
 		"weights_bytes", m.bytes, "kv_bytes_per_token", kv.BytesPerToken(), "kv_tokens", kv.Blocks*kv.BlockTokens,
-		"backend", be.Name())
+		"fused_qkv_layers", fusedQKV, "fused_gate_up_layers", fusedFFN, "backend", be.Name())
 	return m, nil
 }
 
@@ -129,25 +166,84 @@ func (m *Model) load(src model.Source, be backend.Backend) error {
 	if m.norm, err = vec("output_norm.weight", d); err != nil {
 		return err
 	}
+	// stack loads names as one matrix of ns rows when they share a format
+	// that the backend runs spec (N and Weights filled in here) on.
+	stack := func(names []string, ns []int, spec backend.Spec) (matrix, error) {
+		if m.opt.Unfused {
+			return matrix{}, nil
+		}
+		ft, ok, err := ld.StackFormat(names, ns, d)
+		if err != nil || !ok {
+			return matrix{}, err
+		}
+		n := 0
+		for _, r := range ns {
+			n += r
+		}
+		spec.N, spec.K, spec.Weights = n, d, ft
+		if spec.GLU {
+			spec.N = n / 2
+		}
+		if be.Supports(spec) != nil {
+			return matrix{}, nil
+		}
+		b, ft, err := ld.Stack(names, ns, d)
+		if err != nil {
+			return matrix{}, err
+		}
+		m.owned = append(m.owned, b)
+		return matrix{buf: b, format: ft, n: n, k: d}, nil
+	}
+	qw, kvw := cfg.Heads*hd, cfg.KVHeads*hd
 	for l := range cfg.Layers {
 		p := fmt.Sprintf("blk.%d.", l)
 		var ly layer
+		qkvNames := []string{p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"}
+		qkvRows := []int{qw, kvw, kvw}
+		ly.qkv, err = stack(qkvNames, qkvRows,
+			backend.Spec{Op: backend.OpMatMul, M: 1, Bias: cfg.AttnBias, Parts: [backend.MaxParts]int{qw, kvw, kvw}})
+		if err != nil {
+			return err
+		}
+		ly.gateUp, err = stack([]string{p + "ffn_gate.weight", p + "ffn_up.weight"}, []int{cfg.FFNDim, cfg.FFNDim},
+			backend.Spec{Op: backend.OpMatMul, M: 1, GLU: true})
+		if err != nil {
+			return err
+		}
 		steps := []func() error{
 			func() (err error) { ly.attnNorm, err = vec(p+"attn_norm.weight", d); return },
 			func() (err error) { ly.ffnNorm, err = vec(p+"ffn_norm.weight", d); return },
-			func() (err error) { ly.wq, err = mat(p+"attn_q.weight", cfg.Heads*hd, d); return },
-			func() (err error) { ly.wk, err = mat(p+"attn_k.weight", cfg.KVHeads*hd, d); return },
-			func() (err error) { ly.wv, err = mat(p+"attn_v.weight", cfg.KVHeads*hd, d); return },
-			func() (err error) { ly.wo, err = mat(p+"attn_output.weight", d, cfg.Heads*hd); return },
-			func() (err error) { ly.gate, err = mat(p+"ffn_gate.weight", cfg.FFNDim, d); return },
-			func() (err error) { ly.up, err = mat(p+"ffn_up.weight", cfg.FFNDim, d); return },
+			func() (err error) { ly.wo, err = mat(p+"attn_output.weight", d, qw); return },
 			func() (err error) { ly.down, err = mat(p+"ffn_down.weight", d, cfg.FFNDim); return },
 		}
-		if cfg.AttnBias {
+		if ly.qkv.buf == nil {
 			steps = append(steps,
-				func() (err error) { ly.wq.bias, err = vec(p+"attn_q.bias", cfg.Heads*hd); return },
-				func() (err error) { ly.wk.bias, err = vec(p+"attn_k.bias", cfg.KVHeads*hd); return },
-				func() (err error) { ly.wv.bias, err = vec(p+"attn_v.bias", cfg.KVHeads*hd); return },
+				func() (err error) { ly.wq, err = mat(qkvNames[0], qw, d); return },
+				func() (err error) { ly.wk, err = mat(qkvNames[1], kvw, d); return },
+				func() (err error) { ly.wv, err = mat(qkvNames[2], kvw, d); return },
+			)
+		}
+		if ly.gateUp.buf == nil {
+			steps = append(steps,
+				func() (err error) { ly.gate, err = mat(p+"ffn_gate.weight", cfg.FFNDim, d); return },
+				func() (err error) { ly.up, err = mat(p+"ffn_up.weight", cfg.FFNDim, d); return },
+			)
+		}
+		biases := []string{p + "attn_q.bias", p + "attn_k.bias", p + "attn_v.bias"}
+		switch {
+		case cfg.AttnBias && ly.qkv.buf != nil:
+			steps = append(steps, func() (err error) {
+				ly.qkv.bias, err = ld.Vectors(biases, qkvRows)
+				if err == nil {
+					m.owned = append(m.owned, ly.qkv.bias)
+				}
+				return err
+			})
+		case cfg.AttnBias:
+			steps = append(steps,
+				func() (err error) { ly.wq.bias, err = vec(biases[0], qw); return },
+				func() (err error) { ly.wk.bias, err = vec(biases[1], kvw); return },
+				func() (err error) { ly.wv.bias, err = vec(biases[2], kvw); return },
 			)
 		}
 		if cfg.QKNorm {
@@ -162,6 +258,7 @@ func (m *Model) load(src model.Source, be backend.Backend) error {
 			}
 		}
 		m.layers = append(m.layers, ly)
+		m.gateApart = m.gateApart || ly.gateUp.buf == nil
 	}
 	m.bytes = ld.Bytes()
 	return nil
@@ -183,7 +280,7 @@ func (m *Model) MatrixBytes() map[format.Type]int64 {
 	out := map[format.Type]int64{}
 	add := func(w matrix) { out[w.format] += int64(w.n) * int64(w.format.RowBytes(w.k)) }
 	for _, ly := range m.layers {
-		for _, w := range []matrix{ly.wq, ly.wk, ly.wv, ly.wo, ly.gate, ly.up, ly.down} {
+		for _, w := range ly.matrices() {
 			add(w)
 		}
 	}
@@ -251,7 +348,11 @@ func (m *Model) forward(ctx context.Context, st *engine.Step) ([]float32, error)
 	ids, pos, slots := buf("ids", backend.I32, 0), buf("pos", backend.I32, 0), buf("slots", backend.I32, 0)
 	x, h := buf("x", backend.F32, d), buf("h", backend.F32, d)
 	q, k, v, o := buf("q", backend.F32, qw), buf("k", backend.F32, kvw), buf("v", backend.F32, kvw), buf("o", backend.F32, qw)
-	g, u := buf("gate", backend.F32, cfg.FFNDim), buf("up", backend.F32, cfg.FFNDim)
+	g := buf("gate", backend.F32, cfg.FFNDim)
+	var u backend.Buffer
+	if m.gateApart {
+		u = buf("up", backend.F32, cfg.FFNDim)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -297,47 +398,88 @@ func (m *Model) forward(ctx context.Context, st *engine.Step) ([]float32, error)
 		[]backend.Buffer{ids, m.embed.buf}, []backend.Buffer{x}); err != nil {
 		return nil, err
 	}
-	for l, ly := range m.layers {
+	write := kvGeo
+	write.Op, write.M = backend.OpKVWrite, M
+	attn := kvGeo
+	attn.Op, attn.M, attn.Heads, attn.Seqs, attn.MaxBlocks = backend.OpAttention, M, cfg.Heads, st.Seqs, st.MaxBlocks
+	layer := func(l int, ly *layer) error {
 		kc, vc := m.kv.K[l], m.kv.V[l]
-		write := kvGeo
-		write.Op, write.M = backend.OpKVWrite, M
-		attn := kvGeo
-		attn.Op, attn.M, attn.Heads, attn.Seqs, attn.MaxBlocks = backend.OpAttention, M, cfg.Heads, st.Seqs, st.MaxBlocks
-		steps := []func() error{
-			func() error { return norm(h, x, ly.attnNorm, d, 0) },
-			func() error { return matmul(q, h, ly.wq) },
-			func() error { return matmul(k, h, ly.wk) },
-			func() error { return matmul(v, h, ly.wv) },
+		if err := norm(h, x, ly.attnNorm, d, 0); err != nil {
+			return err
+		}
+		if w := ly.qkv; w.buf != nil {
+			s := backend.Spec{Op: backend.OpMatMul, M: M, N: w.n, K: w.k, Weights: w.format, Bias: w.bias != nil,
+				Parts: [backend.MaxParts]int{qw, kvw, kvw}}
+			in := []backend.Buffer{h, w.buf}
+			if w.bias != nil {
+				in = append(in, w.bias)
+			}
+			if err := r.Run(ctx, s, in, []backend.Buffer{q, k, v}); err != nil {
+				return err
+			}
+		} else {
+			for _, mm := range []struct {
+				dst backend.Buffer
+				w   matrix
+			}{{q, ly.wq}, {k, ly.wk}, {v, ly.wv}} {
+				if err := matmul(mm.dst, h, mm.w); err != nil {
+					return err
+				}
+			}
 		}
 		if cfg.QKNorm {
-			steps = append(steps,
-				func() error { return norm(q, q, ly.qNorm, qw, cfg.Heads) },
-				func() error { return norm(k, k, ly.kNorm, kvw, cfg.KVHeads) })
-		}
-		steps = append(steps,
-			func() error { return rope(q, cfg.Heads) },
-			func() error { return rope(k, cfg.KVHeads) },
-			func() error {
-				return r.Run(ctx, write, []backend.Buffer{k, v, slots, kc, vc}, []backend.Buffer{kc, vc})
-			},
-			func() error {
-				return r.Run(ctx, attn, []backend.Buffer{q, kc, vc, table, seqb}, []backend.Buffer{o})
-			},
-			func() error { return matmul(h, o, ly.wo) },
-			func() error { return add(x, x, h, d) },
-			func() error { return norm(h, x, ly.ffnNorm, d, 0) },
-			func() error { return matmul(g, h, ly.gate) },
-			func() error { return matmul(u, h, ly.up) },
-			func() error {
-				return r.Run(ctx, backend.Spec{Op: backend.OpSwiGLU, M: M, N: cfg.FFNDim}, []backend.Buffer{g, u}, []backend.Buffer{g})
-			},
-			func() error { return matmul(h, g, ly.down) },
-			func() error { return add(x, x, h, d) },
-		)
-		for _, step := range steps {
-			if err := step(); err != nil {
-				return nil, fmt.Errorf("layer %d: %w", l, err)
+			if err := norm(q, q, ly.qNorm, qw, cfg.Heads); err != nil {
+				return err
 			}
+			if err := norm(k, k, ly.kNorm, kvw, cfg.KVHeads); err != nil {
+				return err
+			}
+		}
+		if err := rope(q, cfg.Heads); err != nil {
+			return err
+		}
+		if err := rope(k, cfg.KVHeads); err != nil {
+			return err
+		}
+		if err := r.Run(ctx, write, []backend.Buffer{k, v, slots, kc, vc}, []backend.Buffer{kc, vc}); err != nil {
+			return err
+		}
+		if err := r.Run(ctx, attn, []backend.Buffer{q, kc, vc, table, seqb}, []backend.Buffer{o}); err != nil {
+			return err
+		}
+		if err := matmul(h, o, ly.wo); err != nil {
+			return err
+		}
+		if err := add(x, x, h, d); err != nil {
+			return err
+		}
+		if err := norm(h, x, ly.ffnNorm, d, 0); err != nil {
+			return err
+		}
+		if w := ly.gateUp; w.buf != nil {
+			s := backend.Spec{Op: backend.OpMatMul, M: M, N: cfg.FFNDim, K: w.k, Weights: w.format, GLU: true}
+			if err := r.Run(ctx, s, []backend.Buffer{h, w.buf}, []backend.Buffer{g}); err != nil {
+				return err
+			}
+		} else {
+			if err := matmul(g, h, ly.gate); err != nil {
+				return err
+			}
+			if err := matmul(u, h, ly.up); err != nil {
+				return err
+			}
+			if err := r.Run(ctx, backend.Spec{Op: backend.OpSwiGLU, M: M, N: cfg.FFNDim}, []backend.Buffer{g, u}, []backend.Buffer{g}); err != nil {
+				return err
+			}
+		}
+		if err := matmul(h, g, ly.down); err != nil {
+			return err
+		}
+		return add(x, x, h, d)
+	}
+	for l := range m.layers {
+		if err := layer(l, &m.layers[l]); err != nil {
+			return nil, fmt.Errorf("layer %d: %w", l, err)
 		}
 	}
 	if err := norm(h, x, m.norm, d, 0); err != nil {
@@ -368,3 +510,6 @@ func (m *Model) forward(ctx context.Context, st *engine.Step) ([]float32, error)
 	}
 	return r.ReadF32(lg)
 }
+
+// Runner returns the runner the model's programs run on (for profiling).
+func (m *Model) Runner() *engine.Runner { return m.run }

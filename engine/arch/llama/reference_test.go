@@ -248,11 +248,18 @@ func TestForwardMatchesReference(t *testing.T) {
 }
 
 func openModelB(b *testing.B, path, weights string) engine.Model {
+	return openModelOpt(b, path, engine.Options{Weights: weights})
+}
+
+// openModelOpt opens a benchmark model with room for 8 sequences of 1100
+// tokens.
+func openModelOpt(b *testing.B, path string, opt engine.Options) engine.Model {
 	src, err := model.Open(path)
 	require.NoError(b, err)
 	be, err := cpu.New(backend.Options{})
 	require.NoError(b, err)
-	m, err := engine.New(src, be, engine.Options{Weights: weights, Logger: slog.New(slog.DiscardHandler), KVTokens: 8 * 1100, ContextLength: 1100})
+	opt.Logger, opt.KVTokens, opt.ContextLength = slog.New(slog.DiscardHandler), 8*1100, 1100
+	m, err := engine.New(src, be, opt)
 	require.NoError(b, err)
 	b.Cleanup(func() { m.Close(); be.Close(); src.Close() })
 	return m
