@@ -105,6 +105,9 @@ func (o *Options) setDefaults(cfg model.Config) {
 		if o.ContextLength <= 0 {
 			o.ContextLength = 4096
 		}
+		if w := cfg.SlidingWindow; w > 0 {
+			o.ContextLength = min(o.ContextLength, w)
+		}
 	}
 	if o.KVTokens == 0 {
 		o.KVTokens = o.ContextLength
@@ -130,6 +133,10 @@ func (o *Options) validate(cfg model.Config) error {
 		return fmt.Errorf("context length %d must be positive", o.ContextLength)
 	case cfg.ContextLength > 0 && o.ContextLength > cfg.ContextLength:
 		return fmt.Errorf("context length %d exceeds the model's %d", o.ContextLength, cfg.ContextLength)
+	case cfg.SlidingWindow > 0 && o.ContextLength > cfg.SlidingWindow:
+		// Within the window, sliding-window attention is full attention.
+		return fmt.Errorf("context length %d exceeds the model's attention window of %d tokens (sliding-window attention is not implemented)",
+			o.ContextLength, cfg.SlidingWindow)
 	case o.KVTokens < o.BlockTokens:
 		return fmt.Errorf("kv cache of %d tokens is smaller than one block of %d", o.KVTokens, o.BlockTokens)
 	case o.MaxBatchTokens <= 0 || o.MaxSeqs <= 0:

@@ -72,6 +72,9 @@ type Config struct {
 	RopeDims    int     // <arch>.rope.dimension_count, default HeadDim
 	RopeStyle   RopeStyle
 	RopeScaling RopeScaling
+	// SlidingWindow is <arch>.attention.sliding_window: each token attends
+	// to at most this many (0: all). Within it, that is full attention.
+	SlidingWindow int
 	// RopeFreqs is true when the file has a rope_freqs.weight tensor of
 	// per-frequency divisors (how llama.cpp stores llama3 scaling); without
 	// llama3 metadata, ConfigFromGGUF turns it into RopeScaling.
@@ -179,6 +182,7 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	c.RopeScaling.LowFreqFactor = r.float("rope.scaling.low_freq_factor", false, lo)
 	c.RopeScaling.HighFreqFactor = r.float("rope.scaling.high_freq_factor", false, hi)
 	c.RopeScaling.OriginalContextLength = r.int("rope.scaling.original_context_length", false, 0)
+	c.SlidingWindow = r.int("attention.sliding_window", false, 0)
 
 	c.VocabSize = r.int("vocab_size", false, 0)
 	if r.err != nil {
@@ -198,6 +202,9 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	c.TiedEmbeddings = !hasOutput
 	_, c.QKNorm = f.Tensor("blk.0.attn_q_norm.weight")
 	_, c.AttnBias = f.Tensor("blk.0.attn_q.bias")
+	if _, long := f.Tensor("rope_factors_long.weight"); long {
+		return Config{}, errors.New("model: LongRoPE scaling (rope_factors_long.weight, rope_factors_short.weight) is not supported")
+	}
 	if _, c.RopeFreqs = f.Tensor("rope_freqs.weight"); c.RopeFreqs && c.RopeScaling.Type != "llama3" {
 		// llama.cpp stores Llama 3.1/3.2 scaling as this tensor alone.
 		factors, err := f.Dequantize("rope_freqs.weight")
@@ -295,6 +302,9 @@ func (c Config) Validate() error {
 		if s.v <= 0 || s.v > s.max {
 			return fmt.Errorf("model: %s is %d, want 1..%d", c.key(s.key), s.v, s.max)
 		}
+	}
+	if c.SlidingWindow < 0 || c.SlidingWindow > maxContext {
+		return fmt.Errorf("model: %s is %d, want 0..%d", c.key("attention.sliding_window"), c.SlidingWindow, maxContext)
 	}
 	if c.Heads%c.KVHeads != 0 {
 		return fmt.Errorf("model: %s %d does not divide %s %d", c.key("attention.head_count_kv"), c.KVHeads, c.key("attention.head_count"), c.Heads)

@@ -446,3 +446,15 @@ func testRopeFreqs(t *testing.T, meta []gguf.KV, dims int, base float64) {
 		})
 	}
 }
+
+func TestPhi3Config(t *testing.T) {
+	kvs := append(llamaKVs("phi3"), kv("phi3.attention.sliding_window", gguf.Uint32(2047)))
+	c, err := model.ConfigFromGGUF(writeGGUF(t, kvs, nil))
+	require.NoError(t, err)
+	assert.Equal(t, 2047, c.SlidingWindow)
+	assert.Equal(t, model.RopeNeox, c.RopeStyle)
+
+	_, err = model.ConfigFromGGUF(writeGGUF(t, llamaKVs("phi3"), []tensor{{"rope_factors_long.weight", []uint64{2}}}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "LongRoPE")
+}

@@ -21,14 +21,17 @@ import (
 
 // Spec describes a synthetic model.
 type Spec struct {
-	// Arch is "llama", "qwen2" (adds Q/K/V biases) or "qwen3" (adds QK-norm).
+	// Arch is "llama", "qwen2" (adds Q/K/V biases), "qwen3" (adds
+	// QK-norm) or "phi3" (Q/K/V stored as one tensor, gate and up too).
 	Arch                    string
 	Vocab, Dim, FFN, Layers int
 	Heads, KVHeads, HeadDim int
 	Context                 int
 	RopeBase                float64
 	Tied                    bool
-	Seed                    uint64
+	// SlidingWindow, if positive, is written as the attention window.
+	SlidingWindow int
+	Seed          uint64
 	// Weights is the GGML type of the matrices: F32, F16, BF16, Q8_0 or
 	// Q4_0 (norms and biases are always F32).
 	Weights gguf.GGMLType
@@ -56,8 +59,8 @@ func TinyLlamaShape() Spec {
 // Validate checks the shapes.
 func (s Spec) Validate() error {
 	switch {
-	case s.Arch != "llama" && s.Arch != "qwen2" && s.Arch != "qwen3":
-		return fmt.Errorf("synth: architecture %q: want llama, qwen2 or qwen3", s.Arch)
+	case s.Arch != "llama" && s.Arch != "qwen2" && s.Arch != "qwen3" && s.Arch != "phi3":
+		return fmt.Errorf("synth: architecture %q: want llama, qwen2, qwen3 or phi3", s.Arch)
 	case s.Vocab < minVocab || s.Dim <= 0 || s.FFN <= 0 || s.Layers <= 0 || s.Context <= 0:
 		return fmt.Errorf("synth: sizes must be positive and the vocabulary at least %d", minVocab)
 	case s.Heads <= 0 || s.KVHeads <= 0 || s.Heads%s.KVHeads != 0 || s.HeadDim <= 0 || s.HeadDim%2 != 0:
@@ -212,6 +215,12 @@ func build(s Spec) (*gguf.Writer, error) {
 		{"tokenizer.ggml.add_eos_token", gguf.Bool(false)},
 		{"tokenizer.chat_template", gguf.String(ChatTemplate)},
 	}
+	if s.SlidingWindow > 0 {
+		kvs = append(kvs, struct {
+			k string
+			v gguf.Value
+		}{a + ".attention.sliding_window", gguf.Uint32(uint32(s.SlidingWindow))})
+	}
 	for _, kv := range kvs {
 		if err := w.AddKV(kv.k, kv.v); err != nil {
 			return nil, err
@@ -223,6 +232,17 @@ func build(s Spec) (*gguf.Writer, error) {
 	mat := func(name string, n, k int) {
 		if err == nil {
 			err = w.AddTensor(name, s.Weights, []uint64{uint64(k), uint64(n)}, encode(s.Weights, randn(rng, n*k, 1/math.Sqrt(float64(k))), k))
+		}
+	}
+	// stacked writes matrices of ns rows of k as the rows of one tensor
+	// (phi3's attn_qkv and gate-then-up ffn_up).
+	stacked := func(name string, ns []int, k int) {
+		var v []float32
+		for _, n := range ns {
+			v = append(v, randn(rng, n*k, 1/math.Sqrt(float64(k)))...)
+		}
+		if err == nil {
+			err = w.AddTensor(name, s.Weights, []uint64{uint64(k), uint64(len(v) / k)}, encode(s.Weights, v, k))
 		}
 	}
 	vec := func(name string, n int, mean, std float64) {
@@ -245,9 +265,13 @@ func build(s Spec) (*gguf.Writer, error) {
 	for l := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", l)
 		vec(p+"attn_norm.weight", s.Dim, 1, 0.1)
-		mat(p+"attn_q.weight", q, s.Dim)
-		mat(p+"attn_k.weight", kv, s.Dim)
-		mat(p+"attn_v.weight", kv, s.Dim)
+		if s.Arch == "phi3" {
+			stacked(p+"attn_qkv.weight", []int{q, kv, kv}, s.Dim)
+		} else {
+			mat(p+"attn_q.weight", q, s.Dim)
+			mat(p+"attn_k.weight", kv, s.Dim)
+			mat(p+"attn_v.weight", kv, s.Dim)
+		}
 		if s.Arch == "qwen2" {
 			vec(p+"attn_q.bias", q, 0, 0.1)
 			vec(p+"attn_k.bias", kv, 0, 0.1)
@@ -259,8 +283,12 @@ func build(s Spec) (*gguf.Writer, error) {
 		}
 		mat(p+"attn_output.weight", s.Dim, q)
 		vec(p+"ffn_norm.weight", s.Dim, 1, 0.1)
-		mat(p+"ffn_gate.weight", s.FFN, s.Dim)
-		mat(p+"ffn_up.weight", s.FFN, s.Dim)
+		if s.Arch == "phi3" {
+			stacked(p+"ffn_up.weight", []int{s.FFN, s.FFN}, s.Dim)
+		} else {
+			mat(p+"ffn_gate.weight", s.FFN, s.Dim)
+			mat(p+"ffn_up.weight", s.FFN, s.Dim)
+		}
 		mat(p+"ffn_down.weight", s.Dim, s.FFN)
 	}
 	return w, err

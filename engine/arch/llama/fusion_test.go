@@ -2,6 +2,8 @@ package llama_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"path/filepath"
 	"testing"
 
@@ -9,8 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mnemo-ai/mnemo/backend"
+	"github.com/mnemo-ai/mnemo/backend/cpu"
 	"github.com/mnemo-ai/mnemo/engine"
 	"github.com/mnemo-ai/mnemo/engine/gguf"
+	"github.com/mnemo-ai/mnemo/engine/model"
 	"github.com/mnemo-ai/mnemo/engine/synth"
 	"github.com/mnemo-ai/mnemo/kvcache"
 )
@@ -140,4 +144,90 @@ func relErr(got, want []float32) float64 {
 		w[i] = float64(v)
 	}
 	return maxRelErr(got, w)
+}
+
+// TestPhi3StoredFused: phi3 files store Q, K and V as one tensor and gate
+// then up as ffn_up; they run as one split and one GLU matmul per layer
+// in every weight format (NVFP4 too: the file's matrix is one tensor),
+// Unfused or not, and a backend that cannot split them is refused with an
+// error naming the tensor.
+func TestPhi3StoredFused(t *testing.T) {
+	s := synth.Tiny("phi3")
+	path := writeSynth(t, s)
+	for _, weights := range []string{"f32", "q8_0", "nvfp4"} {
+		for _, unfused := range []bool{false, true} {
+			m := openModel(t, path, "", engine.Options{Weights: weights, BlockTokens: 4, Unfused: unfused})
+			all, split, glu, _ := matmulCounts(t, m)
+			assert.Equal(t, 4*s.Layers+1, all, "%s unfused=%v", weights, unfused)
+			assert.Equal(t, s.Layers, split)
+			assert.Equal(t, s.Layers, glu)
+		}
+	}
+}
+
+// noSplit is a CPU backend that refuses split and GLU matmuls, like the
+// neuron backend.
+type noSplit struct{ *cpu.Backend }
+
+func (b noSplit) Supports(s backend.Spec) error {
+	if s.Parts != ([backend.MaxParts]int{}) || s.GLU {
+		return fmt.Errorf("%w: no split or GLU matmuls", backend.ErrUnsupported)
+	}
+	return b.Backend.Supports(s)
+}
+
+func TestPhi3NeedsSplitMatmuls(t *testing.T) {
+	path := writeSynth(t, synth.Tiny("phi3"))
+	src, err := model.Open(path)
+	require.NoError(t, err)
+	defer src.Close()
+	be0, err := cpu.New(backend.Options{})
+	require.NoError(t, err)
+	_, err = engine.New(src, noSplit{be0}, engine.Options{Weights: "f32", BlockTokens: 4, Logger: slog.New(slog.DiscardHandler)})
+	require.ErrorIs(t, err, backend.ErrUnsupported)
+	assert.Contains(t, err.Error(), "blk.0.attn_qkv.weight is stored fused")
+	require.NoError(t, be0.Close(), "nothing left allocated")
+	be, err := cpu.New(backend.Options{})
+	require.NoError(t, err)
+	defer be.Close()
+
+	// The other architectures fall back to separate matrices.
+	lpath := writeSynth(t, synth.Tiny("llama"))
+	lsrc, err := model.Open(lpath)
+	require.NoError(t, err)
+	defer lsrc.Close()
+	m, err := engine.New(lsrc, noSplit{be}, engine.Options{Weights: "f32", BlockTokens: 4, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	all, split, glu, _ := matmulCounts(t, m)
+	assert.Equal(t, 7*2+1, all)
+	assert.Zero(t, split+glu)
+	require.NoError(t, m.Close())
+}
+
+// TestSlidingWindow: a model whose attention slides over a window (phi3)
+// runs with its context capped at the window, where sliding attention is
+// full attention, and refuses a longer context rather than attending past
+// the window.
+func TestSlidingWindow(t *testing.T) {
+	s := synth.Tiny("phi3")
+	s.SlidingWindow = 64
+	path := writeSynth(t, s)
+	src, err := model.Open(path)
+	require.NoError(t, err)
+	defer src.Close()
+	assert.Equal(t, 64, src.Config().SlidingWindow)
+	be, err := cpu.New(backend.Options{})
+	require.NoError(t, err)
+	defer be.Close()
+	quiet := slog.New(slog.DiscardHandler)
+	_, err = engine.New(src, be, engine.Options{ContextLength: 65, Logger: quiet})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "attention window of 64 tokens")
+	m, err := engine.New(src, be, engine.Options{Logger: quiet})
+	require.NoError(t, err)
+	defer m.Close()
+	seq := &engine.Seq{Table: &kvcache.Table{}, Tokens: make([]int32, 65)}
+	_, err = m.Forward(context.Background(), []*engine.Seq{seq})
+	assert.ErrorIs(t, err, engine.ErrContextFull, "the default context is the window")
+	seq.Table.Release(m.KV().Pool)
 }

@@ -1,6 +1,8 @@
 // Package llama implements the Llama family of decoder-only transformers:
 // llama (Llama 2/3, TinyLlama, Mistral, SmolLM, llama2.c checkpoints),
-// qwen2 (biases on Q, K and V) and qwen3 (per-head RMSNorm of Q and K).
+// qwen2 (biases on Q, K and V), qwen3 (per-head RMSNorm of Q and K) and
+// phi3 (Q, K and V stored as one tensor, gate and up as one; NeoX RoPE;
+// its LongRoPE variants are refused).
 // Each layer is RMSNorm → attention with RoPE and grouped-query heads →
 // residual add → RMSNorm → SwiGLU MLP → residual add.
 //
@@ -23,7 +25,7 @@ import (
 )
 
 func init() {
-	for _, arch := range []string{"llama", "qwen2", "qwen3"} {
+	for _, arch := range []string{"llama", "qwen2", "qwen3", "phi3"} {
 		engine.Register(arch, New)
 	}
 }
@@ -195,18 +197,43 @@ func (m *Model) load(src model.Source, be backend.Backend) error {
 		return matrix{buf: b, format: ft, n: n, k: d}, nil
 	}
 	qw, kvw := cfg.Heads*hd, cfg.KVHeads*hd
+	qkvSpec := backend.Spec{Op: backend.OpMatMul, M: 1, Bias: cfg.AttnBias, Parts: [backend.MaxParts]int{qw, kvw, kvw}}
+	gluSpec := backend.Spec{Op: backend.OpMatMul, M: 1, GLU: true}
+	// fused loads a matrix the file already stacks (phi3's attn_qkv and
+	// gate-then-up ffn_up) for spec, which the backend must run.
+	fused := func(name string, n int, spec backend.Spec) (matrix, error) {
+		w, err := mat(name, n, d)
+		if err != nil {
+			return w, err
+		}
+		spec.K, spec.Weights = d, w.format
+		if err := be.Supports(spec); err != nil {
+			return w, fmt.Errorf("llama: %s is stored fused and this backend cannot split it: %w", name, err)
+		}
+		return w, nil
+	}
 	for l := range cfg.Layers {
 		p := fmt.Sprintf("blk.%d.", l)
 		var ly layer
 		qkvNames := []string{p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"}
 		qkvRows := []int{qw, kvw, kvw}
-		ly.qkv, err = stack(qkvNames, qkvRows,
-			backend.Spec{Op: backend.OpMatMul, M: 1, Bias: cfg.AttnBias, Parts: [backend.MaxParts]int{qw, kvw, kvw}})
+		if _, terr := src.Tensor(p + "attn_qkv.weight"); terr == nil {
+			spec := qkvSpec
+			spec.N = qw + 2*kvw
+			ly.qkv, err = fused(p+"attn_qkv.weight", spec.N, spec)
+		} else {
+			ly.qkv, err = stack(qkvNames, qkvRows, qkvSpec)
+		}
 		if err != nil {
 			return err
 		}
-		ly.gateUp, err = stack([]string{p + "ffn_gate.weight", p + "ffn_up.weight"}, []int{cfg.FFNDim, cfg.FFNDim},
-			backend.Spec{Op: backend.OpMatMul, M: 1, GLU: true})
+		if cfg.Architecture == "phi3" { // ffn_up holds the gate rows, then the up rows
+			spec := gluSpec
+			spec.N = cfg.FFNDim
+			ly.gateUp, err = fused(p+"ffn_up.weight", 2*cfg.FFNDim, spec)
+		} else {
+			ly.gateUp, err = stack([]string{p + "ffn_gate.weight", p + "ffn_up.weight"}, []int{cfg.FFNDim, cfg.FFNDim}, gluSpec)
+		}
 		if err != nil {
 			return err
 		}

@@ -41,6 +41,18 @@ func loadRef(t *testing.T, path string, s synth.Spec) *refModel {
 		}
 		r.w[ti.Name] = d
 	}
+	// phi3 stores Q, K and V as one tensor, and gate then up as ffn_up.
+	d, q, kv := s.Dim, s.Heads*s.HeadDim, s.KVHeads*s.HeadDim
+	for l := range s.Layers {
+		p := fmt.Sprintf("blk.%d.", l)
+		if w, ok := r.w[p+"attn_qkv.weight"]; ok {
+			r.w[p+"attn_q.weight"], r.w[p+"attn_k.weight"], r.w[p+"attn_v.weight"] = w[:q*d], w[q*d:(q+kv)*d], w[(q+kv)*d:]
+		}
+		if s.Arch == "phi3" {
+			w := r.w[p+"ffn_up.weight"]
+			r.w[p+"ffn_gate.weight"], r.w[p+"ffn_up.weight"] = w[:s.FFN*d], w[s.FFN*d:]
+		}
+	}
 	return r
 }
 
@@ -207,7 +219,7 @@ var testTokens = []int32{1, 300, 17, 42, 99, 5, 260, 261, 262, 7, 8, 300, 301, 7
 // kernel tier against the float64 reference, prefilling the prompt in one
 // step and in uneven chunks and decoding token by token.
 func TestForwardMatchesReference(t *testing.T) {
-	for _, arch := range []string{"llama", "qwen2", "qwen3"} {
+	for _, arch := range []string{"llama", "qwen2", "qwen3", "phi3"} {
 		s := synth.Tiny(arch)
 		s.Tied = arch == "qwen3"
 		path := writeSynth(t, s)

@@ -11,7 +11,7 @@ import (
 func init() {
 	register(&Command{
 		Name:    "synth",
-		Args:    "-o FILE [--size small|tinyllama|tiny] [--arch llama|qwen2|qwen3] [--type f32|f16|bf16|q8_0|q4_0] [--seed N]",
+		Args:    "-o FILE [--size small|tinyllama|tiny] [--arch llama|qwen2|qwen3|phi3] [--type f32|f16|bf16|q8_0|q4_0] [--seed N]",
 		Summary: "write a synthetic Llama-shaped GGUF model with random weights (for demos, tests and benchmarks)",
 		Run:     runSynth,
 	})
@@ -21,7 +21,7 @@ func runSynth(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "synth")
 	out := fs.String("o", "", "output file")
 	size := fs.String("size", "small", "shape: tiny (unit-test size), small (~25M parameters) or tinyllama (1.1B)")
-	arch := fs.String("arch", "llama", "architecture: llama, qwen2 or qwen3")
+	arch := fs.String("arch", "llama", "architecture: llama, qwen2, qwen3 or phi3")
 	typ := fs.String("type", "", "matrix type: f32, f16, bf16, q8_0 or q4_0 (default: f32 for tiny, f16 otherwise)")
 	seed := fs.Uint64("seed", 1, "random seed")
 	pos, err := parseFlags(fs, args)
