@@ -37,7 +37,8 @@ package kernels
 // accumulate once per activation row and block for the four weight rows
 // (idx is then tidx); R4 and S4 (NVFP4) convert each dword like the
 // reference loop. The tiers and kernels thus differ only in the order of
-// the f32 sums.
+// the f32 sums. At AVX-512 the formats with spc = 4 run the D kernels
+// (below) instead of T4 and T8 whenever m >= decMinM.
 //
 // The Nib kernels read 64-byte nibble row-chunks, the Q8 kernels 128-byte
 // int8 ones (lut unused; the AVX2 one uses the sign trick and ignores xc).
@@ -112,6 +113,63 @@ func f32DotNibS32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups 
 //go:noescape
 func f32DotQ8S32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
+// The D kernels (spc = 4: MXFP4, Q4_0, Q8_0; see act_int8_gen.go) serve
+// M > 1: weights are decoded once into a panel that a VNNI-only kernel
+// reads for many activation rows, with no horizontal reduction per chunk.
+//
+// int8Dec* decodes groups groups (codes gcodes and scales gscales bytes
+// apart, from w and ws at a group's chunk) over chunks chunks into a panel
+// at dst, and prefetches the codes pf and the scales spf bytes ahead of
+// those it reads (the driver points them at the panel it decodes next).
+// Chunk c of group q lands at dst[(c·decG+q)·decBytes:]: eight zmm of
+// codes plus off, zmm s with lane g (weight row g) and dword b (block b)
+// holding step s of the block (s < 4: dword s of the block's low view
+// lane, else dword s-4 of its high view lane), then the four rows' 16 f32
+// scales in the same lane order 4g+b.
+//
+// int8GemmPrep512 rearranges n activation records prepared with rb = 4 in
+// place to match: the codes as eight steps of 16 bytes (dword b: block b),
+// and per record four block scales at xs[4i:] and four block corrections
+// (sums of the dword corrections) at xc[4i:].
+//
+// int8GemmD512 runs decG groups of a panel against blocks blocks of decR
+// activation rows (xq, xs, xc at block 0's first chunk, block b bstride
+// records later). A VPDPBUSD of panel zmm s with the broadcast 16 bytes of
+// step s adds to lane 4g+b the dot of row g and block b, so eight of them
+// finish four rows × four blocks exactly. Per block, it adds the chunks'
+// float32(dot)·(wscale·ascale) into acc[(b·decR+r)·decG+q] (16 per-lane
+// f32 sums; into zeros if first is set), and if last is set it writes the
+// row sums instead, Σ over the lanes 4g+b', to out[(b·decR+r)·ldo/4 +
+// 4q + g] (ldo in bytes). The sums differ from rowsGeneric only in order.
+//
+// They need AVX-512 F/BW/VL, VBMI and VNNI.
+
+//go:noescape
+func int8DecNibS16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+
+//go:noescape
+func int8DecNibS32512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+
+//go:noescape
+func int8DecQ8S32512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+
+//go:noescape
+func int8GemmD512(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn int)
+
+//go:noescape
+func int8GemmPrep512(xq *int8, xs *float32, xc *int32, n int)
+
+// Panel geometry of the D kernels (as in act_int8_gen.go).
+const (
+	decBytes = 576 // one group's decoded row-chunk: 8 zmm of codes, 16 scales
+	decG     = 3   // groups per panel chunk (the gemm kernel's register block)
+	decR     = 4   // activation rows per block
+	decKT    = 8   // chunks per panel
+	decMT    = 128 // activation rows per tile (bounds the acc buffer)
+)
+
+type decKernel func(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+
 type exactKernel func(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 type int8Kernel func(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
@@ -134,7 +192,17 @@ type int8Kernels struct {
 	// summed reports that streams, r4 and r8 sum each block's dwords
 	// first and take tidx instead of idx.
 	summed bool
+	// dec decodes panels for the D kernels, used when m >= decMinM (nil:
+	// never).
+	dec     decKernel
+	decMinM int
 }
+
+// useDec reports whether k runs the D kernels for m activation rows.
+func (k *int8Kernels) useDec(m int) bool { return k.dec != nil && m >= k.decMinM }
+
+// int8AVX512 holds each format's AVX-512 kernels (for tests).
+var int8AVX512 = map[*int8Format]*int8Kernels{}
 
 func init() {
 	for _, f := range []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8, q80Int8} {
@@ -144,14 +212,17 @@ func init() {
 		var t4, t8 int8BlockKernel
 		switch {
 		case f.nibbles && f.scale16:
+			k512.dec = int8DecNibS16512
 			k512.r1, k512.streams, k512.r4, k512.exact = int8DotNibS16512R1, int8DotNibS16512S4, int8DotNibS16512R4, f32DotNibS16512
 			s4t, t4, t8 = int8DotNibS16512S4T, int8DotNibS16512T4, int8DotNibS16512T8
 			k256.r1 = int8DotNibS16256R1
 		case f.nibbles:
+			k512.dec = int8DecNibS32512
 			k512.r1, k512.exact = int8DotNibS32512R1, f32DotNibS32512
 			s4t, t4, t8 = int8DotNibS32512S4T, int8DotNibS32512T4, int8DotNibS32512T8
 			k256.r1 = int8DotNibS32256R1
 		default:
+			k512.dec = int8DecQ8S32512
 			k512.r1, k512.exact = int8DotQ8S32512R1, f32DotQ8S32512
 			s4t, t4, t8 = int8DotQ8S32512S4T, int8DotQ8S32512T4, int8DotQ8S32512T8
 			k256.r1 = int8DotQ8S32256R1
@@ -159,7 +230,11 @@ func init() {
 		k512.nstreams = 4
 		if f.spc == 4 {
 			k512.streams, k512.r4, k512.r8, k512.summed = s4t, t4, t8, true
+			k512.decMinM = decMinM
+		} else {
+			k512.dec = nil
 		}
+		int8AVX512[f] = &k512
 		registerTier(f.t, AVX512, f.asmGemm(&k512))
 		registerTier(f.t, AVX2, f.asmGemm(&k256))
 	}
@@ -185,6 +260,9 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 		},
 		prep: func(w *Matrix, x []float32, m int, s *scratch) {
 			switch {
+			case w.Precision == Fast && k.useDec(m):
+				f.prep(w, x, m, decR, k.quant, s)
+				gemmPrep(s, roundUp(m, decR)*(w.kp/i8ChunkK))
 			case w.Precision == Fast:
 				f.prep(w, x, m, rb(m), k.quant, s)
 			case k.exact != nil:
@@ -199,6 +277,10 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 				return
 			default:
 				f.rowsExact(w, y, x, m, n0, n1)
+				return
+			}
+			if k.useDec(m) {
+				f.rowsDec(k, w, y, m, n0, n1, s)
 				return
 			}
 			if rb(m) == 4 {
@@ -300,6 +382,78 @@ func (f *int8Format) rowsAsmBlocks(k *int8Kernels, w *Matrix, y []float32, m, n0
 							yr[g] = o[r*i8Group+g] * ts
 						}
 					}
+				}
+			}
+		}
+	}
+}
+
+// gemmPrep runs int8GemmPrep512 on the first n records of s.
+func gemmPrep(s *scratch, n int) {
+	xq, xs, xc := s.i8[:n*i8ChunkK], s.sc[:n*i8Dwords], s.i32[:n*i8Dwords]
+	raceWriteSlice(xq)
+	raceWriteSlice(xs)
+	raceWriteSlice(xc)
+	int8GemmPrep512(&xq[0], &xs[0], &xc[0], n)
+}
+
+// decMinM is the smallest M the D kernels run for.
+const decMinM = 2
+
+// decAhead is how many panels ahead the kernels prefetch.
+const decAhead = 1
+
+// rowsDec runs the D kernels over rows [n0, n1) on activations prepared by
+// int8GemmPrep512: for each tile of up to decMT activation rows and each
+// run of decG groups, it decodes decKT chunks at a time into a panel on
+// the stack and runs int8GemmD512 over all the tile's blocks, so that a
+// group's codes are read from memory and decoded once per tile.
+func (f *int8Format) rowsDec(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
+	chunks := w.kp / i8ChunkK
+	mp := roundUp(m, decR)
+	rcb, sstride := f.rowChunkBytes(), f.spc*f.scaleBytes()
+	gBytes, gScales := chunks*i8Group*rcb, chunks*i8Group*sstride
+	so := f.scaleOffset(w)
+	g0, g1 := n0/i8Group, roundUp(n1, i8Group)/i8Group
+	f.raceRead(w, s, g0, g1, mp)
+	tiles := (chunks + decKT - 1) / decKT
+	var panel [decKT * decG * decBytes]byte
+	var acc [decMT * decG * 16]float32
+	var out [decMT * decG * i8Group]float32
+	for i0 := 0; i0 < mp; i0 += decMT {
+		nb := (min(mp, i0+decMT) - i0) / decR
+		rows := min(m, i0+nb*decR) - i0
+		for gs := g0; gs < g1; gs += decG {
+			ng := min(decG, g1-gs)
+			c0 := gs * i8Group
+			cols := min(ng*i8Group, w.N-c0)
+			// Whole blocks of outputs go straight to y, the others
+			// through out (no tensor scale: these formats have none).
+			direct := rows == nb*decR && cols == decG*i8Group
+			dst, ldo := &out[0], decG*i8Group*4
+			if direct {
+				dst, ldo = &y[i0*w.N+c0], w.N*4
+				for i := range rows {
+					raceWriteSlice(y[(i0+i)*w.N+c0:][:cols])
+				}
+			}
+			for k0 := 0; k0 < chunks; k0 += decKT {
+				kc := min(decKT, chunks-k0)
+				// Prefetch the panel decAhead panels ahead (the decoder
+				// its scales, the gemm kernel its codes): later chunks
+				// of these groups or the next groups' first ones.
+				kt := k0/decKT + decAhead
+				dg, dk := kt/tiles*decG, kt%tiles*decKT-k0
+				pf, spf := dg*gBytes+dk*i8Group*rcb, dg*gScales+dk*i8Group*sstride
+				wc := &w.data[gs*gBytes+k0*i8Group*rcb]
+				k.dec(wc, &w.data[so+gs*gScales+k0*i8Group*sstride], sstride, kc, ng, gBytes, gScales, pf, spf, &f.lut, &panel[0])
+				rec := i0*chunks + k0*decR
+				int8GemmD512(&panel[0], &s.i8[rec*i8ChunkK], &s.sc[rec*4], &s.i32[rec*4], kc, nb, chunks*decR, &acc[0], k0 == 0, k0+kc == chunks, dst, ldo,
+					wc, pf, gBytes, decKT*i8Group*rcb)
+			}
+			if !direct {
+				for i := range rows {
+					copy(y[(i0+i)*w.N+c0:][:cols], out[i*decG*i8Group:])
 				}
 			}
 		}

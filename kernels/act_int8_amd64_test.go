@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -103,5 +106,157 @@ func TestInt8CallSplits(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestInt8DecKernels checks the D kernels (decoded panels, large M) where
+// the dispatch selects them: the AVX-512 gemm of MXFP4, Q4_0 and Q8_0 must
+// pick them for every M >= 2, and rowsDec must match the generic kernel
+// (implTolerance of Σ|x·w|) on M around the block of four rows and the
+// tile of decMT rows, K ending inside a panel of decKT chunks and inside a
+// chunk, N ending inside a panel of decG groups and inside a group, with
+// misaligned activations and outputs, on one and two threads.
+func TestInt8DecKernels(t *testing.T) {
+	if Best().Tier < AVX512 {
+		t.Skip("no AVX-512")
+	}
+	ms := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 17, 33, 255, 256, 257}
+	cases := []struct {
+		n, k int
+		ms   []int
+	}{
+		{13, 1056, ms}, {50, 160, ms}, {4, 32, ms},
+		{100, 2080, []int{2, 8, 9, 70}}, // two threads, three panels of chunks
+	}
+	if testing.Short() {
+		cases = cases[:2]
+		cases[0].ms, cases[1].ms = []int{2, 5, 8, 65}, []int{3, 9}
+	}
+	rng := rand.New(rand.NewPCG(14, 15))
+	pool := NewPool(2)
+	defer func() { require.NoError(t, pool.Close()) }()
+	impl := allImpls[AVX512]
+	for _, f := range []*int8Format{mxfp4Int8, q40Int8, q80Int8} {
+		k := int8AVX512[f]
+		require.NotNil(t, k.dec, "%s: no D kernel", f.t)
+		for _, m := range ms {
+			assert.Equal(t, m >= 2, k.useDec(m), "%s: D kernels for m=%d", f.t, m)
+		}
+		for _, c := range cases {
+			n, kk := c.n, c.k
+			w, err := Quantize(f.t, n, kk, randMatrix(rng, n, kk), format.Options{})
+			require.NoError(t, err)
+			for _, m := range c.ms {
+				t.Run(fmt.Sprintf("%s/n=%d/k=%d/m=%d", f.t, n, kk, m), func(t *testing.T) {
+					off := 1 + m%3
+					x, _ := guarded(m*kk, off)
+					copy(x, randMatrix(rng, m, kk))
+					want := genericAt(w, x, m)(impl)
+					mag := int8Mag(w, x, m)
+					// rowsDec itself, on its own preparation.
+					s := new(scratch)
+					f.prep(w, x, m, decR, quantizeChunks512, s)
+					gemmPrep(s, roundUp(m, decR)*(w.kp/i8ChunkK))
+					y, whole := guarded(m*n, off)
+					f.rowsDec(k, w, y, m, 0, n, s)
+					checkGuards(t, whole, m*n, off, "rowsDec")
+					checkClose(t, y, want, mag, implTolerance, "rowsDec")
+					// Through MatMul, on one and two threads.
+					for _, p := range []*Pool{nil, pool} {
+						y, whole := guarded(m*n, off)
+						impl.MatMul(p, y, w, x, m)
+						what := fmt.Sprintf("MatMul threads=%d", p.Threads())
+						checkGuards(t, whole, m*n, off, what)
+						checkClose(t, y, want, mag, implTolerance, what)
+					}
+				})
+			}
+		}
+	}
+}
+
+// int8Mag returns Σ|x·w| of each output of x·Wᵀ.
+func int8Mag(w *Matrix, x []float32, m int) []float64 {
+	mag := make([]float64, m*w.N)
+	row := make([]float32, w.K)
+	for j := range w.N {
+		w.Row(j, row)
+		for i := range m {
+			for k, v := range row {
+				mag[i*w.N+j] += math.Abs(float64(x[i*w.K+k]) * float64(v))
+			}
+		}
+	}
+	return mag
+}
+
+// TestInt8KernelsGenerated fails when act_int8_amd64.s differs from what
+// act_int8_gen.go writes (run go generate ./kernels).
+func TestInt8KernelsGenerated(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to run the generator")
+	}
+	dst := filepath.Join(t.TempDir(), "act_int8_amd64.s")
+	cmd := exec.Command(goTool, "run", "act_int8_gen.go", "-o", dst)
+	msg, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go run act_int8_gen.go: %s", msg)
+	want, err := os.ReadFile(dst)
+	require.NoError(t, err)
+	got, err := os.ReadFile("act_int8_amd64.s")
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(got), "act_int8_amd64.s is stale: run go generate ./kernels")
+}
+
+// BenchmarkInt8DecKernels measures the D kernels alone on cache-resident
+// data: the panel decoder (GB/s of packed codes and scales) and the gemm
+// kernel over one panel of decKT chunks (GOP/s, two per multiply-add).
+func BenchmarkInt8DecKernels(b *testing.B) {
+	if Best().Tier < AVX512 {
+		b.Skip("no AVX-512")
+	}
+	rng := rand.New(rand.NewPCG(16, 17))
+	const n, k = 4 * decG * 4, 4096 // four panels of groups
+	for _, f := range []*int8Format{mxfp4Int8, q40Int8, q80Int8} {
+		w, err := Quantize(f.t, n, k, randMatrix(rng, n, k), format.Options{})
+		require.NoError(b, err)
+		chunks := w.kp / i8ChunkK
+		rcb, sstride := f.rowChunkBytes(), f.spc*f.scaleBytes()
+		gBytes, gScales := chunks*i8Group*rcb, chunks*i8Group*sstride
+		so := f.scaleOffset(w)
+		dec := int8AVX512[f].dec
+		var panel [decKT * decG * decBytes]byte
+		b.Run(fmt.Sprintf("kernel=dec/format=%s", f.t), func(b *testing.B) {
+			for b.Loop() {
+				for gs := 0; gs < n/i8Group; gs += decG {
+					for c0 := 0; c0 < chunks; c0 += decKT {
+						dec(&w.data[gs*gBytes+c0*i8Group*rcb], &w.data[so+gs*gScales+c0*i8Group*sstride], sstride, decKT, decG, gBytes, gScales, 0, 0, &f.lut, &panel[0])
+					}
+				}
+			}
+			b.ReportMetric(float64(n/i8Group*(gBytes+gScales))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+		})
+	}
+	for _, nb := range []int{1, 2, 16} {
+		m := nb * decR
+		f := mxfp4Int8
+		s := new(scratch)
+		w, err := Quantize(f.t, 4, k, randMatrix(rng, 4, k), format.Options{})
+		require.NoError(b, err)
+		chunks := w.kp / i8ChunkK
+		f.prep(w, randMatrix(rng, m, k), m, decR, quantizeChunks512, s)
+		gemmPrep(s, m*chunks)
+		var panel [decKT * decG * decBytes]byte
+		var acc [decMT * decG * 16]float32
+		var out [decMT * decG * i8Group]float32
+		b.Run(fmt.Sprintf("kernel=gemm/m=%d", m), func(b *testing.B) {
+			for b.Loop() {
+				for c0 := 0; c0 < chunks; c0 += decKT {
+					rec := c0 * decR
+					int8GemmD512(&panel[0], &s.i8[rec*i8ChunkK], &s.sc[rec*4], &s.i32[rec*4], decKT, nb, chunks*decR, &acc[0], c0 == 0, c0+decKT == chunks, &out[0], decG*i8Group*4, &w.data[0], 0, 0, 0)
+				}
+			}
+			b.ReportMetric(float64(m*decG*i8Group*k*2)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GOP/s")
+		})
 	}
 }

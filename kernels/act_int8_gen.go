@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -970,18 +971,365 @@ func quant() {
 	p("RET")
 }
 
-// main writes act_int8_amd64.s. Optional arguments, for experiments: the
-// one-row prefetch distance, the prefetch instruction and the four-stream
-// prefetch distance.
+// Decoded-panel ("D") kernels for large M (spc = 4 only). A group's
+// row-chunk is decoded once into a panel of plain bytes that a VNNI-only
+// kernel then reads for many activation rows. The panel holds, per chunk
+// and group (i8DecBytes apart, decG groups per chunk), eight zmm of codes
+// plus off: zmm s has lane g (weight row g of the group) and dword b
+// (block b of the chunk) holding the four bytes of step s of that block
+// (steps 0-3 are the low view's dwords, 4-7 the high view's), then the
+// 16 f32 weight scales in the same lane order 4g+b. The activations are
+// prepared to match (gemmPrep): per record, steps 0-7 as 16 bytes each
+// (dword b: block b), 4 block scales and 4 block corrections. A VPDPBUSD
+// of zmm s with the broadcast 16 activation bytes of step s then adds to
+// lane 4g+b the block dot of row g, block b, so eight of them finish a
+// block's exact int32 dot without any horizontal reduction.
+
+// decBytes is a group's decoded row-chunk in the panel; decG the groups
+// per chunk of the panel and decR the activation rows of a block (the
+// gemm kernel's register block).
+const (
+	decBytes = 576
+	decG     = 3
+	decR     = 4
+)
+
+// decPrefetch makes the panel decoder prefetch, with decPrefetchOp.
+var (
+	decPrefetch      = true
+	decPrefetchCodes = false // the gemm kernel prefetches them instead
+	decPrefetchOp    = "PREFETCHT0"
+	// gemmPrefetch is how many bytes of each of the next panel's three
+	// groups the gemm kernel prefetches per chunk it runs (0: none).
+	gemmPrefetch = 256
+)
+
+// transpose4 writes, for four zmm src[g] (lane b, dword j), the four zmm
+// dst[j] with lane g, dword b = src[g] lane b dword j. VPERMT2D gathers
+// into tmp the dwords j = 0, 1 (Z28 holds the index) and j = 2, 3 (Z27)
+// of the pairs of sources 0, 1 and 2, 3 (tmp dword 8·(j%2) + 4·(g%2) + b),
+// VSHUFI64X2 pairs their halves. The sources are memory operands.
+func transpose4(src [4]string, dst, tmp [4]int) {
+	for h := range 2 {
+		for i, idx := range []int{28, 27} {
+			u := tmp[2*h+i]
+			p("VMOVDQU32 %s, Z%d", src[2*h], u)
+			p("VPERMT2D %s, Z%d, Z%d", src[2*h+1], idx, u)
+		}
+	}
+	for i := range 2 {
+		lo, hi := tmp[i], tmp[2+i]
+		p("VSHUFI64X2 $0x44, Z%d, Z%d, Z%d", hi, lo, dst[2*i])
+		p("VSHUFI64X2 $0xEE, Z%d, Z%d, Z%d", hi, lo, dst[2*i+1])
+	}
+}
+
+// transIdx2 emits transpose4's indexes into Z28 and Z27:
+// Z28[8j+4g+b] = 16g+4b+j, Z27 = Z28+2.
+func transIdx2() {
+	p("MOVQ $0x1C1814100C080400, AX")
+	p("VMOVQ AX, X0")
+	p("MOVQ $0x1D1915110D090501, AX")
+	p("VPINSRQ $1, AX, X0, X0")
+	p("VPMOVZXBD X0, Z28")
+	p("MOVL $2, AX")
+	p("VPBROADCASTD AX, Z27")
+	p("VPADDD Z27, Z28, Z27")
+}
+
+// transIdx emits the dword index of the 4×4 transpose into Z30.
+func transIdx() {
+	// idx[4j+b] = 4b+j, as bytes 0x0C080400 + j·0x01010101 widened.
+	p("MOVQ $0x0D0905010C080400, AX")
+	p("VMOVQ AX, X0")
+	p("MOVQ $0x0F0B07030E0A0602, AX")
+	p("VPINSRQ $1, AX, X0, X0")
+	p("VPMOVZXBD X0, Z30")
+}
+
+// avx512Dec writes the panel decoder: for groups groups (codes gcodes and
+// scales gscales bytes apart) and chunks chunks from w, ws, it writes
+// group q's chunk c at dst + (c·decG + q)·decBytes, and prefetches the
+// codes pf bytes and the scales spf bytes after those it reads.
+// Registers: Z0-Z7 transposed and decoded codes, Z8-Z11 temporaries,
+// Z27/Z28 transpose indexes, Z29 nibble table, Z31 0x80 bytes.
+func avx512Dec(nib, s16 bool) {
+	name := fmt.Sprintf("int8Dec%s512", kindName(nib, s16))
+	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ ws+8(FP), DI")
+	p("MOVQ sstride+16(FP), R8")
+	p("SHLQ $2, R8")
+	p("MOVQ groups+32(FP), R13")
+	p("MOVQ pf+56(FP), R12")
+	p("MOVQ spf+64(FP), R14")
+	p("MOVQ dst+80(FP), DX")
+	p("MOVQ lut+72(FP), AX")
+	p("VBROADCASTI32X4 (AX), Z29")
+	p("MOVL $0x80808080, AX")
+	p("VPBROADCASTD AX, Z31")
+	transIdx2()
+	rcb := 128
+	if nib {
+		rcb = 64
+	}
+	label(name + "_group")
+	p("MOVQ SI, R9")
+	p("MOVQ DI, R10")
+	p("MOVQ DX, R11")
+	p("MOVQ chunks+24(FP), CX")
+	label(name + "_chunk")
+	// The codes and scales pf and spf bytes ahead, which the driver sets
+	// to those of the panel it decodes next: the gemm kernel runs while
+	// they arrive.
+	if decPrefetch {
+		for off := 0; off < 4*rcb && decPrefetchCodes; off += 64 {
+			p("%s %d(R9)(R12*1)", decPrefetchOp, off)
+		}
+		p("%s (R10)(R14*1)", decPrefetchOp)
+	}
+	var src [4]string
+	for g := range 4 {
+		src[g] = fmt.Sprintf("%d(R9)", g*rcb)
+	}
+	if nib {
+		transpose4(src, [4]int{0, 1, 2, 3}, [4]int{8, 9, 10, 11})
+		for j := range 4 {
+			p("VPERMB Z29, Z%d, Z%d", j, 4+j)
+			p("VPSRLW $4, Z%d, Z%d", j, j)
+			p("VPERMB Z29, Z%d, Z%d", j, j)
+			p("VMOVDQU32 Z%d, %d(R11)", 4+j, 64*j)
+			p("VMOVDQU32 Z%d, %d(R11)", j, 64*(j+4))
+		}
+	} else {
+		for v := range 2 {
+			for g := range 4 {
+				src[g] = fmt.Sprintf("%d(R9)", g*rcb+64*v)
+			}
+			transpose4(src, [4]int{0, 1, 2, 3}, [4]int{8, 9, 10, 11})
+			for j := range 4 {
+				p("VPXORD Z31, Z%d, Z%d", j, j)
+				p("VMOVDQU32 Z%d, %d(R11)", j, 64*(4*v+j))
+			}
+		}
+	}
+	if s16 {
+		p("VPMOVZXWD (R10), Z4")
+		p("VPSLLD $16, Z4, Z4")
+	} else {
+		p("VMOVDQU32 (R10), Z4")
+	}
+	p("VMOVDQU32 Z4, 512(R11)")
+	p("ADDQ $%d, R9", 4*rcb)
+	p("ADDQ R8, R10")
+	p("ADDQ $%d, R11", decG*decBytes)
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	p("ADDQ gcodes+40(FP), SI")
+	p("ADDQ gscales+48(FP), DI")
+	p("ADDQ $%d, DX", decBytes)
+	p("DECQ R13")
+	p("JNZ %s_group", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// avx512Gemm writes int8GemmD512, the VNNI kernel over a decoded panel:
+// decG groups × blocks blocks of decR activation rows. For block b it
+// adds the panel's chunks chunks to the per-lane f32 sums acc[b][r][q]
+// (16 f32 each; zero instead of acc's if first is set), and if last is set
+// it writes their row sums instead: row r of block b, group q, weight row
+// g to out + (b·decR+r)·ldo + 16q + 4g (bytes), Σ_b' acc lane 4g+b'. The
+// activations (xq, xs, xc at the block's first chunk, as gemmPrep leaves
+// them) of block b are b·bstride records after block 0's.
+// Registers: Z0-Z11 f32 sums (act row r, group q: Z(decG·r+q)); Z12-Z23
+// int32 dots, same order; Z24-Z26 codes of step s; Z27 activations of
+// step s; Z28 activation scales; Z29 combined scale. SI panel chunk, R9,
+// R10, R11 activation chunk, R12 blocks left, R13 acc, DX out.
+// Each chunk it runs, it also prefetches gemmPrefetch bytes at pf+pfo and
+// the two pfg and 2·pfg after, until it has prefetched pfn bytes there:
+// the driver points them at the three groups of the panel it decodes next.
+func avx512Gemm() {
+	const name = "int8GemmD512"
+	fmt.Fprintf(&out, "\n// func %s(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn int)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-120\n", name)
+	p("MOVQ xq+8(FP), R14")
+	p("MOVQ xs+16(FP), R15")
+	p("MOVQ xc+24(FP), BX")
+	p("MOVQ blocks+40(FP), R12")
+	p("MOVQ acc+56(FP), R13")
+	p("MOVQ out+72(FP), DX")
+	// AX: a block's activation codes; the bstride slot: its scales (and
+	// corrections); R8 the prefetch cursor, DI the distance between the
+	// prefetched groups, the pfn slot the cursor's end.
+	p("MOVQ bstride+48(FP), AX")
+	p("MOVQ AX, CX")
+	p("SHLQ $7, AX")
+	p("SHLQ $4, CX")
+	p("MOVQ CX, bstride+48(FP)")
+	p("MOVQ pf+88(FP), R8")
+	p("ADDQ pfo+96(FP), R8")
+	p("MOVQ pfg+104(FP), DI")
+	p("MOVQ pfn+112(FP), CX")
+	p("ADDQ R8, CX")
+	p("MOVQ CX, pfn+112(FP)")
+	label(name + "_block")
+	p("MOVQ wd+0(FP), SI")
+	p("MOVQ R14, R9")
+	p("MOVQ R15, R10")
+	p("MOVQ BX, R11")
+	p("MOVQ chunks+32(FP), CX")
+	nacc := decG * decR
+	p("CMPB first+64(FP), $0")
+	p("JNE %s_zero", name)
+	for a := range nacc {
+		p("VMOVUPS %d(R13), Z%d", 64*a, a)
+	}
+	p("JMP %s_chunk", name)
+	label(name + "_zero")
+	for a := range nacc {
+		p("VPXORD Z%d, Z%d, Z%d", a, a, a)
+	}
+	label(name + "_chunk")
+	if gemmPrefetch > 0 {
+		p("CMPQ R8, pfn+112(FP)")
+		p("JAE %s_nopf", name)
+		for off := 0; off < gemmPrefetch; off += 64 {
+			p("PREFETCHT0 %d(R8)", off)
+			p("PREFETCHT0 %d(R8)(DI*1)", off)
+			p("PREFETCHT0 %d(R8)(DI*2)", off)
+		}
+		p("ADDQ $%d, R8", gemmPrefetch)
+		label(name + "_nopf")
+	}
+	for r := range decR {
+		for q := range decG {
+			p("VBROADCASTI32X4 %d(R11), Z%d", 16*r, 12+decG*r+q)
+		}
+	}
+	for s := range 8 {
+		for q := range decG {
+			p("VMOVDQU32 %d(SI), Z%d", q*decBytes+64*s, 24+q)
+		}
+		for r := range decR {
+			p("VBROADCASTI32X4 %d(R9), Z27", 128*r+16*s)
+			for q := range decG {
+				p("VPDPBUSD Z27, Z%d, Z%d", 24+q, 12+decG*r+q)
+			}
+		}
+	}
+	for r := range decR {
+		p("VBROADCASTF32X4 %d(R10), Z28", 16*r)
+		for q := range decG {
+			a := decG*r + q
+			p("VMULPS %d(SI), Z28, Z29", q*decBytes+512)
+			p("VCVTDQ2PS Z%d, Z%d", 12+a, 12+a)
+			p("VFMADD231PS Z29, Z%d, Z%d", 12+a, a)
+		}
+	}
+	p("ADDQ $%d, SI", decG*decBytes)
+	p("ADDQ $%d, R9", decR*128)
+	p("ADDQ $%d, R10", decR*16)
+	p("ADDQ $%d, R11", decR*16)
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	p("CMPB last+65(FP), $0")
+	p("JNE %s_last", name)
+	for a := range nacc {
+		p("VMOVUPS Z%d, %d(R13)", a, 64*a)
+	}
+	p("JMP %s_next", name)
+	label(name + "_last")
+	// Each 128-bit lane (one weight row) sums to its dwords, which
+	// VPMOVQD twice gathers into the low four.
+	p("MOVQ DX, CX")
+	p("MOVQ ldo+80(FP), SI")
+	for r := range decR {
+		if r > 0 {
+			p("ADDQ SI, CX")
+		}
+		for q := range decG {
+			a := decG*r + q
+			p("VPSHUFD $0x4E, Z%d, Z12", a)
+			p("VADDPS Z12, Z%d, Z%d", a, a)
+			p("VPSHUFD $0xB1, Z%d, Z12", a)
+			p("VADDPS Z12, Z%d, Z%d", a, a)
+			p("VPMOVQD Z%d, Y%d", a, a)
+			p("VPMOVQD Y%d, X%d", a, a)
+			p("VMOVUPS X%d, %d(CX)", a, 16*q)
+		}
+	}
+	label(name + "_next")
+	p("ADDQ $%d, R13", 64*nacc)
+	p("MOVQ ldo+80(FP), SI")
+	p("LEAQ (DX)(SI*4), DX")
+	p("ADDQ AX, R14")
+	p("ADDQ bstride+48(FP), R15")
+	p("ADDQ bstride+48(FP), BX")
+	p("DECQ R12")
+	p("JNZ %s_block", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// gemmPrep writes int8GemmPrep512, which rearranges n activation records
+// prepared for the other kernels in place for the D kernel: the codes'
+// dwords transposed within each view (step s = view s/4, dword s%4 of
+// each block), and record i's block scales and corrections (the sums of
+// each block's four dword corrections) at xs[4i:], xc[4i:].
+func gemmPrep() {
+	const name = "int8GemmPrep512"
+	fmt.Fprintf(&out, "\n// func %s(xq *int8, xs *float32, xc *int32, n int)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-32\n", name)
+	p("MOVQ xq+0(FP), SI")
+	p("MOVQ xs+8(FP), DI")
+	p("MOVQ xc+16(FP), DX")
+	p("MOVQ n+24(FP), CX")
+	p("MOVQ DI, R8")
+	p("MOVQ DX, R9")
+	transIdx()
+	label(name + "_loop")
+	p("VPERMD (SI), Z30, Z0")
+	p("VPERMD 64(SI), Z30, Z1")
+	p("VMOVDQU32 Z0, (SI)")
+	p("VMOVDQU32 Z1, 64(SI)")
+	// Transposed, the first four dwords are the dwords 4b of the scales;
+	// the corrections add the four transposed rows.
+	p("VPERMD (R8), Z30, Z2")
+	p("VPERMD (R9), Z30, Z3")
+	p("VEXTRACTI64X4 $1, Z3, Y4")
+	p("VPADDD Y4, Y3, Y3")
+	p("VEXTRACTI128 $1, Y3, X4")
+	p("VPADDD X4, X3, X3")
+	p("VMOVDQU X2, (DI)")
+	p("VMOVDQU X3, (DX)")
+	p("ADDQ $128, SI")
+	p("ADDQ $64, R8")
+	p("ADDQ $64, R9")
+	p("ADDQ $16, DI")
+	p("ADDQ $16, DX")
+	p("DECQ CX")
+	p("JNZ %s_loop", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// main writes act_int8_amd64.s (or the file -o names). Optional
+// arguments, for experiments: the one-row prefetch distance, the prefetch
+// instruction and the four-stream prefetch distance.
 func main() {
-	if len(os.Args) > 1 {
-		fmt.Sscan(os.Args[1], &prefetch)
+	dst := flag.String("o", "act_int8_amd64.s", "output `file`")
+	flag.Parse()
+	args := flag.Args()
+	if len(args) > 0 {
+		fmt.Sscan(args[0], &prefetch)
 	}
-	if len(os.Args) > 2 {
-		prefetchOp = os.Args[2]
+	if len(args) > 1 {
+		prefetchOp = args[1]
 	}
-	if len(os.Args) > 3 {
-		fmt.Sscan(os.Args[3], &prefetchS4)
+	if len(args) > 2 {
+		fmt.Sscan(args[2], &prefetchS4)
 	}
 	out.WriteString("// Code generated by act_int8_gen.go; DO NOT EDIT.\n\n//go:build amd64 && gc && !noasm\n\n#include \"textflag.h\"\n")
 	for _, v := range []struct{ nib, s16 bool }{{true, true}, {true, false}, {false, false}} {
@@ -997,9 +1345,12 @@ func main() {
 		avx512ST(v.nib, v.s16, 4)
 		avx2(v.nib, v.s16)
 		exact512(v.nib, v.s16)
+		avx512Dec(v.nib, v.s16)
 	}
+	avx512Gemm()
+	gemmPrep()
 	quant()
-	if err := os.WriteFile("act_int8_amd64.s", out.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(*dst, out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
