@@ -11,9 +11,10 @@ import (
 // (snapshots) take while the model runs, unless configured otherwise. A
 // writer that preempts one of the model's threads stalls the whole step
 // at its next barrier, so on a machine whose cores all run the model a
-// share s slows decoding by about 2s: measured on 2 cores, 2% cost 3.9%
-// of decode speed, 5% cost 11.8% (mnemo bench sessions --snap-share).
-const DefaultBackgroundShare = 0.02
+// share costs decode speed at two or more times its size: measured on 2
+// cores (mnemo bench sessions --snap-share), 1% cost 0.8-3.8% of decode
+// speed, 2% 3.3-10%, 5% 12%.
+const DefaultBackgroundShare = 0.01
 
 // Pacer keeps background work (snapshot writes) from slowing the model
 // down. The model's driver marks when it is running (SetBusy); background

@@ -199,7 +199,12 @@ func (s *Store) Save(id string, snap *Snapshot, src BlockSource) error {
 	flush := func() error {
 		errs := make([]error, len(batch))
 		var wg sync.WaitGroup
+		// While the model runs, one file at a time: parallel fsyncs
+		// only help when the machine is otherwise idle.
 		sem := make(chan struct{}, saveWriters)
+		if s.pacer.Busy() {
+			sem = make(chan struct{}, 1)
+		}
 		for i, st := range batch {
 			sem <- struct{}{}
 			wg.Go(func() {
