@@ -39,6 +39,7 @@ func llamaKVs(arch string) []gguf.KV {
 type tensor struct {
 	name string
 	dims []uint64
+	data []float32 // nil: zeros
 }
 
 func writeGGUF(t *testing.T, kvs []gguf.KV, tensors []tensor) *gguf.File {
@@ -52,7 +53,11 @@ func writeGGUF(t *testing.T, kvs []gguf.KV, tensors []tensor) *gguf.File {
 		for _, d := range x.dims {
 			n *= d
 		}
-		require.NoError(t, w.AddTensor(x.name, gguf.F32, x.dims, make([]byte, n)))
+		data := make([]byte, n)
+		for i, v := range x.data {
+			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(v))
+		}
+		require.NoError(t, w.AddTensor(x.name, gguf.F32, x.dims, data))
 	}
 	path := filepath.Join(t.TempDir(), "m.gguf")
 	require.NoError(t, w.WriteFile(path))
@@ -66,7 +71,7 @@ func TestConfigFromGGUF(t *testing.T) {
 	t.Run("llama defaults", func(t *testing.T) {
 		kvs := llamaKVs("llama")
 		kvs = append(kvs[:6], kvs[7:]...) // no head_count_kv: defaults to head_count
-		f := writeGGUF(t, kvs, []tensor{{"token_embd.weight", []uint64{16, 5}}})
+		f := writeGGUF(t, kvs, []tensor{{"token_embd.weight", []uint64{16, 5}, nil}})
 		c, err := model.ConfigFromGGUF(f)
 		require.NoError(t, err)
 		assert.Equal(t, model.Config{
@@ -85,7 +90,7 @@ func TestConfigFromGGUF(t *testing.T) {
 			kv("llama.rope.scaling.original_context_length", gguf.Uint32(8192)),
 			kv("llama.vocab_size", gguf.Uint32(7)),
 		)
-		f := writeGGUF(t, kvs, []tensor{{"output.weight", []uint64{16, 7}}, {"rope_freqs.weight", []uint64{2}}})
+		f := writeGGUF(t, kvs, []tensor{{"output.weight", []uint64{16, 7}, nil}, {"rope_freqs.weight", []uint64{2}, nil}})
 		c, err := model.ConfigFromGGUF(f)
 		require.NoError(t, err)
 		assert.Equal(t, 500000.0, c.RopeBase)
@@ -103,7 +108,7 @@ func TestConfigFromGGUF(t *testing.T) {
 	})
 	t.Run("qwen3", func(t *testing.T) {
 		kvs := append(llamaKVs("qwen3"), kv("qwen3.attention.key_length", gguf.Uint32(8)), kv("qwen3.attention.value_length", gguf.Uint32(8)))
-		f := writeGGUF(t, kvs, []tensor{{"blk.0.attn_q_norm.weight", []uint64{8}}})
+		f := writeGGUF(t, kvs, []tensor{{"blk.0.attn_q_norm.weight", []uint64{8}, nil}})
 		c, err := model.ConfigFromGGUF(f)
 		require.NoError(t, err)
 		assert.Equal(t, model.RopeNeox, c.RopeStyle)
@@ -113,7 +118,7 @@ func TestConfigFromGGUF(t *testing.T) {
 		assert.False(t, c.AttnBias)
 	})
 	t.Run("qwen2", func(t *testing.T) {
-		f := writeGGUF(t, llamaKVs("qwen2"), []tensor{{"blk.0.attn_q.bias", []uint64{16}}})
+		f := writeGGUF(t, llamaKVs("qwen2"), []tensor{{"blk.0.attn_q.bias", []uint64{16}, nil}})
 		c, err := model.ConfigFromGGUF(f)
 		require.NoError(t, err)
 		assert.Equal(t, model.RopeNeox, c.RopeStyle)
@@ -352,21 +357,7 @@ func llama3Factors(dims int, base, factor, low, high float64, orig int) []float3
 
 func writeRopeFreqs(t *testing.T, kvs []gguf.KV, factors []float32) *gguf.File {
 	t.Helper()
-	w := gguf.NewWriter()
-	for _, x := range kvs {
-		require.NoError(t, w.AddKV(x.Key, x.Value))
-	}
-	data := make([]byte, 4*len(factors))
-	for i, f := range factors {
-		binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(f))
-	}
-	require.NoError(t, w.AddTensor("rope_freqs.weight", gguf.F32, []uint64{uint64(len(factors))}, data))
-	path := filepath.Join(t.TempDir(), "m.gguf")
-	require.NoError(t, w.WriteFile(path))
-	f, err := gguf.Open(path)
-	require.NoError(t, err)
-	t.Cleanup(func() { f.Close() })
-	return f
+	return writeGGUF(t, kvs, []tensor{{"rope_freqs.weight", []uint64{uint64(len(factors))}, factors}})
 }
 
 // TestRopeFreqsTensor: a file whose Llama 3 scaling is only the
@@ -454,7 +445,7 @@ func TestPhi3Config(t *testing.T) {
 	assert.Equal(t, 2047, c.SlidingWindow)
 	assert.Equal(t, model.RopeNeox, c.RopeStyle)
 
-	_, err = model.ConfigFromGGUF(writeGGUF(t, llamaKVs("phi3"), []tensor{{"rope_factors_long.weight", []uint64{2}}}))
+	_, err = model.ConfigFromGGUF(writeGGUF(t, llamaKVs("phi3"), []tensor{{"rope_factors_long.weight", []uint64{2}, nil}}))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "LongRoPE")
 }
