@@ -309,10 +309,12 @@ func (rt *Runtime) step() {
 			rt.finish(owner[sq], fmt.Errorf("session %q: %w: %d blocks free", owner[sq].s.id, kvcache.ErrCacheFull, pool.Free()))
 		}
 		if len(plan.Blocked) == 0 {
-			// Nothing can run although something is runnable: fail it
-			// rather than spin (a bookkeeping bug, never expected).
+			// Nothing can run although something was runnable: fail it
+			// rather than spin (a bookkeeping bug, never expected). Held
+			// as planned, not as now: a consumer may have drained its
+			// events since, and the next step serves it.
 			for _, it := range all {
-				if !it.held() {
+				if !it.seq.Held {
 					rt.finish(it, fmt.Errorf("session %q: runtime: sequence cannot be scheduled", it.s.id))
 				}
 			}
