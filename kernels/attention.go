@@ -147,13 +147,8 @@ func (kv KV) Len() int {
 
 // valid reports whether exactly one storage is set.
 func (kv KV) valid() bool {
-	n := 0
-	for _, set := range []bool{kv.F32 != nil, kv.BF16 != nil, kv.E4M3 != nil} {
-		if set {
-			n++
-		}
-	}
-	return n == 1
+	f, b, e := kv.F32 != nil, kv.BF16 != nil, kv.E4M3 != nil
+	return f && !b && !e || !f && b && !e || !f && !b && e
 }
 
 // sameType reports whether kv and o have the same storage type.

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mnemo-ai/mnemo/engine/gguf"
+	"github.com/mnemo-ai/mnemo/kernels"
 )
 
 // RopeStyle says which elements of a head RoPE rotates together.
@@ -410,19 +411,11 @@ func ropeFromFactors(factors []float32, dims int, base float64, meta RopeScaling
 	if !(low > 0 && low < high) {
 		return meta, fmt.Errorf("model: %s does not describe Llama 3 rope scaling (low %g, high %g)", name, low, high)
 	}
-	lowWave, highWave := float64(orig)/low, float64(orig)/high
+	// Check every divisor against the scaling the kernels will apply.
+	scaled := kernels.RopeFreqs(dims, base, kernels.RopeScaling{Factor: factor, LowFreqFactor: low, HighFreqFactor: high, OrigContext: orig})
+	plain := kernels.RopeFreqs(dims, base, kernels.RopeScaling{})
 	for i, f := range factors {
-		w := wave(i)
-		want := 1.0
-		switch {
-		case w < highWave:
-		case w > lowWave:
-			want = factor
-		default:
-			sm := (float64(orig)/w - low) / (high - low)
-			want = 1 / ((1-sm)/factor + sm)
-		}
-		if math.Abs(float64(f)-want) > 1e-4*want {
+		if want := plain[i] / scaled[i]; math.Abs(float64(f)-want) > 1e-4*want {
 			return meta, fmt.Errorf("model: %s[%d] = %g, Llama 3 scaling gives %g: not supported", name, i, f, want)
 		}
 	}
