@@ -71,6 +71,29 @@ func (impl *Impl) RoPE(x []float32, heads, headDim, pos int, freqs []float64, ne
 	impl.ops().rope(x, heads, headDim, cs, neox)
 }
 
+// RoPETableLen returns the length of a rotation table for freqs.
+func RoPETableLen(freqs []float64) int { return 4 * len(freqs) }
+
+// RoPETable fills cs (RoPETableLen(freqs) floats) with the rotation of
+// position pos, for RoPEWith: a caller that rotates many rows at the same
+// positions (every layer of a forward pass does) computes the sines and
+// cosines once.
+func RoPETable(cs []float32, pos int, freqs []float64, neox bool) {
+	if len(cs) != 4*len(freqs) {
+		panic("kernels: RoPETable: table length does not match")
+	}
+	ropeTable(cs, pos, freqs, neox)
+}
+
+// RoPEWith rotates x as RoPE does, with the table RoPETable filled for the
+// position, frequencies and layout: the result is bit for bit RoPE's.
+func (impl *Impl) RoPEWith(x []float32, heads, headDim int, cs []float32, neox bool) {
+	if len(x) != heads*headDim || len(cs)%4 != 0 || len(cs)/2 > headDim {
+		panic("kernels: RoPEWith: slice length does not match")
+	}
+	impl.ops().rope(x, heads, headDim, cs, neox)
+}
+
 // ropeTable fills cs (4·len(freqs) floats) with the rotation of position
 // pos in the layout the rope kernels read: cosines in cs[:2h] and signed
 // sines in cs[2h:], h = len(freqs). For pairs (2i, 2i+1) both entries of a

@@ -77,3 +77,46 @@ func BenchmarkAttention(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAttentionCold runs decode attention as a model step meets it:
+// each call reads a different layer's cache, and the layers together
+// (64 MiB of f32 K and V) are larger than the last-level cache, so the
+// keys and values come from memory. It reports GB/s of K and V read.
+// (f32 only: the other cache types would need more layers than the
+// reference data the cases keep is worth.)
+func BenchmarkAttentionCold(b *testing.B) {
+	rng := rand.New(rand.NewPCG(13, 13))
+	sh := AttnShape{Heads: 32, KVHeads: 4, HeadDim: 64, BlockTokens: 16}
+	kvw := sh.KVHeads * sh.HeadDim
+	for _, cs := range []struct{ seqs, size int }{{1, 512}, {8, 128}, {8, 512}} {
+		for _, kvType := range []cacheType{cacheF32} {
+			// Enough layers that the caches together exceed 64 MiB of f32.
+			perLayer := cs.seqs * cs.size * kvw * 2 * 4
+			layers := max(2, (64<<20)/perLayer)
+			lens := make([][2]int, cs.seqs)
+			for i := range lens {
+				lens[i] = [2]int{1, cs.size}
+			}
+			cases := make([]*attnCase, layers)
+			for i := range cases {
+				cases[i] = newAttnCase(rng, sh, kvType, lens)
+			}
+			bytes := float64(cs.seqs*cs.size*kvw*2) * 4
+			o := make([]float32, len(cases[0].q))
+			for _, threads := range []int{1, 2} {
+				pool := NewPool(threads)
+				impl := Best()
+				b.Run(fmt.Sprintf("impl=%s/seqs=%d/ctx=%d/kv=%s/threads=%d", impl.Name, cs.seqs, cs.size, kvType, threads), func(b *testing.B) {
+					i := 0
+					for b.Loop() {
+						c := cases[i%layers]
+						impl.Attention(pool, o, c.q, c.k, c.v, c.seqs, sh)
+						i++
+					}
+					b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				})
+				pool.Close()
+			}
+		}
+	}
+}

@@ -75,11 +75,21 @@ func TestRoPE(t *testing.T) {
 					y := append([]float32(nil), orig...)
 					impl.RoPE(y, tt.heads, tt.hd, 0, freqs, neox)
 					assert.Equal(t, orig, y)
+					// A precomputed table gives exactly RoPE's result.
+					cs := make([]float32, RoPETableLen(freqs))
+					RoPETable(cs, pos, freqs, neox)
+					z, zok := guardedOut(len(orig), 3)
+					copy(z, orig)
+					impl.RoPEWith(z, tt.heads, tt.hd, cs, neox)
+					require.True(t, zok(), "guard band overwritten")
+					assert.Equal(t, x, z, "RoPEWith(RoPETable(pos)) is RoPE(pos)")
 				})
 			}
 		}
 	}
 	assert.Panics(t, func() { RoPE(make([]float32, 5), 1, 4, 0, RopeFreqs(4, 10000, RopeScaling{}), false) })
+	assert.Panics(t, func() { RoPETable(make([]float32, 7), 0, RopeFreqs(4, 10000, RopeScaling{}), false) })
+	assert.Panics(t, func() { Best().RoPEWith(make([]float32, 8), 1, 4, make([]float32, 16), false) }, "table wider than the head")
 }
 
 // attentionRef is a float64 two-pass softmax attention of one query row

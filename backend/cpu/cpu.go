@@ -325,6 +325,7 @@ type Program struct {
 	spec    backend.Spec
 	in, out []backend.Param
 	freqs   []float64 // OpRoPE
+	ropes   ropeCache // OpRoPE
 	closed  atomic.Bool
 }
 
@@ -427,11 +428,7 @@ func (p *Program) Run(ctx context.Context, in, out []backend.Buffer) error {
 				return fmt.Errorf("run %s: negative position %d at row %d", s, pos, i)
 			}
 		}
-		p.b.pool.For(len(positions), max(1, elemGrain/width), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				p.b.impl.RoPE(x[i*width:(i+1)*width], s.Heads, s.HeadDim, int(positions[i]), p.freqs, s.Rope.Style == backend.RopeNeoX)
-			}
-		})
+		p.rope(x[:len(positions)*width], positions)
 	case backend.OpKVWrite:
 		return p.kvWrite(bi)
 	case backend.OpAttention:
