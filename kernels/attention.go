@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/mnemo-ai/mnemo/kernels/format"
 )
@@ -195,6 +196,17 @@ func (kv KV) row(off, n int, buf []float32) []float32 {
 		}
 	}
 	return buf[:n]
+}
+
+// addr returns the address of element off and the element size in bytes.
+func (kv KV) addr(off int) (*byte, int) {
+	switch {
+	case kv.F32 != nil:
+		return (*byte)(unsafe.Pointer(&kv.F32[off])), 4
+	case kv.BF16 != nil:
+		return (*byte)(unsafe.Pointer(&kv.BF16[off])), 2
+	}
+	return &kv.E4M3[off], 1
 }
 
 // Put stores v at element offset off.
@@ -471,6 +483,32 @@ type attnPrims struct {
 	// block per tile.
 	transpose func(dst, src *float32, sstride, n16, dstride int)
 	dotsT     func(s, q *float32, nq, hdp int, kt *float32, ktstride, sstride int)
+	// prefetch, if set, asks the caches for rows rows of n bytes, stride
+	// bytes apart, from p.
+	prefetch func(p *byte, rows, stride, n int)
+}
+
+// attnAhead is how many cache blocks ahead flash prefetches: before it
+// scores block b it asks for the keys of block b+attnAhead, and before it
+// adds block b's values those of block b+attnAhead. In a model the caches
+// come from memory (the weights streamed between two layers' attention
+// evict them), and the cores do not run far enough ahead of one block's
+// arithmetic to overlap the next block's loads; one block of prefetches at
+// a time (64 lines for 16 f32 rows of 64) keeps the requests within what
+// a core has in flight. BenchmarkAttentionCold measures it.
+const attnAhead = 4
+
+// prefetchBlock prefetches kv's rows of KV head g in block b of s (none
+// past position pLast).
+func (pr *attnPrims) prefetchBlock(kv KV, s AttnSeq, sh AttnShape, g, b, pLast int) {
+	bt := sh.BlockTokens
+	if pr.prefetch == nil || b*bt > pLast {
+		return
+	}
+	hd, kvw := sh.HeadDim, sh.KVHeads*sh.HeadDim
+	nk := min(bt, pLast+1-b*bt)
+	p, es := kv.addr(int(s.Table[b])*bt*kvw + g*hd)
+	pr.prefetch(p, nk, kvw*es, hd*es)
 }
 
 // scaleRow sets y = x·a, the whole vectors with pr.scale.
@@ -554,6 +592,7 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 			b := b0 + t
 			nk := min(bt, pLast+1-b*bt)
 			base := int(s.Table[b])*bt*kvw + g*hd
+			pr.prefetchBlock(k, s, sh, g, b+attnAhead, pLast)
 			if direct {
 				kp[t], vp[t] = k.F32[base:base+(nk-1)*kvw+hd], v.F32[base:base+(nk-1)*kvw+hd]
 				raceReadSlice(kp[t])
@@ -601,6 +640,7 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 				cf = &ones[0]
 			}
 			nk := min(bt, pLast+1-(b0+t)*bt)
+			pr.prefetchBlock(v, s, sh, g, b0+t+attnAhead, pLast)
 			pr.axpy(&acc[0], &sm[t*nkp], cf, nq, nk, sstride, &vp[t][0], stride, hdp)
 		}
 	}

@@ -78,3 +78,9 @@ func transposeAVX512(dst, src *float32, sstride, n16, dstride int)
 //
 //go:noescape
 func dotsTAVX512(s, q *float32, nq, hdp int, kt *float32, ktstride, sstride int)
+
+// prefetchRows prefetches every cache line of rows rows of n bytes, stride
+// bytes apart, from p. It reads nothing a program can observe.
+//
+//go:noescape
+func prefetchRows(p *byte, rows, stride, n int)

@@ -129,13 +129,13 @@ func init() {
 		sumsq: sumsqAVX512, scaleMul: scaleMulAVX512,
 		ropeNorm: ropeNormAVX512, ropeNeox: ropeNeoxAVX512,
 	}.kernels(&attnPrims{w: 16, dots: dotsAVX512, softmax: softmaxAVX512, axpy: axpyAVX512, bf16Rows: bf16RowsAVX512, e4m3Rows: e4m3RowsAVX512, scale: scaleAVX512,
-		transpose: transposeAVX512, dotsT: dotsTAVX512})
+		transpose: transposeAVX512, dotsT: dotsTAVX512, prefetch: prefetchRows})
 	opTable[AVX512].argmax = argmaxAVX512
 	opTable[AVX2] = vecOps{
 		w: 8, exp: expAVX2, swiglu: swigluAVX2, add: addAVX2,
 		sumsq: sumsqAVX2, scaleMul: scaleMulAVX2,
 		ropeNorm: ropeNormAVX2, ropeNeox: ropeNeoxAVX2,
-	}.kernels(&attnPrims{w: 8, dots: dotsAVX2, softmax: softmaxAVX2, axpy: axpyAVX2, bf16Rows: bf16RowsAVX2, scale: scaleAVX2})
+	}.kernels(&attnPrims{w: 8, dots: dotsAVX2, softmax: softmaxAVX2, axpy: axpyAVX2, bf16Rows: bf16RowsAVX2, scale: scaleAVX2, prefetch: prefetchRows})
 }
 
 func (v vecOps) kernels(attn *attnPrims) opKernels {

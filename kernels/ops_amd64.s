@@ -1916,3 +1916,32 @@ dtoned512:
 dtdone512:
 	VZEROUPPER
 	RET
+
+// func prefetchRows(p *byte, rows, stride, n int)
+// PREFETCHT0 of every cache line of rows rows of n > 0 bytes, stride bytes
+// apart, from p.
+TEXT ·prefetchRows(SB), NOSPLIT, $0-32
+	MOVQ p+0(FP), SI
+	MOVQ rows+8(FP), CX
+	MOVQ stride+16(FP), DX
+	MOVQ n+24(FP), BX
+	TESTQ CX, CX
+	JLE  prefetch_done
+	TESTQ BX, BX
+	JLE  prefetch_done
+
+prefetch_row:
+	XORQ AX, AX
+
+prefetch_line:
+	PREFETCHT0 (SI)(AX*1)
+	ADDQ $64, AX
+	CMPQ AX, BX
+	JLT  prefetch_line
+	PREFETCHT0 -1(SI)(BX*1)
+	ADDQ DX, SI
+	DECQ CX
+	JNZ  prefetch_row
+
+prefetch_done:
+	RET
