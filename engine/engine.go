@@ -59,6 +59,9 @@ type Logits struct {
 // Row returns row i.
 func (l Logits) Row(i int) []float32 { return l.Data[i*l.Vocab : (i+1)*l.Vocab] }
 
+// DefaultBlockTokens is the KV block size when Options.BlockTokens is 0.
+const DefaultBlockTokens = 16
+
 // Options configure loading.
 type Options struct {
 	// Weights selects how matrices are stored: "auto" (the file's format
@@ -69,7 +72,8 @@ type Options struct {
 	// or backend.F8E4M3 (FP8 with no scale: a quarter of f32's bytes,
 	// values beyond ±448 saturate).
 	KV backend.DType
-	// BlockTokens is the number of tokens per KV block (default 16).
+	// BlockTokens is the number of tokens per KV block (default
+	// DefaultBlockTokens).
 	BlockTokens int
 	// ContextLength caps the tokens of one sequence (default: the model's,
 	// at most 4096). It sizes block tables.
@@ -98,7 +102,7 @@ func (o *Options) setDefaults(cfg model.Config) {
 		o.Weights = "auto"
 	}
 	if o.BlockTokens == 0 {
-		o.BlockTokens = 16
+		o.BlockTokens = DefaultBlockTokens
 	}
 	if o.ContextLength == 0 {
 		o.ContextLength = min(cfg.ContextLength, 4096)

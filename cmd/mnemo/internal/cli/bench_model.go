@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/mnemo-ai/mnemo/bench/modelbench"
+	"github.com/mnemo-ai/mnemo/engine"
 )
 
 func init() {
@@ -40,11 +41,16 @@ func runBenchModel(ctx context.Context, env Env, args []string) error {
 	if *p < 1 || *n < 1 || *seqs < 1 || *reps < 1 {
 		return usagef("-p, -n, --batch-seqs and --reps must be positive")
 	}
-	// The cache must hold the prompt and every batched sequence.
-	need := max(*p, *n+1) + (*n+1)*(*seqs) + 64
 	l, err := mf.open(env, pos[0], func(o *engineOptions) {
 		o.ContextLength = max(o.ContextLength, *p, *n+1)
-		o.KVTokens = need
+		// The cache must hold the prompt, then every batched sequence's
+		// n+1 tokens, each in whole blocks.
+		bt := o.BlockTokens
+		if bt == 0 {
+			bt = engine.DefaultBlockTokens
+		}
+		blocks := func(tokens int) int { return (tokens + bt - 1) / bt * bt }
+		o.KVTokens = max(blocks(*p), *seqs*blocks(*n+1))
 		o.MaxSeqs = max(o.MaxSeqs, *seqs)
 	})
 	if err != nil {
