@@ -2,6 +2,8 @@
 
 package kernels
 
+import "unsafe"
+
 //go:generate go run act_int8_gen.go
 
 // The int8-path kernels. Each handles groups consecutive groups of 4
@@ -125,12 +127,15 @@ func f32DotQ8S32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups i
 // codes plus off, zmm s with lane g (weight row g) and dword b (block b)
 // holding step s of the block (s < 4: dword s of the block's low view
 // lane, else dword s-4 of its high view lane), then the four rows' 16 f32
-// scales in the same lane order 4g+b.
+// scales in the same lane order 4g+b (NibS16, i.e. MXFP4, whose scales
+// are powers of two: their base-2 exponents, for int8GemmDE512).
 //
 // int8GemmPrep512 rearranges n activation records prepared with rb = 4 in
 // place to match: the codes as eight steps of 16 bytes (dword b: block b),
-// and per record four block scales at xs[4i:] and four block corrections
-// (sums of the dword corrections) at xc[4i:].
+// and record i's 16 scales and 16 corrections (xs[16i:], xc[16i:]) as
+// the block scales and block corrections (sums of the dword corrections),
+// block b in dword b of each 128-bit lane, so that the gemm kernel loads
+// them without a broadcast.
 //
 // int8GemmD512 runs decG groups of a panel against blocks blocks of decR
 // activation rows (xq, xs, xc at block 0's first chunk, block b bstride
@@ -141,6 +146,11 @@ func f32DotQ8S32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups i
 // f32 sums; into zeros if first is set), and if last is set it writes the
 // row sums instead, Σ over the lanes 4g+b', to out[(b·decR+r)·ldo/4 +
 // 4q + g] (ldo in bytes). The sums differ from rowsGeneric only in order.
+// int8GemmDE512 does the same on a panel of scale exponents (MXFP4):
+// float32(dot)·2^e by VSCALEFPS, then one FMA with ascale, which leaves
+// the VPDPBUSD ports one float op per eight VPDPBUSD instead of two. Each
+// chunk they run, they prefetch pfs bytes (a multiple of 128) of each of
+// the three groups at pf+pfo, pfg apart, until pfn bytes.
 //
 // They need AVX-512 F/BW/VL, VBMI and VNNI.
 
@@ -154,7 +164,10 @@ func int8DecNibS32512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gs
 func int8DecQ8S32512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
 
 //go:noescape
-func int8GemmD512(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn int)
+func int8GemmD512(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
+
+//go:noescape
+func int8GemmDE512(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
 
 //go:noescape
 func int8GemmPrep512(xq *int8, xs *float32, xc *int32, n int)
@@ -168,7 +181,41 @@ const (
 	decMT    = 128 // activation rows per tile (bounds the acc buffer)
 )
 
-type decKernel func(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+// decKind names a format's D kernels. rowsDec calls them directly, not
+// through func values: an indirect call makes every pointer it gets escape,
+// and the panel, acc and out buffers (44 KB) then went to the heap on every
+// call (small matrices took up to 1.8× as long, in GC).
+type decKind uint8
+
+const (
+	decNone   decKind = iota // no D kernels
+	decNibS16                // MXFP4: int8DecNibS16512, int8GemmDE512
+	decNibS32                // Q4_0: int8DecNibS32512, int8GemmD512
+	decQ8S32                 // Q8_0: int8DecQ8S32512, int8GemmD512
+)
+
+// decode runs d's panel decoder.
+func (d decKind) decode(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte) {
+	switch d {
+	case decNibS16:
+		int8DecNibS16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
+	case decNibS32:
+		int8DecNibS32512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
+	case decQ8S32:
+		int8DecQ8S32512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
+	default:
+		panic("kernels: no D kernel")
+	}
+}
+
+// gemm runs d's gemm kernel over a panel of d's decoder.
+func (d decKind) gemm(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int) {
+	if d == decNibS16 {
+		int8GemmDE512(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
+		return
+	}
+	int8GemmD512(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
+}
 
 type exactKernel func(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
@@ -192,14 +239,13 @@ type int8Kernels struct {
 	// summed reports that streams, r4 and r8 sum each block's dwords
 	// first and take tidx instead of idx.
 	summed bool
-	// dec decodes panels for the D kernels, used when m >= decMinM (nil:
-	// never).
-	dec     decKernel
+	// dec names the D kernels, used when m >= decMinM (decNone: never).
+	dec     decKind
 	decMinM int
 }
 
 // useDec reports whether k runs the D kernels for m activation rows.
-func (k *int8Kernels) useDec(m int) bool { return k.dec != nil && m >= k.decMinM }
+func (k *int8Kernels) useDec(m int) bool { return k.dec != decNone && m >= k.decMinM }
 
 // int8AVX512 holds each format's AVX-512 kernels (for tests).
 var int8AVX512 = map[*int8Format]*int8Kernels{}
@@ -212,17 +258,17 @@ func init() {
 		var t4, t8 int8BlockKernel
 		switch {
 		case f.nibbles && f.scale16:
-			k512.dec = int8DecNibS16512
+			k512.dec = decNibS16
 			k512.r1, k512.streams, k512.r4, k512.exact = int8DotNibS16512R1, int8DotNibS16512S4, int8DotNibS16512R4, f32DotNibS16512
 			s4t, t4, t8 = int8DotNibS16512S4T, int8DotNibS16512T4, int8DotNibS16512T8
 			k256.r1 = int8DotNibS16256R1
 		case f.nibbles:
-			k512.dec = int8DecNibS32512
+			k512.dec = decNibS32
 			k512.r1, k512.exact = int8DotNibS32512R1, f32DotNibS32512
 			s4t, t4, t8 = int8DotNibS32512S4T, int8DotNibS32512T4, int8DotNibS32512T8
 			k256.r1 = int8DotNibS32256R1
 		default:
-			k512.dec = int8DecQ8S32512
+			k512.dec = decQ8S32
 			k512.r1, k512.exact = int8DotQ8S32512R1, f32DotQ8S32512
 			s4t, t4, t8 = int8DotQ8S32512S4T, int8DotQ8S32512T4, int8DotQ8S32512T8
 			k256.r1 = int8DotQ8S32256R1
@@ -232,7 +278,7 @@ func init() {
 			k512.streams, k512.r4, k512.r8, k512.summed = s4t, t4, t8, true
 			k512.decMinM = decMinM
 		} else {
-			k512.dec = nil
+			k512.dec = decNone
 		}
 		int8AVX512[f] = &k512
 		registerTier(f.t, AVX512, f.asmGemm(&k512))
@@ -400,8 +446,10 @@ func gemmPrep(s *scratch, n int) {
 // decMinM is the smallest M the D kernels run for.
 const decMinM = 2
 
-// decAhead is how many panels ahead the kernels prefetch.
-const decAhead = 1
+// decAhead is how many panels ahead the kernels prefetch. At 1 the gemm
+// kernel's prefetches arrived late: on Zen 5 (4096×4096 MXFP4, one
+// thread) M = 4 took 455µs at 1 and 335µs at 2; 3 and 4 were no better.
+const decAhead = 2
 
 // rowsDec runs the D kernels over rows [n0, n1) on activations prepared by
 // int8GemmPrep512: for each tile of up to decMT activation rows and each
@@ -417,9 +465,14 @@ func (f *int8Format) rowsDec(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 	g0, g1 := n0/i8Group, roundUp(n1, i8Group)/i8Group
 	f.raceRead(w, s, g0, g1, mp)
 	tiles := (chunks + decKT - 1) / decKT
-	var panel [decKT * decG * decBytes]byte
-	var acc [decMT * decG * 16]float32
+	// On the stack (the kernels are called directly, so nothing escapes),
+	// the panel and acc 64-byte aligned: the kernels move them in whole
+	// zmm, and a line-splitting panel cost 7% at M = 8.
+	var panelBuf [decKT*decG*decBytes + 64]byte
+	var accBuf [decMT*decG*16 + 16]float32
 	var out [decMT * decG * i8Group]float32
+	panel := panelBuf[align64(unsafe.Pointer(&panelBuf[0])):][:decKT*decG*decBytes]
+	acc := accBuf[align64(unsafe.Pointer(&accBuf[0]))/4:][:decMT*decG*16]
 	for i0 := 0; i0 < mp; i0 += decMT {
 		nb := (min(mp, i0+decMT) - i0) / decR
 		rows := min(m, i0+nb*decR) - i0
@@ -446,10 +499,16 @@ func (f *int8Format) rowsDec(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 				dg, dk := kt/tiles*decG, kt%tiles*decKT-k0
 				pf, spf := dg*gBytes+dk*i8Group*rcb, dg*gScales+dk*i8Group*sstride
 				wc := &w.data[gs*gBytes+k0*i8Group*rcb]
-				k.dec(wc, &w.data[so+gs*gScales+k0*i8Group*sstride], sstride, kc, ng, gBytes, gScales, pf, spf, &f.lut, &panel[0])
+				k.dec.decode(wc, &w.data[so+gs*gScales+k0*i8Group*sstride], sstride, kc, ng, gBytes, gScales, pf, spf, &f.lut, &panel[0])
 				rec := i0*chunks + k0*decR
-				int8GemmD512(&panel[0], &s.i8[rec*i8ChunkK], &s.sc[rec*4], &s.i32[rec*4], kc, nb, chunks*decR, &acc[0], k0 == 0, k0+kc == chunks, dst, ldo,
-					wc, pf, gBytes, decKT*i8Group*rcb)
+				// Spread over the whole gemm call (kc·nb chunk runs): in
+				// bursts, the prefetches filled the miss buffers and
+				// stalled the kernel (M = 8: 515µs at 256 bytes a run,
+				// 480µs spread).
+				pfn := min(decKT, chunks-kt%tiles*decKT) * i8Group * rcb
+				pfs := roundUp((pfn+kc*nb-1)/(kc*nb), 128)
+				k.dec.gemm(&panel[0], &s.i8[rec*i8ChunkK], &s.sc[rec*i8Dwords], &s.i32[rec*i8Dwords], kc, nb, chunks*decR, &acc[0], k0 == 0, k0+kc == chunks, dst, ldo,
+					wc, pf, gBytes, pfn, pfs)
 			}
 			if !direct {
 				for i := range rows {
@@ -459,6 +518,9 @@ func (f *int8Format) rowsDec(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 		}
 	}
 }
+
+// align64 returns how many bytes past p the next 64-byte boundary is.
+func align64(p unsafe.Pointer) int { return int(-uintptr(p) & 63) }
 
 // raceRead tells the race detector what the kernels read for groups
 // [g0, g1) and mp prepared activation rows.

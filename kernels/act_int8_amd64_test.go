@@ -138,7 +138,7 @@ func TestInt8DecKernels(t *testing.T) {
 	impl := allImpls[AVX512]
 	for _, f := range []*int8Format{mxfp4Int8, q40Int8, q80Int8} {
 		k := int8AVX512[f]
-		require.NotNil(t, k.dec, "%s: no D kernel", f.t)
+		require.NotEqual(t, decNone, k.dec, "%s: no D kernel", f.t)
 		for _, m := range ms {
 			assert.Equal(t, m >= 2, k.useDec(m), "%s: D kernels for m=%d", f.t, m)
 		}
@@ -171,6 +171,36 @@ func TestInt8DecKernels(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// TestInt8DecKernelsScales runs the D kernels of MXFP4, whose gemm kernel
+// applies the E8M0 block scales as exponents (VGETEXPPS in the decoder,
+// VSCALEFPS in int8GemmDE512), on weights whose scales sit far from 1 in
+// both directions, against the generic kernel.
+func TestInt8DecKernelsScales(t *testing.T) {
+	if Best().Tier < AVX512 {
+		t.Skip("no AVX-512")
+	}
+	rng := rand.New(rand.NewPCG(18, 19))
+	impl := allImpls[AVX512]
+	const n, k = 50, 1056
+	for _, scale := range []float32{0x1p-100, 0x1p-20, 0x1p20, 0x1p100} {
+		for _, m := range []int{2, 8} {
+			t.Run(fmt.Sprintf("scale=%g/m=%d", scale, m), func(t *testing.T) {
+				wf := randMatrix(rng, n, k)
+				for i := range wf {
+					wf[i] *= scale
+				}
+				w, err := Quantize(mxfp4Int8.t, n, k, wf, format.Options{})
+				require.NoError(t, err)
+				x := randMatrix(rng, m, k)
+				want := genericAt(w, x, m)(impl)
+				y := make([]float32, m*n)
+				impl.MatMul(nil, y, w, x, m)
+				checkClose(t, y, want, int8Mag(w, x, m), implTolerance, "MatMul")
+			})
 		}
 	}
 }
@@ -209,8 +239,10 @@ func TestInt8KernelsGenerated(t *testing.T) {
 }
 
 // BenchmarkInt8DecKernels measures the D kernels alone on cache-resident
-// data: the panel decoder (GB/s of packed codes and scales) and the gemm
-// kernel over one panel of decKT chunks (GOP/s, two per multiply-add).
+// data: the panel decoder (GB/s of packed codes and scales) and each
+// format's gemm kernel (MXFP4: int8GemmDE512, Q4_0 as the others:
+// int8GemmD512) over one decoded panel of decKT chunks (GOP/s, two per
+// multiply-add).
 func BenchmarkInt8DecKernels(b *testing.B) {
 	if Best().Tier < AVX512 {
 		b.Skip("no AVX-512")
@@ -230,33 +262,38 @@ func BenchmarkInt8DecKernels(b *testing.B) {
 			for b.Loop() {
 				for gs := 0; gs < n/i8Group; gs += decG {
 					for c0 := 0; c0 < chunks; c0 += decKT {
-						dec(&w.data[gs*gBytes+c0*i8Group*rcb], &w.data[so+gs*gScales+c0*i8Group*sstride], sstride, decKT, decG, gBytes, gScales, 0, 0, &f.lut, &panel[0])
+						dec.decode(&w.data[gs*gBytes+c0*i8Group*rcb], &w.data[so+gs*gScales+c0*i8Group*sstride], sstride, decKT, decG, gBytes, gScales, 0, 0, &f.lut, &panel[0])
 					}
 				}
 			}
 			b.ReportMetric(float64(n/i8Group*(gBytes+gScales))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 		})
 	}
-	for _, nb := range []int{1, 2, 16} {
-		m := nb * decR
-		f := mxfp4Int8
-		s := new(scratch)
-		w, err := Quantize(f.t, 4, k, randMatrix(rng, 4, k), format.Options{})
+	for _, f := range []*int8Format{mxfp4Int8, q40Int8} {
+		k8 := int8AVX512[f]
+		w, err := Quantize(f.t, 4*decG, k, randMatrix(rng, 4*decG, k), format.Options{})
 		require.NoError(b, err)
 		chunks := w.kp / i8ChunkK
-		f.prep(w, randMatrix(rng, m, k), m, decR, quantizeChunks512, s)
-		gemmPrep(s, m*chunks)
+		rcb, sstride := f.rowChunkBytes(), f.spc*f.scaleBytes()
+		gBytes, gScales := chunks*i8Group*rcb, chunks*i8Group*sstride
 		var panel [decKT * decG * decBytes]byte
-		var acc [decMT * decG * 16]float32
-		var out [decMT * decG * i8Group]float32
-		b.Run(fmt.Sprintf("kernel=gemm/m=%d", m), func(b *testing.B) {
-			for b.Loop() {
-				for c0 := 0; c0 < chunks; c0 += decKT {
-					rec := c0 * decR
-					int8GemmD512(&panel[0], &s.i8[rec*i8ChunkK], &s.sc[rec*4], &s.i32[rec*4], decKT, nb, chunks*decR, &acc[0], c0 == 0, c0+decKT == chunks, &out[0], decG*i8Group*4, &w.data[0], 0, 0, 0)
+		k8.dec.decode(&w.data[0], &w.data[f.scaleOffset(w)], sstride, decKT, decG, gBytes, gScales, 0, 0, &f.lut, &panel[0])
+		for _, nb := range []int{1, 2, 16} {
+			m := nb * decR
+			s := new(scratch)
+			f.prep(w, randMatrix(rng, m, k), m, decR, quantizeChunks512, s)
+			gemmPrep(s, m*chunks)
+			var acc [decMT * decG * 16]float32
+			var out [decMT * decG * i8Group]float32
+			b.Run(fmt.Sprintf("kernel=gemm/format=%s/m=%d", f.t, m), func(b *testing.B) {
+				for b.Loop() {
+					for c0 := 0; c0 < chunks; c0 += decKT {
+						rec := c0 * decR
+						k8.dec.gemm(&panel[0], &s.i8[rec*i8ChunkK], &s.sc[rec*i8Dwords], &s.i32[rec*i8Dwords], decKT, nb, chunks*decR, &acc[0], c0 == 0, c0+decKT == chunks, &out[0], decG*i8Group*4, &w.data[0], 0, 0, 0, 64)
+					}
 				}
-			}
-			b.ReportMetric(float64(m*decG*i8Group*k*2)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GOP/s")
-		})
+				b.ReportMetric(float64(m*decG*i8Group*k*2)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GOP/s")
+			})
+		}
 	}
 }

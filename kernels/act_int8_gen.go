@@ -999,9 +999,9 @@ var (
 	decPrefetch      = true
 	decPrefetchCodes = false // the gemm kernel prefetches them instead
 	decPrefetchOp    = "PREFETCHT0"
-	// gemmPrefetch is how many bytes of each of the next panel's three
-	// groups the gemm kernel prefetches per chunk it runs (0: none).
-	gemmPrefetch = 256
+	// gemmPrefetch makes the gemm kernel prefetch the codes of a later
+	// panel.
+	gemmPrefetch = true
 )
 
 // transpose4 writes, for four zmm src[g] (lane b, dword j), the four zmm
@@ -1115,8 +1115,12 @@ func avx512Dec(nib, s16 bool) {
 		}
 	}
 	if s16 {
+		// MXFP4's scales are powers of two: the panel holds their
+		// exponents (VGETEXPPS: log2, exact, NaN stays NaN) for the E
+		// gemm kernel's VSCALEFPS.
 		p("VPMOVZXWD (R10), Z4")
 		p("VPSLLD $16, Z4, Z4")
+		p("VGETEXPPS Z4, Z4")
 	} else {
 		p("VMOVDQU32 (R10), Z4")
 	}
@@ -1135,7 +1139,10 @@ func avx512Dec(nib, s16 bool) {
 	p("RET")
 }
 
-// avx512Gemm writes int8GemmD512, the VNNI kernel over a decoded panel:
+// avx512Gemm writes int8GemmD512 (int8GemmDE512 if exp: the panel holds
+// the weight scales' exponents, applied by VSCALEFPS, which unlike VMULPS
+// does not compete with VPDPBUSD for ports on Zen 5), the VNNI kernel
+// over a decoded panel:
 // decG groups × blocks blocks of decR activation rows. For block b it
 // adds the panel's chunks chunks to the per-lane f32 sums acc[b][r][q]
 // (16 f32 each; zero instead of acc's if first is set), and if last is set
@@ -1145,18 +1152,25 @@ func avx512Dec(nib, s16 bool) {
 // them) of block b are b·bstride records after block 0's.
 // Registers: Z0-Z11 f32 sums (act row r, group q: Z(decG·r+q)); Z12-Z23
 // int32 dots, same order; Z24-Z26 codes of step s; Z27 activations of
-// step s; Z28 activation scales; Z29 combined scale. SI panel chunk, R9,
-// R10, R11 activation chunk, R12 blocks left, R13 acc, DX out.
-// Each chunk it runs, it also prefetches gemmPrefetch bytes at pf+pfo and
-// the two pfg and 2·pfg after, until it has prefetched pfn bytes there:
-// the driver points them at the three groups of the panel it decodes next.
-func avx512Gemm() {
-	const name = "int8GemmD512"
-	fmt.Fprintf(&out, "\n// func %s(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn int)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-120\n", name)
+// step s; Z24-Z26 then the groups' weight scales, Z28 activation scales,
+// Z29 combined scale. SI panel chunk, R9, R10 activation chunk (codes,
+// scales), R11 the distance from the scales to the corrections, R12 blocks
+// left, R13 acc, DX out.
+// Each chunk it runs, it also prefetches pfs bytes (a multiple of 64) at
+// pf+pfo and the two pfg and 2·pfg after, until it has prefetched pfn
+// bytes there: the driver points them at the three groups of the panel it
+// decodes decAhead panels later and spreads them over the call with pfs.
+func avx512Gemm(exp bool) {
+	name := "int8GemmD512"
+	if exp {
+		name = "int8GemmDE512"
+	}
+	fmt.Fprintf(&out, "\n// func %s(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-128\n", name)
 	p("MOVQ xq+8(FP), R14")
 	p("MOVQ xs+16(FP), R15")
-	p("MOVQ xc+24(FP), BX")
+	p("MOVQ xc+24(FP), R11")
+	p("SUBQ R15, R11")
 	p("MOVQ blocks+40(FP), R12")
 	p("MOVQ acc+56(FP), R13")
 	p("MOVQ out+72(FP), DX")
@@ -1166,7 +1180,7 @@ func avx512Gemm() {
 	p("MOVQ bstride+48(FP), AX")
 	p("MOVQ AX, CX")
 	p("SHLQ $7, AX")
-	p("SHLQ $4, CX")
+	p("SHLQ $6, CX")
 	p("MOVQ CX, bstride+48(FP)")
 	p("MOVQ pf+88(FP), R8")
 	p("ADDQ pfo+96(FP), R8")
@@ -1178,7 +1192,6 @@ func avx512Gemm() {
 	p("MOVQ wd+0(FP), SI")
 	p("MOVQ R14, R9")
 	p("MOVQ R15, R10")
-	p("MOVQ BX, R11")
 	p("MOVQ chunks+32(FP), CX")
 	nacc := decG * decR
 	p("CMPB first+64(FP), $0")
@@ -1192,20 +1205,26 @@ func avx512Gemm() {
 		p("VPXORD Z%d, Z%d, Z%d", a, a, a)
 	}
 	label(name + "_chunk")
-	if gemmPrefetch > 0 {
+	if gemmPrefetch {
 		p("CMPQ R8, pfn+112(FP)")
 		p("JAE %s_nopf", name)
-		for off := 0; off < gemmPrefetch; off += 64 {
+		p("MOVQ pfs+120(FP), BX")
+		label(name + "_pf")
+		for off := 0; off < 128; off += 64 {
 			p("PREFETCHT0 %d(R8)", off)
 			p("PREFETCHT0 %d(R8)(DI*1)", off)
 			p("PREFETCHT0 %d(R8)(DI*2)", off)
 		}
-		p("ADDQ $%d, R8", gemmPrefetch)
+		p("ADDQ $128, R8")
+		p("SUBQ $128, BX")
+		p("JA %s_pf", name)
 		label(name + "_nopf")
 	}
+	// The corrections of act row r start the dots of its decG groups.
 	for r := range decR {
-		for q := range decG {
-			p("VBROADCASTI32X4 %d(R11), Z%d", 16*r, 12+decG*r+q)
+		p("VMOVDQU32 %d(R10)(R11*1), Z%d", 64*r, 12+decG*r)
+		for q := 1; q < decG; q++ {
+			p("VMOVDQA32 Z%d, Z%d", 12+decG*r, 12+decG*r+q)
 		}
 	}
 	for s := range 8 {
@@ -1219,19 +1238,28 @@ func avx512Gemm() {
 			}
 		}
 	}
+	// The groups' weight scales (or exponents), once per chunk.
+	for q := range decG {
+		p("VMOVUPS %d(SI), Z%d", q*decBytes+512, 24+q)
+	}
 	for r := range decR {
-		p("VBROADCASTF32X4 %d(R10), Z28", 16*r)
+		p("VMOVUPS %d(R10), Z28", 64*r)
 		for q := range decG {
 			a := decG*r + q
-			p("VMULPS %d(SI), Z28, Z29", q*decBytes+512)
+			if exp {
+				p("VCVTDQ2PS Z%d, Z%d", 12+a, 12+a)
+				p("VSCALEFPS Z%d, Z%d, Z%d", 24+q, 12+a, 12+a)
+				p("VFMADD231PS Z28, Z%d, Z%d", 12+a, a)
+				continue
+			}
+			p("VMULPS Z%d, Z28, Z29", 24+q)
 			p("VCVTDQ2PS Z%d, Z%d", 12+a, 12+a)
 			p("VFMADD231PS Z29, Z%d, Z%d", 12+a, a)
 		}
 	}
 	p("ADDQ $%d, SI", decG*decBytes)
 	p("ADDQ $%d, R9", decR*128)
-	p("ADDQ $%d, R10", decR*16)
-	p("ADDQ $%d, R11", decR*16)
+	p("ADDQ $%d, R10", decR*64)
 	p("DECQ CX")
 	p("JNZ %s_chunk", name)
 	p("CMPB last+65(FP), $0")
@@ -1266,7 +1294,6 @@ func avx512Gemm() {
 	p("LEAQ (DX)(SI*4), DX")
 	p("ADDQ AX, R14")
 	p("ADDQ bstride+48(FP), R15")
-	p("ADDQ bstride+48(FP), BX")
 	p("DECQ R12")
 	p("JNZ %s_block", name)
 	p("VZEROUPPER")
@@ -1276,8 +1303,10 @@ func avx512Gemm() {
 // gemmPrep writes int8GemmPrep512, which rearranges n activation records
 // prepared for the other kernels in place for the D kernel: the codes'
 // dwords transposed within each view (step s = view s/4, dword s%4 of
-// each block), and record i's block scales and corrections (the sums of
-// each block's four dword corrections) at xs[4i:], xc[4i:].
+// each block), and record i's 16 block scales and corrections (the sums
+// of each block's four dword corrections) at xs[16i:], xc[16i:], block b
+// in dword b of every 128-bit lane (a 128-bit broadcast from memory costs
+// a shuffle µop on the ports VPDPBUSD needs; a plain load does not).
 func gemmPrep() {
 	const name = "int8GemmPrep512"
 	fmt.Fprintf(&out, "\n// func %s(xq *int8, xs *float32, xc *int32, n int)\n", name)
@@ -1286,29 +1315,29 @@ func gemmPrep() {
 	p("MOVQ xs+8(FP), DI")
 	p("MOVQ xc+16(FP), DX")
 	p("MOVQ n+24(FP), CX")
-	p("MOVQ DI, R8")
-	p("MOVQ DX, R9")
 	transIdx()
+	// Z29[4j+b] = 4b: dword b of each lane takes block b's scale.
+	p("MOVL $-4, AX")
+	p("VPBROADCASTD AX, Z29")
+	p("VPANDD Z29, Z30, Z29")
 	label(name + "_loop")
 	p("VPERMD (SI), Z30, Z0")
 	p("VPERMD 64(SI), Z30, Z1")
 	p("VMOVDQU32 Z0, (SI)")
 	p("VMOVDQU32 Z1, 64(SI)")
-	// Transposed, the first four dwords are the dwords 4b of the scales;
-	// the corrections add the four transposed rows.
-	p("VPERMD (R8), Z30, Z2")
-	p("VPERMD (R9), Z30, Z3")
-	p("VEXTRACTI64X4 $1, Z3, Y4")
-	p("VPADDD Y4, Y3, Y3")
-	p("VEXTRACTI128 $1, Y3, X4")
-	p("VPADDD X4, X3, X3")
-	p("VMOVDQU X2, (DI)")
-	p("VMOVDQU X3, (DX)")
+	// The corrections add the four lanes of the transposed dwords
+	// (lane j, dword b: dword 4b+j), leaving the sums in every lane.
+	p("VPERMD (DI), Z29, Z2")
+	p("VPERMD (DX), Z30, Z3")
+	p("VSHUFI32X4 $0x4E, Z3, Z3, Z4")
+	p("VPADDD Z4, Z3, Z3")
+	p("VSHUFI32X4 $0xB1, Z3, Z3, Z4")
+	p("VPADDD Z4, Z3, Z3")
+	p("VMOVDQU32 Z2, (DI)")
+	p("VMOVDQU32 Z3, (DX)")
 	p("ADDQ $128, SI")
-	p("ADDQ $64, R8")
-	p("ADDQ $64, R9")
-	p("ADDQ $16, DI")
-	p("ADDQ $16, DX")
+	p("ADDQ $64, DI")
+	p("ADDQ $64, DX")
 	p("DECQ CX")
 	p("JNZ %s_loop", name)
 	p("VZEROUPPER")
@@ -1347,7 +1376,8 @@ func main() {
 		exact512(v.nib, v.s16)
 		avx512Dec(v.nib, v.s16)
 	}
-	avx512Gemm()
+	avx512Gemm(false)
+	avx512Gemm(true)
 	gemmPrep()
 	quant()
 	if err := os.WriteFile(*dst, out.Bytes(), 0o644); err != nil {
