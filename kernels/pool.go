@@ -3,6 +3,7 @@ package kernels
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,7 +22,37 @@ type Pool struct {
 type task struct {
 	fn     func(lo, hi int)
 	lo, hi int
-	done   *sync.WaitGroup
+	done   *forDone
+}
+
+// forDone counts the chunks of a For call still running on workers.
+type forDone struct {
+	left atomic.Int32
+	wg   sync.WaitGroup
+}
+
+func (d *forDone) finish() {
+	d.left.Add(-1)
+	d.wg.Done()
+}
+
+// wait returns when every chunk has finished. The caller usually finishes
+// its own chunk within microseconds of the workers, so it polls for up to
+// spinFor before it blocks: a goroutine that blocks has to be woken, and
+// on a virtual machine whose idle CPU has halted that costs tens of
+// microseconds, more than many of the matmuls and attention calls of a
+// decode step take in all.
+func (d *forDone) wait() {
+	deadline := time.Now().Add(spinFor)
+	for i := 0; d.left.Load() > 0; i++ {
+		if i%64 == 63 {
+			if time.Now().After(deadline) {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	d.wg.Wait()
 }
 
 // NewPool starts a Pool of threads threads (the caller counts as one);
@@ -39,7 +70,7 @@ func NewPool(threads int) *Pool {
 					return
 				}
 				t.fn(t.lo, t.hi)
-				t.done.Done()
+				t.done.finish()
 			}
 		})
 	}
@@ -107,14 +138,15 @@ func (p *Pool) For(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	var done sync.WaitGroup
-	done.Add(chunks - 1)
+	done := new(forDone)
+	done.left.Store(int32(chunks - 1))
+	done.wg.Add(chunks - 1)
 	bound := func(c int) int { return min(n, units*c/chunks*grain) }
 	for c := 1; c < chunks; c++ {
-		p.tasks <- task{fn: fn, lo: bound(c), hi: bound(c + 1), done: &done}
+		p.tasks <- task{fn: fn, lo: bound(c), hi: bound(c + 1), done: done}
 	}
 	fn(0, bound(1))
-	done.Wait()
+	done.wait()
 }
 
 var defaultPool = sync.OnceValue(func() *Pool { return NewPool(0) })

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,4 +60,31 @@ func TestNilPoolRunsOnCaller(t *testing.T) {
 	n := 0
 	p.For(10, 3, func(lo, hi int) { n += hi - lo })
 	assert.Equal(t, 10, n)
+}
+
+// BenchmarkPoolFor measures a For whose worker chunk takes a few
+// microseconds longer than the caller's, as the halves of a matmul do: the
+// time per call is the work plus the cost of joining the worker.
+func BenchmarkPoolFor(b *testing.B) {
+	p := NewPool(2)
+	defer p.Close()
+	var sink atomic.Int64
+	work := func(n int) {
+		x := int64(1)
+		for i := range n {
+			x = x*31 + int64(i)
+		}
+		sink.Add(x)
+	}
+	for _, spins := range []int{0, 2000, 20000} {
+		b.Run(fmt.Sprintf("worker-extra=%d", spins), func(b *testing.B) {
+			for b.Loop() {
+				p.For(2, 1, func(lo, _ int) {
+					if lo > 0 {
+						work(spins)
+					}
+				})
+			}
+		})
+	}
 }
