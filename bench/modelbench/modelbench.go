@@ -53,11 +53,17 @@ type Result struct {
 	PrefillOfRoof   float64 `json:"pp_of_compute_roof"`
 	GenTokens       int     `json:"tg_tokens"`
 	DecodeTokS      float64 `json:"tg_tok_s"`
-	ReadGBs         float64 `json:"read_gb_s"`
-	DecodeOfRoof    float64 `json:"tg_of_read_roofline"`
-	BatchSeqs       int     `json:"batch_seqs"`
-	BatchTokS       float64 `json:"batch_tok_s"`
-	BatchSpeedup    float64 `json:"batch_speedup"`
+	// ReadGBs is the read bandwidth the decode ratio is taken against:
+	// the higher of two probes, one just before the decode test and one
+	// after the runs (ReadGBsBefore, ReadGBsAfter). Far apart, they say
+	// the machine's bandwidth moved during the run.
+	ReadGBs       float64 `json:"read_gb_s"`
+	ReadGBsBefore float64 `json:"read_gb_s_before_tg"`
+	ReadGBsAfter  float64 `json:"read_gb_s_after"`
+	DecodeOfRoof  float64 `json:"tg_of_read_roofline"`
+	BatchSeqs     int     `json:"batch_seqs"`
+	BatchTokS     float64 `json:"batch_tok_s"`
+	BatchSpeedup  float64 `json:"batch_speedup"`
 	// RSSBytes is the process's resident memory when Run starts (after
 	// loading), next to what the model needs: WeightBytes in the backend
 	// and KVBytes for the whole cache.
@@ -151,6 +157,26 @@ func Run(ctx context.Context, m engine.Model, name string, opt Options) (Result,
 	res.PrefillTokS = float64(opt.Prompt) / best.Seconds()
 	res.PrefillGFLOPs = 2 * float64(matrixMACs(cfg)) * res.PrefillTokS / 1e9
 
+	// The read bandwidth just before the decode tests, to set beside the
+	// one measured after them.
+	readGBs := func(probes ...string) (roofline.Peaks, error) {
+		lim, err := roofline.Measure(ctx, roofline.Options{Threads: opt.Threads, Probes: probes})
+		if err != nil {
+			return roofline.Peaks{}, err
+		}
+		if opt.Threads == 0 {
+			return lim.Multi, nil
+		}
+		return lim.At(max(opt.Threads, 1)), nil
+	}
+	if !opt.SkipRoofline {
+		p, err := readGBs(roofline.ReadDRAM)
+		if err != nil {
+			return res, err
+		}
+		res.ReadGBsBefore = p.ReadGBs
+	}
+
 	// tg: one token at a time after a one-token prompt.
 	decode := func(n int, seqs int) (time.Duration, error) {
 		batch := make([]*engine.Seq, seqs)
@@ -200,15 +226,12 @@ func Run(ctx context.Context, m engine.Model, name string, opt Options) (Result,
 	if !opt.SkipRoofline {
 		f, _ := format.ParseType(res.Format)
 		res.ComputeRoofName = roofFor(f)
-		lim, err := roofline.Measure(ctx, roofline.Options{Threads: opt.Threads, Probes: []string{roofline.ReadDRAM, res.ComputeRoofName}})
+		p, err := readGBs(roofline.ReadDRAM, res.ComputeRoofName)
 		if err != nil {
 			return res, err
 		}
-		p := lim.At(max(opt.Threads, 1))
-		if opt.Threads == 0 {
-			p = lim.Multi
-		}
-		res.ReadGBs = p.ReadGBs
+		res.ReadGBsAfter = p.ReadGBs
+		res.ReadGBs = max(res.ReadGBsBefore, res.ReadGBsAfter)
 		res.ComputeRoof, _ = p.Value(res.ComputeRoofName)
 		if res.ReadGBs > 0 {
 			res.DecodeOfRoof = res.DecodeTokS * float64(res.MatrixBytes) / (res.ReadGBs * 1e9)
@@ -240,6 +263,10 @@ func Fprint(w io.Writer, r Result) {
 		fmt.Fprintf(w, "  = %.0f%% of the read roofline (%.1f GB/s measured now)", 100*r.DecodeOfRoof, r.ReadGBs)
 	}
 	fmt.Fprintln(w)
+	if lo, hi := min(r.ReadGBsBefore, r.ReadGBsAfter), max(r.ReadGBsBefore, r.ReadGBsAfter); lo > 0 && hi > 1.15*lo {
+		fmt.Fprintf(w, "           read bandwidth moved from %.1f to %.1f GB/s during the run: this machine is noisy, the ratio uses the higher\n",
+			r.ReadGBsBefore, r.ReadGBsAfter)
+	}
 	if r.BatchSeqs > 1 {
 		fmt.Fprintf(w, "  tg×%-4d %8.1f tok/s  (%.2f× one sequence)\n", r.BatchSeqs, r.BatchTokS, r.BatchSpeedup)
 	}

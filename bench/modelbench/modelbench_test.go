@@ -3,9 +3,11 @@ package modelbench_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -53,4 +55,19 @@ func TestRun(t *testing.T) {
 
 	_, err = modelbench.Run(context.Background(), m, "tiny", modelbench.Options{Prompt: -1, SkipRoofline: true})
 	assert.Error(t, err)
+}
+
+// TestFprintBandwidthMoved checks that the summary says when the read
+// probes before and after the decode test disagree, and only then.
+func TestFprintBandwidthMoved(t *testing.T) {
+	for _, tt := range []struct {
+		before, after float64
+		moved         bool
+	}{{40, 80, true}, {80, 40, true}, {49, 50, false}, {0, 50, false}} {
+		r := modelbench.Result{Model: "m", GenTokens: 8, DecodeTokS: 10, ReadGBsBefore: tt.before, ReadGBsAfter: tt.after, ReadGBs: max(tt.before, tt.after)}
+		var out bytes.Buffer
+		modelbench.Fprint(&out, r)
+		assert.Equal(t, tt.moved, strings.Contains(out.String(), "read bandwidth moved"), "%v → %v: %s", tt.before, tt.after, out.String())
+		assert.Contains(t, out.String(), fmt.Sprintf("%.1f GB/s measured now", max(tt.before, tt.after)))
+	}
 }
