@@ -2,7 +2,10 @@
 
 package kernels
 
-import "unsafe"
+import (
+	"sync"
+	"unsafe"
+)
 
 //go:generate go run act_int8_gen.go
 
@@ -366,7 +369,8 @@ func (f *int8Format) rowsAsm(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 	g0, g1 := n0/i8Group, roundUp(n1, i8Group)/i8Group
 	f.raceRead(w, s, g0, g1, m)
 	sstride := f.spc * f.scaleBytes()
-	var out [i8CallGroups * 4]float32
+	out := getOutBuf()
+	defer outBufs.Put(out)
 	for gs := g0; gs < g1; gs += i8CallGroups {
 		ge := min(g1, gs+i8CallGroups)
 		for i := range m {
@@ -404,7 +408,8 @@ func (f *int8Format) rowsAsmBlocks(k *int8Kernels, w *Matrix, y []float32, m, n0
 	g0, g1 := n0/i8Group, roundUp(n1, i8Group)/i8Group
 	f.raceRead(w, s, g0, g1, mp)
 	sstride := f.spc * f.scaleBytes()
-	var out [i8CallGroups * 4]float32
+	out := getOutBuf()
+	defer outBufs.Put(out)
 	for i0 := 0; i0 < mp; i0 += tile {
 		i1 := min(mp, i0+tile)
 		nb := (i1 - i0) / rb
@@ -433,6 +438,13 @@ func (f *int8Format) rowsAsmBlocks(k *int8Kernels, w *Matrix, y []float32, m, n0
 		}
 	}
 }
+
+// outBufs holds the row kernels' per-call output buffers. The kernels are
+// called through func values, so an array on the stack would escape and be
+// allocated on every call (4 KB per matmul and thread).
+var outBufs = sync.Pool{New: func() any { return new([i8CallGroups * 4]float32) }}
+
+func getOutBuf() *[i8CallGroups * 4]float32 { return outBufs.Get().(*[i8CallGroups * 4]float32) }
 
 // gemmPrep runs int8GemmPrep512 on the first n records of s.
 func gemmPrep(s *scratch, n int) {
@@ -549,7 +561,8 @@ func (f *int8Format) rowsExactAsm(k exactKernel, w *Matrix, y []float32, m, n0, 
 	raceReadSlice(w.data[g0*gBytes : g1*gBytes])
 	raceReadSlice(w.data[so+g0*gScales : so+g1*gScales+64])
 	raceReadSlice(s.f32[:m*chunks*i8ChunkK])
-	var out [i8ExactGroups * 4]float32
+	out := getOutBuf()
+	defer outBufs.Put(out)
 	for gs := g0; gs < g1; gs += i8ExactGroups {
 		ge := min(g1, gs+i8ExactGroups)
 		for i := range m {
