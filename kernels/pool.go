@@ -43,15 +43,7 @@ func (d *forDone) finish() {
 // microseconds, more than many of the matmuls and attention calls of a
 // decode step take in all.
 func (d *forDone) wait() {
-	deadline := time.Now().Add(spinFor)
-	for i := 0; d.left.Load() > 0; i++ {
-		if i%64 == 63 {
-			if time.Now().After(deadline) {
-				break
-			}
-			runtime.Gosched()
-		}
-	}
+	poll(func() bool { return d.left.Load() == 0 })
 	d.wg.Wait()
 }
 
@@ -86,22 +78,35 @@ const spinFor = 50 * time.Microsecond
 // next returns the next task, polling for up to spinFor before blocking;
 // ok is false once the pool is closed.
 func (p *Pool) next() (task, bool) {
-	deadline := time.Now().Add(spinFor)
-	for i := 0; ; i++ {
+	var t task
+	ok := false
+	if poll(func() bool {
 		select {
-		case t, ok := <-p.tasks:
-			return t, ok
+		case t, ok = <-p.tasks:
+			return true
 		default:
+			return false
 		}
+	}) {
+		return t, ok
+	}
+	t, ok = <-p.tasks
+	return t, ok
+}
+
+// poll calls ready until it reports true or spinFor has passed, yielding
+// the processor every 64 calls, and reports whether ready did.
+func poll(ready func() bool) bool {
+	deadline := time.Now().Add(spinFor)
+	for i := 0; !ready(); i++ {
 		if i%64 == 63 {
 			if time.Now().After(deadline) {
-				break
+				return false
 			}
 			runtime.Gosched()
 		}
 	}
-	t, ok := <-p.tasks
-	return t, ok
+	return true
 }
 
 // Threads returns the number of threads work is split across. A nil Pool

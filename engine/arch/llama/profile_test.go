@@ -44,30 +44,13 @@ func decodeOps(b *testing.B, m engine.Model) {
 	run := m.(profiler).Runner()
 	for _, seqs := range []int{1, 8} {
 		b.Run(fmt.Sprintf("seqs=%d", seqs), func(b *testing.B) {
-			batch := make([]*engine.Seq, seqs)
-			for i := range batch {
-				batch[i] = &engine.Seq{Table: &kvcache.Table{}, Tokens: []int32{int32(1 + i)}}
-			}
-			defer func() {
-				for _, s := range batch {
-					s.Table.Release(m.KV().Pool)
-				}
-			}()
-			step := func() {
-				if batch[0].Table.Len >= 1000 {
-					for _, s := range batch {
-						s.Table.Release(m.KV().Pool)
-					}
-				}
-				_, err := m.Forward(context.Background(), batch)
-				require.NoError(b, err)
-			}
-			step() // compile the programs outside the profile
+			step := decodeBatch(b, m, seqs)
+			step(0) // compile the programs outside the profile
 			run.SetProfiling(true)
 			defer run.SetProfiling(false)
 			n := 0
 			for b.Loop() {
-				step()
+				step(n + 1)
 				n++
 			}
 			prof := run.Profile()
