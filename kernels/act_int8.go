@@ -123,6 +123,11 @@ type int8Format struct {
 	lut [16]uint8
 	// scale16 stores scales as the top half of their f32 bits.
 	scale16 bool
+	// scale8 stores MXFP4's E8M0 scale bytes e as they are. The assembly
+	// kernels load them as 2^(e-127) (f32 bits e<<23) and halve their
+	// finished sums (asmScale); matrices with a byte that cannot take that
+	// way run the generic kernels (see e8Fast).
+	scale8 bool
 	// idx[:16] maps each dword of a row-chunk to its scale slot; idx[16:],
 	// seen as 32 uint16, maps word 2d+1 to slot(d) (for VPERMW, whose
 	// even words are zeroed by a mask).
@@ -131,7 +136,9 @@ type int8Format struct {
 	// (spc = 4 only): lane 4b+g takes slot g·spc+b, the scale of row g's
 	// block b among the four rows' scales of a chunk.
 	tidx [2 * i8Dwords]int32
-	// ftab maps a nibble to its integer weight as f32 (Exact kernels).
+	// ftab maps a nibble to its integer weight as f32 (Exact kernels),
+	// halved for scale8, whose kernels load twice the format's scale, so
+	// that ftab·scale is the weight itself.
 	ftab [16]float32
 	// eidx[l] maps the 16 bytes of lane l of a view to their scale slots
 	// (as dwords for f32 scales, as word 2p+1 for 16-bit ones).
@@ -146,21 +153,24 @@ func newInt8Format(f int8Format) *int8Format {
 	for d := range i8Dwords {
 		s := int32(d * f.spc / i8Dwords)
 		f.idx[d] = s
-		f.idx[i8Dwords+d] = s << 16 // word 2d+1, little-endian
+		f.idx[i8Dwords+d] = s << f.permShift() // word 2d+1 or byte 4d+3
 	}
 	for l := range i8Dwords {
 		s := int32(l%4*f.spc + l/4)
 		f.tidx[l] = s
-		f.tidx[i8Dwords+l] = s << 16
+		f.tidx[i8Dwords+l] = s << f.permShift()
 	}
 	for c := range f.ftab {
 		f.ftab[c] = float32(int32(f.lut[c]) - f.off)
+		if f.scale8 {
+			f.ftab[c] /= 2
+		}
 	}
 	for l := range f.eidx {
 		for p := range f.eidx[l] {
 			s := int32((16*l + p) / 4 * f.spc / i8Dwords)
-			if f.scale16 {
-				s <<= 16
+			if f.scale16 || f.scale8 {
+				s <<= f.permShift()
 			}
 			f.eidx[l][p] = s
 		}
@@ -178,12 +188,55 @@ var fp4Lut = func() (l [16]uint8) {
 
 func f16Scale(hdr []byte) float32 { return format.F16ToFloat32(binary.LittleEndian.Uint16(hdr)) }
 
+// permShift places a scale slot in the index of the permuting scale loads:
+// in the odd word of a dword (VPERMW, 16-bit scales) or its top byte
+// (VPERMB, scale8).
+func (f *int8Format) permShift() int32 {
+	if f.scale8 {
+		return 24
+	}
+	return 16
+}
+
 // scaleBytes is the size of one stored block scale.
 func (f *int8Format) scaleBytes() int {
-	if f.scale16 {
+	switch {
+	case f.scale8:
+		return 1
+	case f.scale16:
 		return 2
 	}
 	return 4
+}
+
+// asmScale is the factor the assembly int8 kernels apply to finished
+// outputs: the tensor scale, halved for scale8, whose kernels load twice
+// the format's scale (the Exact ones halve ftab instead).
+func (f *int8Format) asmScale(w *Matrix) float32 {
+	if f.scale8 {
+		return f.tensorScale(w) / 2
+	}
+	return f.tensorScale(w)
+}
+
+// e8Fast reports whether the assembly kernels take an MXFP4 block with
+// scale byte e and codes: 2^(e-127) must be finite and, with the finished
+// sums halved, equal the format's 2^(e-128) times any nonzero code. 0xFF
+// (NaN), 0xFE (whose doubled scale 2^127 leaves no headroom) and 0x00 with
+// a nonzero code (2^-127 is not e<<23) are not; no trained weights have
+// them, and a matrix that does runs the generic kernels, exactly.
+func e8Fast(e byte, codes []byte) bool {
+	switch {
+	case e >= 0xFE:
+		return false
+	case e == 0:
+		for _, c := range codes {
+			if c&0x77 != 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // scaleOffset is where the scales start in w.data.
@@ -282,6 +335,13 @@ func (f *int8Format) pack(w *Matrix, rows []byte) {
 		for b := range nblk {
 			c, slot := b/f.spc, b%f.spc
 			o := (((i/i8Group*chunks+c)*i8Group+i%i8Group)*f.spc + slot) * ssz
+			if f.scale8 {
+				sc[o] = row[b*bb]
+				if !e8Fast(row[b*bb], row[b*bb+f.hdrBytes:(b+1)*bb]) {
+					w.generic = true
+				}
+				continue
+			}
 			v := math.Float32bits(f.scale(row[b*bb:]))
 			if f.scale16 {
 				binary.LittleEndian.PutUint16(sc[o:], uint16(v>>16))
@@ -315,7 +375,9 @@ func (f *int8Format) chunkAt(w *Matrix, i, c int) (wb []byte, sw [8]float32) {
 	rcb := f.rowChunkBytes()
 	sc := w.data[f.scaleOffset(w)+rec*f.spc*f.scaleBytes():]
 	for s := range f.spc {
-		if f.scale16 {
+		if f.scale8 {
+			sw[s] = f.scale(sc[s : s+1])
+		} else if f.scale16 {
 			sw[s] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(sc[2*s:])) << 16)
 		} else {
 			sw[s] = math.Float32frombits(binary.LittleEndian.Uint32(sc[4*s:]))

@@ -11,10 +11,12 @@ import (
 
 // The int8-path kernels. Each handles groups consecutive groups of 4
 // packed weight rows (w, ws: the first group's codes and scales at chunk 0,
-// scales 16-bit for S16 and f32 for S32; each stream continues into the
-// next group) against the same R activation rows prepared with rb = R (xq,
-// xs, xc: the row block's chunk 0), over chunks chunks, and writes for
-// group q out[q*4R + r*4 + g] = Σ_c Σ_dword float32(dot) · (ws·xs) with
+// scales f32 for S32, 16-bit for S16 (NVFP4) and E8M0 bytes for E8 (MXFP4,
+// loaded as twice the format's scale, see scale8); each stream continues
+// into the next group) against the same R activation rows prepared with
+// rb = R (xq, xs, xc: the row block's chunk 0), over chunks chunks, and
+// writes for group q out[q*4R + r*4 + g] = Σ_c Σ_dword float32(dot) ·
+// (ws·xs) with
 // dot = xc[dword] + Σ over the dword's 4 bytes of both views of
 // u8(w+off)·s8(xq) (see act_int8.go). sstride is the byte distance between
 // the scales of two rows of a chunk (spc·scale bytes), lut maps nibbles to
@@ -36,8 +38,9 @@ import (
 // blocks (xq, xs, xc continue into the next block), writing
 // out[(q·blocks+b)·16 + r·4 + g], so a group's codes are read from memory
 // once and from L1 for the other blocks (T8 takes exactly two blocks and
-// decodes the codes once for both). The T kernels (and S4T), for formats
-// with one scale per 32 weights (spc = 4: MXFP4, Q4_0, Q8_0), sum each
+// decodes the codes once for both). The S4T and T kernels, for formats
+// with one scale per 32 weights (spc = 4: MXFP4, which has no T kernels,
+// Q4_0, Q8_0), sum each
 // block's four dwords in int32 first (exact) and convert, scale and
 // accumulate once per activation row and block for the four weight rows
 // (idx is then tidx); R4 and S4 (NVFP4) convert each dword like the
@@ -57,19 +60,19 @@ func int8DotNibS16512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 func int8DotNibS16512R4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups, blocks int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
-func int8DotNibS16512T8(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups, blocks int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-//go:noescape
-func int8DotNibS16512T4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups, blocks int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-//go:noescape
-func int8DotNibS16512S4T(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-//go:noescape
 func int8DotNibS16512S4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
 func int8DotNibS16256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+
+//go:noescape
+func int8DotNibE8512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+
+//go:noescape
+func int8DotNibE8512S4T(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+
+//go:noescape
+func int8DotNibE8256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
 func int8DotNibS32512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
@@ -101,16 +104,19 @@ func int8DotQ8S32512S4T(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 //go:noescape
 func int8DotQ8S32256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
-// f32DotNibS16512, f32DotNibS32512 and f32DotQ8S32512 are the Exact
-// kernels: for groups consecutive groups (w, ws as for the int8 kernels)
-// and one activation row x prepared by prepExact (128 f32 per chunk in the
-// views' order), out[q*4+g] = Σ_c Σ_p x[c][p] · (ftab[code(p)]·scale(p))
-// (Q8: int8 code · scale), the exact decoded weights of rowsExact without
+// f32DotNibS16512, f32DotNibE8512, f32DotNibS32512 and f32DotQ8S32512 are
+// the Exact kernels: for groups consecutive groups (w, ws as for the int8
+// kernels) and one activation row x prepared by prepExact (128 f32 per
+// chunk in the views' order), out[q*4+g] = Σ_c Σ_p x[c][p] ·
+// (ftab[code(p)]·scale(p)) (Q8: int8 code · scale), the exact decoded weights of rowsExact without
 // the NVFP4 tensor scale. eidx[l] maps the bytes of lane l to scale slots.
 // They need AVX-512 F/BW/VL; they read up to 64 bytes past the last scale.
 
 //go:noescape
 func f32DotNibS16512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
+
+//go:noescape
+func f32DotNibE8512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 //go:noescape
 func f32DotNibS32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
@@ -130,8 +136,8 @@ func f32DotQ8S32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups i
 // codes plus off, zmm s with lane g (weight row g) and dword b (block b)
 // holding step s of the block (s < 4: dword s of the block's low view
 // lane, else dword s-4 of its high view lane), then the four rows' 16 f32
-// scales in the same lane order 4g+b (NibS16, i.e. MXFP4, whose scales
-// are powers of two: their base-2 exponents, for int8GemmDE512).
+// scales in the same lane order 4g+b (NibE8, i.e. MXFP4, whose scales
+// are powers of two: their base-2 exponents e-128, for int8GemmDE512).
 //
 // int8GemmPrep512 rearranges n activation records prepared with rb = 4 in
 // place to match: the codes as eight steps of 16 bytes (dword b: block b),
@@ -158,7 +164,7 @@ func f32DotQ8S32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups i
 // They need AVX-512 F/BW/VL, VBMI and VNNI.
 
 //go:noescape
-func int8DecNibS16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+func int8DecNibE8512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
 
 //go:noescape
 func int8DecNibS32512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
@@ -192,7 +198,7 @@ type decKind uint8
 
 const (
 	decNone   decKind = iota // no D kernels
-	decNibS16                // MXFP4: int8DecNibS16512, int8GemmDE512
+	decNibE8                 // MXFP4: int8DecNibE8512, int8GemmDE512
 	decNibS32                // Q4_0: int8DecNibS32512, int8GemmD512
 	decQ8S32                 // Q8_0: int8DecQ8S32512, int8GemmD512
 )
@@ -200,8 +206,8 @@ const (
 // decode runs d's panel decoder.
 func (d decKind) decode(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte) {
 	switch d {
-	case decNibS16:
-		int8DecNibS16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
+	case decNibE8:
+		int8DecNibE8512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
 	case decNibS32:
 		int8DecNibS32512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
 	case decQ8S32:
@@ -213,7 +219,7 @@ func (d decKind) decode(w *byte, ws *byte, sstride int, chunks, groups, gcodes, 
 
 // gemm runs d's gemm kernel over a panel of d's decoder.
 func (d decKind) gemm(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int) {
-	if d == decNibS16 {
+	if d == decNibE8 {
 		int8GemmDE512(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
 		return
 	}
@@ -260,10 +266,14 @@ func init() {
 		var s4t int8Kernel
 		var t4, t8 int8BlockKernel
 		switch {
+		case f.nibbles && f.scale8:
+			// No T kernels: M > 1 runs the D kernels.
+			k512.dec = decNibE8
+			k512.r1, k512.exact = int8DotNibE8512R1, f32DotNibE8512
+			s4t = int8DotNibE8512S4T
+			k256.r1 = int8DotNibE8256R1
 		case f.nibbles && f.scale16:
-			k512.dec = decNibS16
 			k512.r1, k512.streams, k512.r4, k512.exact = int8DotNibS16512R1, int8DotNibS16512S4, int8DotNibS16512R4, f32DotNibS16512
-			s4t, t4, t8 = int8DotNibS16512S4T, int8DotNibS16512T4, int8DotNibS16512T8
 			k256.r1 = int8DotNibS16256R1
 		case f.nibbles:
 			k512.dec = decNibS32
@@ -309,6 +319,10 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 		},
 		prep: func(w *Matrix, x []float32, m int, s *scratch) {
 			switch {
+			case w.generic:
+				if w.Precision == Fast {
+					f.prep(w, x, m, 1, nil, s)
+				}
 			case w.Precision == Fast && k.useDec(m):
 				f.prep(w, x, m, decR, k.quant, s)
 				gemmPrep(s, roundUp(m, decR)*(w.kp/i8ChunkK))
@@ -320,6 +334,12 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 		},
 		rows: func(w *Matrix, y, x []float32, m, n0, n1 int, s *scratch) {
 			switch {
+			case w.generic && w.Precision == Fast:
+				f.rowsGeneric(w, y, m, n0, n1, s)
+				return
+			case w.generic:
+				f.rowsExact(w, y, x, m, n0, n1)
+				return
 			case w.Precision == Fast:
 			case k.exact != nil:
 				f.rowsExactAsm(k.exact, w, y, m, n0, n1, s)
@@ -363,7 +383,7 @@ func (f *int8Format) kernelIdx(summed bool) *[32]int32 {
 // each call, k.r1 the rest.
 func (f *int8Format) rowsAsm(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
 	chunks := w.kp / i8ChunkK
-	ts := f.tensorScale(w)
+	ts := f.asmScale(w)
 	gBytes, gScales := chunks*i8Group*f.rowChunkBytes(), chunks*i8Group*f.spc*f.scaleBytes()
 	so := f.scaleOffset(w)
 	g0, g1 := n0/i8Group, roundUp(n1, i8Group)/i8Group
@@ -400,7 +420,7 @@ func (f *int8Format) rowsAsm(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 func (f *int8Format) rowsAsmBlocks(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
 	const rb = 4
 	chunks := w.kp / i8ChunkK
-	ts := f.tensorScale(w)
+	ts := f.asmScale(w)
 	mp := roundUp(m, rb)
 	tile := min(mp, max(rb, i8TileBytes/(chunks*256)/rb*rb), i8CallGroups*i8Group/(rb*i8Group)*rb)
 	gBytes, gScales := chunks*i8Group*f.rowChunkBytes(), chunks*i8Group*f.spc*f.scaleBytes()

@@ -70,16 +70,75 @@ var prefetchS4 = 0
 // prefetchOp is the prefetch instruction the kernels use.
 var prefetchOp = "PREFETCHT0"
 
-// kindName names a kernel variant: codes (Nib or Q8) and scale width.
-func kindName(nib, s16 bool) string {
+// scaleKind is how a format stores its block scales.
+type scaleKind int
+
+const (
+	s32 scaleKind = iota // f32
+	s16                  // the top half of the f32 bits (NVFP4)
+	e8                   // E8M0 exponent bytes e (MXFP4): the kernels load
+	// 2^(e-127) (bits e<<23, one more than the format's halved 2^(e-128))
+	// and the Go side halves the finished sums
+)
+
+// kindName names a kernel variant: codes (Nib or Q8) and scale storage.
+func kindName(nib bool, sk scaleKind) string {
 	k := "Q8"
 	if nib {
 		k = "Nib"
 	}
-	if s16 {
+	switch sk {
+	case s16:
 		return k + "S16"
+	case e8:
+		return k + "E8"
 	}
 	return k + "S32"
+}
+
+// scaleSetup loads the scale index (idx at AX: its second half for the
+// permuting loads) into Z30 and the mask of the lanes those loads fill
+// into K1: odd words (s16) or the top byte of each dword (e8).
+func scaleSetup(sk scaleKind) {
+	switch sk {
+	case s16:
+		p("VMOVDQU32 64(AX), Z30")
+		p("MOVL $0xAAAAAAAA, AX")
+		p("KMOVD AX, K1")
+	case e8:
+		p("VMOVDQU32 64(AX), Z30")
+		scaleMask(sk)
+	default:
+		p("VMOVDQU32 (AX), Z30")
+	}
+}
+
+// scaleMask sets K1 for scaleLoad (nothing for s32).
+func scaleMask(sk scaleKind) {
+	switch sk {
+	case s16:
+		p("MOVL $0xAAAAAAAA, AX")
+		p("KMOVD AX, K1")
+	case e8:
+		p("MOVQ $0x8888888888888888, AX")
+		p("KMOVQ AX, K1")
+	}
+}
+
+// scaleLoad expands the scales at addr into f32 lanes of dst through the
+// index idx (as set up by scaleSetup).
+func scaleLoad(sk scaleKind, addr, idx, dst string) {
+	switch sk {
+	case s16:
+		// Odd words get the 16-bit scales, even words are zeroed.
+		p("VPERMW.Z %s, %s, K1, %s", addr, idx, dst)
+	case e8:
+		// The exponent byte lands in bits 24-31, then at 23-30.
+		p("VPERMB.Z %s, %s, K1, %s", addr, idx, dst)
+		p("VPSRLD $1, %s, %s", dst, dst)
+	default:
+		p("VPERMPS %s, %s, %s", addr, idx, dst)
+	}
 }
 
 // avx512 writes the G=4 × R kernel for nibble or int8 codes.
@@ -87,8 +146,8 @@ func kindName(nib, s16 bool) string {
 // activations (lo, hi per act row); Z24/Z25 decoded weights lo/hi; Z26
 // expanded weight scales; Z27 int32 sum; Z28 combined scale; Z29 nibble
 // table (in each lane); Z30 scale index; Z31 0x80 bytes (Q8); K1 odd words.
-func avx512(nib, s16 bool, r int) {
-	name := fmt.Sprintf("int8Dot%s512R%d", kindName(nib, s16), r)
+func avx512(nib bool, sk scaleKind, r int) {
+	name := fmt.Sprintf("int8Dot%s512R%d", kindName(nib, sk), r)
 	if r == 1 {
 		fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
 		fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
@@ -104,13 +163,7 @@ func avx512(nib, s16 bool, r int) {
 		p("VBROADCASTI32X4 (AX), Z29")
 		p("MOVQ idx+80(FP), AX")
 	}
-	if s16 {
-		p("VMOVDQU32 64(AX), Z30")
-		p("MOVL $0xAAAAAAAA, AX")
-		p("KMOVD AX, K1")
-	} else {
-		p("VMOVDQU32 (AX), Z30")
-	}
+	scaleSetup(sk)
 	p("MOVL $0x80808080, AX")
 	p("VPBROADCASTD AX, Z31")
 	rcb := 128
@@ -165,12 +218,7 @@ func avx512(nib, s16 bool, r int) {
 			p("VPXORD %d(SI), Z31, Z24", g*rcb)
 			p("VPXORD %d(SI), Z31, Z25", g*rcb+64)
 		}
-		if s16 {
-			// Odd words get the 16-bit scales, even words are zeroed.
-			p("VPERMW.Z %s, Z30, K1, Z26", scaleAddr(g))
-		} else {
-			p("VPERMPS %s, Z30, Z26", scaleAddr(g))
-		}
+		scaleLoad(sk, scaleAddr(g), "Z30", "Z26")
 		for i := range r {
 			p("VMOVDQU32 %d(R10)(R11*1), Z27", i*64)
 			p("VPDPBUSD Z%d, Z24, Z27", 16+2*i)
@@ -227,21 +275,15 @@ func avx512(nib, s16 bool, r int) {
 // of the current act row; Z15 expanded weight scales; Z16-Z19 dots of
 // rows 0-3; Z20-Z23 reduction temporaries; Z24 combined scale; Z29 nibble
 // table; Z30 scale index; Z31 0x80 bytes (Q8); K1 odd words.
-func avx512T4(nib, s16 bool) {
-	name := fmt.Sprintf("int8Dot%s512T4", kindName(nib, s16))
+func avx512T4(nib bool, sk scaleKind) {
+	name := fmt.Sprintf("int8Dot%s512T4", kindName(nib, sk))
 	fmt.Fprintf(&out, "\n// func %s%s\n", name, signatureBlocks)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-96\n", name)
 	p("MOVQ " + strings.Replace(prologue, "out+80(FP)", "out+88(FP)", 1))
 	p("MOVQ lut+72(FP), AX")
 	p("VBROADCASTI32X4 (AX), Z29")
 	p("MOVQ idx+80(FP), AX")
-	if s16 {
-		p("VMOVDQU32 64(AX), Z30")
-		p("MOVL $0xAAAAAAAA, AX")
-		p("KMOVD AX, K1")
-	} else {
-		p("VMOVDQU32 (AX), Z30")
-	}
+	scaleSetup(sk)
 	p("MOVL $0x80808080, AX")
 	p("VPBROADCASTD AX, Z31")
 	rcb := 128
@@ -274,11 +316,7 @@ func avx512T4(nib, s16 bool) {
 			p("VPXORD %d(SI), Z31, Z%d", g*rcb+64, hi)
 		}
 	}
-	if s16 {
-		p("VPERMW.Z (DI), Z30, K1, Z15")
-	} else {
-		p("VPERMPS (DI), Z30, Z15")
-	}
+	scaleLoad(sk, "(DI)", "Z30", "Z15")
 	for r := range 4 {
 		p("VMOVDQU8 %d(R9), Z12", r*128)
 		p("VMOVDQU8 %d(R9), Z13", r*128+64)
@@ -340,21 +378,15 @@ func avx512T4(nib, s16 bool) {
 // K1 odd words. BX and R8 are the distances from block 0 to block 1 of
 // the activations and of their scales (and corrections), R14 the current
 // chunk's corrections, R12 a chunk's scale bytes.
-func avx512T8(nib, s16 bool) {
-	name := fmt.Sprintf("int8Dot%s512T8", kindName(nib, s16))
+func avx512T8(nib bool, sk scaleKind) {
+	name := fmt.Sprintf("int8Dot%s512T8", kindName(nib, sk))
 	fmt.Fprintf(&out, "\n// func %s%s\n", name, signatureBlocks)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-96\n", name)
 	p("MOVQ " + strings.Replace(prologue, "out+80(FP)", "out+88(FP)", 1))
 	p("MOVQ lut+72(FP), AX")
 	p("VBROADCASTI32X4 (AX), Z29")
 	p("MOVQ idx+80(FP), AX")
-	if s16 {
-		p("VMOVDQU32 64(AX), Z30")
-		p("MOVL $0xAAAAAAAA, AX")
-		p("KMOVD AX, K1")
-	} else {
-		p("VMOVDQU32 (AX), Z30")
-	}
+	scaleSetup(sk)
 	p("MOVL $0x80808080, AX")
 	p("VPBROADCASTD AX, Z31")
 	rcb := 128
@@ -383,11 +415,7 @@ func avx512T8(nib, s16 bool) {
 			p("VPXORD %d(SI), Z31, Z%d", g*rcb+64, hi)
 		}
 	}
-	if s16 {
-		p("VPERMW.Z (DI), Z30, K1, Z16")
-	} else {
-		p("VPERMPS (DI), Z30, Z16")
-	}
+	scaleLoad(sk, "(DI)", "Z30", "Z16")
 	p("LEAQ (R10)(R11*1), R14")
 	for bb := range 2 {
 		xq, xs, xc := "(R9)", "(R10)", "(R14)"
@@ -452,21 +480,15 @@ func avx512T8(nib, s16 bool) {
 // Z24 combined scale; Z29 nibble table; Z30 scale index; Z31 0x80 bytes
 // (Q8); K1 odd words. SI/DI stream 0's codes and scales, R12/AX the
 // distance between streams' codes and scales, BX/R14 the current stream's.
-func avx512ST(nib, s16 bool, ns int) {
-	name := fmt.Sprintf("int8Dot%s512S%dT", kindName(nib, s16), ns)
+func avx512ST(nib bool, sk scaleKind, ns int) {
+	name := fmt.Sprintf("int8Dot%s512S%dT", kindName(nib, sk), ns)
 	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
 	p("MOVQ " + prologue)
 	p("MOVQ lut+64(FP), AX")
 	p("VBROADCASTI32X4 (AX), Z29")
 	p("MOVQ idx+72(FP), AX")
-	if s16 {
-		p("VMOVDQU32 64(AX), Z30")
-		p("MOVL $0xAAAAAAAA, AX")
-		p("KMOVD AX, K1")
-	} else {
-		p("VMOVDQU32 (AX), Z30")
-	}
+	scaleSetup(sk)
 	p("MOVL $0x80808080, AX")
 	p("VPBROADCASTD AX, Z31")
 	rcb, shift := 128, 9
@@ -495,11 +517,7 @@ func avx512ST(nib, s16 bool, ns int) {
 			p("ADDQ R12, BX")
 			p("ADDQ AX, R14")
 		}
-		if s16 {
-			p("VPERMW.Z (R14), Z30, K1, Z14")
-		} else {
-			p("VPERMPS (R14), Z30, Z14")
-		}
+		scaleLoad(sk, "(R14)", "Z30", "Z14")
 		for g := range 4 {
 			if nib {
 				p("VMOVDQU8 %d(BX), Z9", g*rcb)
@@ -569,8 +587,8 @@ func avx512ST(nib, s16 bool, ns int) {
 // nibble table; Z31 0x80 bytes (Q8); K1 odd words. SI/DI stream 0 codes
 // and scales, R12/AX the distance between streams' codes and scales, BX
 // and R14 stream 3's codes and scales.
-func avx512S4(nib, s16 bool) {
-	name := fmt.Sprintf("int8Dot%s512S4", kindName(nib, s16))
+func avx512S4(nib bool, sk scaleKind) {
+	name := fmt.Sprintf("int8Dot%s512S4", kindName(nib, sk))
 	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
 	p("MOVQ " + prologue)
@@ -578,7 +596,7 @@ func avx512S4(nib, s16 bool) {
 	p("VBROADCASTI32X4 (AX), Z29")
 	p("MOVQ idx+72(FP), AX")
 	p("MOVQ R8, BX")
-	if s16 {
+	if sk == s16 {
 		p("VMOVDQU32 64(AX), Z30")
 		p("MOVL $0xAAAAAAAA, AX")
 		p("KMOVD AX, K1")
@@ -638,7 +656,7 @@ func avx512S4(nib, s16 bool) {
 				p("VPXORD %d%s, Z31, Z24", g*rcb, codes[st])
 				p("VPXORD %d%s, Z31, Z25", g*rcb+64, codes[st])
 			}
-			if s16 {
+			if sk == s16 {
 				p("VPERMW.Z Z20, Z%d, K1, Z26", idx[g])
 			} else {
 				p("VPERMPS Z20, Z%d, Z26", idx[g])
@@ -688,8 +706,8 @@ func avx512S4(nib, s16 bool) {
 // Registers: Y0-Y3 accumulators; Y4 nibble table; Y5 nibble mask; Y6 int16
 // ones; Y7/Y8 scale index of each half chunk; Y9-Y13 temporaries; Y14 a
 // row-chunk's 16-bit scales widened to f32.
-func avx2(nib, s16 bool) {
-	name := fmt.Sprintf("int8Dot%s256R1", kindName(nib, s16))
+func avx2(nib bool, sk scaleKind) {
+	name := fmt.Sprintf("int8Dot%s256R1", kindName(nib, sk))
 	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
 	p("MOVQ " + prologue)
@@ -716,9 +734,13 @@ func avx2(nib, s16 bool) {
 	p("LEAQ (DI)(R8*2), BX")
 	p("ADDQ R8, BX")
 	for g := range 4 {
-		if s16 {
+		switch sk {
+		case s16:
 			p("VPMOVZXWD %s, Y14", scaleAddr(g))
 			p("VPSLLD $16, Y14, Y14")
+		case e8:
+			p("VPMOVZXBD %s, Y14", scaleAddr(g))
+			p("VPSLLD $23, Y14, Y14")
 		}
 		for h := range 2 {
 			if nib {
@@ -750,7 +772,7 @@ func avx2(nib, s16 bool) {
 				p("VPADDD Y10, Y9, Y9")
 			}
 			p("VCVTDQ2PS Y9, Y9")
-			if s16 {
+			if sk != s32 {
 				p("VPERMPS Y14, Y%d, Y13", 7+h)
 			} else {
 				p("VPERMPS %s, Y%d, Y13", scaleAddr(g), 7+h)
@@ -787,8 +809,8 @@ func avx2(nib, s16 bool) {
 // Registers: Z0-Z3 and Z12-Z15 accumulators (low and high view); Z4 the
 // f32 nibble table; Z5-Z8 the scale index of each lane; Z9 scales; Z10,
 // Z11 temporaries; K1 odd words.
-func exact512(nib, s16 bool) {
-	name := fmt.Sprintf("f32Dot%s512", kindName(nib, s16))
+func exact512(nib bool, sk scaleKind) {
+	name := fmt.Sprintf("f32Dot%s512", kindName(nib, sk))
 	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)\n", name)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-72\n", name)
 	p("MOVQ w+0(FP), SI")
@@ -802,10 +824,7 @@ func exact512(nib, s16 bool) {
 	for l := range 4 {
 		p("VMOVDQU32 %d(AX), Z%d", 64*l, 5+l)
 	}
-	if s16 {
-		p("MOVL $0xAAAAAAAA, AX")
-		p("KMOVD AX, K1")
-	}
+	scaleMask(sk)
 	rcb := 128
 	if nib {
 		rcb = 64
@@ -827,11 +846,7 @@ func exact512(nib, s16 bool) {
 	}
 	for g := range 4 {
 		for l := range 4 {
-			if s16 {
-				p("VPERMW.Z %s, Z%d, K1, Z9", scaleAddr(g), 5+l)
-			} else {
-				p("VPERMPS %s, Z%d, Z9", scaleAddr(g), 5+l)
-			}
+			scaleLoad(sk, scaleAddr(g), fmt.Sprintf("Z%d", 5+l), "Z9")
 			if nib {
 				p("VPMOVZXBD %d(SI), Z10", g*rcb+16*l)
 				p("VPERMPS Z4, Z10, Z11")
@@ -1053,8 +1068,8 @@ func transIdx() {
 // codes pf bytes and the scales spf bytes after those it reads.
 // Registers: Z0-Z7 transposed and decoded codes, Z8-Z11 temporaries,
 // Z27/Z28 transpose indexes, Z29 nibble table, Z31 0x80 bytes.
-func avx512Dec(nib, s16 bool) {
-	name := fmt.Sprintf("int8Dec%s512", kindName(nib, s16))
+func avx512Dec(nib bool, sk scaleKind) {
+	name := fmt.Sprintf("int8Dec%s512", kindName(nib, sk))
 	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)\n", name)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
 	p("MOVQ w+0(FP), SI")
@@ -1070,6 +1085,10 @@ func avx512Dec(nib, s16 bool) {
 	p("MOVL $0x80808080, AX")
 	p("VPBROADCASTD AX, Z31")
 	transIdx2()
+	if sk == e8 {
+		p("MOVL $128, AX")
+		p("VPBROADCASTD AX, Z30")
+	}
 	rcb := 128
 	if nib {
 		rcb = 64
@@ -1114,14 +1133,18 @@ func avx512Dec(nib, s16 bool) {
 			}
 		}
 	}
-	if s16 {
+	switch sk {
+	case e8:
 		// MXFP4's scales are powers of two: the panel holds their
-		// exponents (VGETEXPPS: log2, exact, NaN stays NaN) for the E
-		// gemm kernel's VSCALEFPS.
-		p("VPMOVZXWD (R10), Z4")
-		p("VPSLLD $16, Z4, Z4")
-		p("VGETEXPPS Z4, Z4")
-	} else {
+		// exponents e-128 (the format's halved 2^(e-128), exact) for the
+		// E gemm kernel's VSCALEFPS. Matrices with the bytes the fast
+		// kernels cannot take (0xFF: NaN) never get here.
+		p("VPMOVZXBD (R10), Z4")
+		p("VPSUBD Z30, Z4, Z4")
+		p("VCVTDQ2PS Z4, Z4")
+	case s16:
+		panic("avx512Dec: no 16-bit scale decoder")
+	default:
 		p("VMOVDQU32 (R10), Z4")
 	}
 	p("VMOVDQU32 Z4, 512(R11)")
@@ -1361,20 +1384,27 @@ func main() {
 		fmt.Sscan(args[2], &prefetchS4)
 	}
 	out.WriteString("// Code generated by act_int8_gen.go; DO NOT EDIT.\n\n//go:build amd64 && gc && !noasm\n\n#include \"textflag.h\"\n")
-	for _, v := range []struct{ nib, s16 bool }{{true, true}, {true, false}, {false, false}} {
-		avx512(v.nib, v.s16, 1)
-		if v.s16 {
-			// Only NVFP4 (spc = 8) needs the per-dword kernels; the
-			// formats with spc = 4 (MXFP4 too) sum blocks first.
-			avx512(v.nib, v.s16, 4)
-			avx512S4(v.nib, v.s16)
+	// NVFP4 (16-bit scales, spc = 8) runs the per-dword kernels; the
+	// formats with spc = 4 (MXFP4, Q4_0, Q8_0) sum blocks first, and
+	// MXFP4 (whose M > 1 runs the D kernels at AVX-512) has no T kernels.
+	for _, v := range []struct {
+		nib bool
+		sk  scaleKind
+	}{{true, s16}, {true, e8}, {true, s32}, {false, s32}} {
+		avx512(v.nib, v.sk, 1)
+		if v.sk == s16 {
+			avx512(v.nib, v.sk, 4)
+			avx512S4(v.nib, v.sk)
+		} else {
+			if v.sk == s32 {
+				avx512T4(v.nib, v.sk)
+				avx512T8(v.nib, v.sk)
+			}
+			avx512ST(v.nib, v.sk, 4)
+			avx512Dec(v.nib, v.sk)
 		}
-		avx512T4(v.nib, v.s16)
-		avx512T8(v.nib, v.s16)
-		avx512ST(v.nib, v.s16, 4)
-		avx2(v.nib, v.s16)
-		exact512(v.nib, v.s16)
-		avx512Dec(v.nib, v.s16)
+		avx2(v.nib, v.sk)
+		exact512(v.nib, v.sk)
 	}
 	avx512Gemm(false)
 	avx512Gemm(true)

@@ -260,3 +260,72 @@ func TestInt8ErrorBound(t *testing.T) {
 		}
 	}
 }
+
+// TestMXFP4ScaleBytes checks MXFP4 matrices across the range of E8M0 scale
+// bytes: the assembly tiers take 2^(e-127) from the stored byte and halve
+// their sums, which is exact for e in [1, 0xFD] and for e = 0 on zero
+// codes; the other bytes (a nonzero block at e = 0, 0xFE, NaN's 0xFF) make
+// the whole matrix run the generic kernels, so every tier gives exactly
+// the generic result. The activations are scaled to keep the products
+// normal f32 numbers, where the tiers differ only in summation order.
+func TestMXFP4ScaleBytes(t *testing.T) {
+	const n, k, m = 9, 384, 3
+	cases := []struct {
+		e       byte
+		xExp    int
+		zero    bool // all codes ±0
+		generic bool
+	}{
+		{0x00, 0, true, false},
+		{0x00, 100, false, true},
+		{0x01, 100, false, false},
+		{0x7F, 0, false, false},
+		{0xFC, -110, false, false}, // 6·2^125: still a finite f32 weight
+		{0xFE, -110, false, true},
+		{0xFF, 0, false, true},
+	}
+	bb := format.MXFP4.BlockBytes()
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("e=%#x/zero=%t", tc.e, tc.zero), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(tc.e), 3))
+			rows := make([]byte, n*format.MXFP4.RowBytes(k))
+			for b := 0; b < len(rows); b += bb {
+				rows[b] = tc.e
+				for i := b + 1; i < b+bb; i++ {
+					if tc.zero {
+						rows[i] = byte(rng.IntN(4)) * 0x44 & 0x88 // ±0 nibbles
+					} else {
+						rows[i] = byte(rng.IntN(256))
+					}
+				}
+			}
+			w, err := Pack(format.MXFP4, n, k, rows, 0)
+			require.NoError(t, err)
+			require.Equal(t, tc.generic, w.generic, "generic kernels only")
+			x := randMatrix(rng, m, k)
+			for i := range x {
+				x[i] = float32(math.Ldexp(float64(x[i]), tc.xExp))
+			}
+			_, mag := reference(w, rows, x, m)
+			for _, prec := range []Precision{Fast, Exact} {
+				w.Precision = prec
+				generic := genericAt(w, x, m)
+				for _, impl := range Impls() {
+					y := make([]float32, m*n)
+					impl.MatMul(nil, y, w, x, m)
+					what := fmt.Sprintf("impl=%s %s", impl.Name, prec)
+					if !tc.generic {
+						checkClose(t, y, generic(impl), mag, implTolerance, what+" vs generic")
+						continue
+					}
+					for i, want := range generic(impl) {
+						got := float64(y[i])
+						if got != want && !(math.IsNaN(got) && math.IsNaN(want)) {
+							t.Fatalf("%s: y[%d] = %g, want the generic kernel's %g", what, i, got, want)
+						}
+					}
+				}
+			}
+		})
+	}
+}

@@ -85,6 +85,9 @@ type Matrix struct {
 	kp    int       // K padded as the format's layout needs
 	data  []byte    // packed weights
 	scale []float32 // per-row or per-block scales, if the layout keeps them apart
+	// generic makes every tier run the generic kernels: the weights hold
+	// a value the assembly ones cannot take exactly (see e8Fast).
+	generic bool
 }
 
 // Bytes returns the packed size of the weights (what a GEMV streams).

@@ -7,12 +7,13 @@ import (
 )
 
 // MXFP4 weights run on the int8 path (act_int8.go): nibbles map to
-// 2·E2M1 + 12 through fp4Lut, and the E8M0 block scale is stored as
-// 2^(e-128) in f32 (exact; 0xFF becomes NaN).
+// 2·E2M1 + 12 through fp4Lut, and the E8M0 block scale byte e is stored as
+// it is (scale8), one byte per 32 weights as in the file. Its value is
+// 2^(e-128) (halved for the doubled codes; exact; 0xFF is NaN).
 var mxfp4Int8 = newInt8Format(int8Format{
 	t:        format.MXFP4,
 	nibbles:  true,
-	scale16:  true,
+	scale8:   true,
 	order:    orderMX,
 	spc:      4,
 	off:      12,
