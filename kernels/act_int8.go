@@ -91,11 +91,22 @@ const (
 	// orderNV: lane l of the low view is x[32l+{0..7,16..23}], of the high
 	// view x[32l+{8..15,24..31}] (NVFP4).
 	orderNV
+	// orderD is orderMX in the steps of the transposed packing (dlayout),
+	// for the Exact kernel: element 16s+4b+t is x[32b+4s+t] for steps s <
+	// 4 (the low nibbles), x[32b+16+4(s-4)+t] for the others.
+	orderD
 )
 
 // actPerm[o][P] is the chunk element at position P (low view P < 64, high
 // view P >= 64) in order o.
-var actPerm = func() (p [2][i8ChunkK]uint8) {
+var actPerm = func() (p [3][i8ChunkK]uint8) {
+	for s := range 8 {
+		for b := range 4 {
+			for t := range 4 {
+				p[orderD][16*s+4*b+t] = uint8(32*b + 16*(s/4) + 4*(s%4) + t)
+			}
+		}
+	}
 	for l := range 4 {
 		for j := range 16 {
 			p[orderMX][16*l+j] = uint8(32*l + j)
@@ -128,6 +139,13 @@ type int8Format struct {
 	// finished sums (asmScale); matrices with a byte that cannot take that
 	// way run the generic kernels (see e8Fast).
 	scale8 bool
+	// dlayout packs each group's row-chunks transposed (nibble formats
+	// with spc = 4): its 256 bytes are four zmm, and lane g, dword b of
+	// zmm j is dword j of block b's lane of row g (bytes 16b+4j..+3 of
+	// the row-chunk). Decoding zmm j's low nibbles gives step j of every
+	// block of the four rows, its high nibbles step 4+j, in the lanes the
+	// VPDPBUSD kernels sum without horizontal adds (see the D kernels).
+	dlayout bool
 	// idx[:16] maps each dword of a row-chunk to its scale slot; idx[16:],
 	// seen as 32 uint16, maps word 2d+1 to slot(d) (for VPERMW, whose
 	// even words are zeroed by a mask).
@@ -167,6 +185,13 @@ func newInt8Format(f int8Format) *int8Format {
 		}
 	}
 	for l := range f.eidx {
+		if f.dlayout {
+			// Row l's scale index: dword 4b+t takes block b's scale.
+			for p := range f.eidx[l] {
+				f.eidx[l][p] = int32(4*l+p/4) << f.permShift()
+			}
+			continue
+		}
 		for p := range f.eidx[l] {
 			s := int32((16*l + p) / 4 * f.spc / i8Dwords)
 			if f.scale16 || f.scale8 {
@@ -319,6 +344,19 @@ func (f *int8Format) pack(w *Matrix, rows []byte) {
 		}
 		return buf
 	})
+	if f.dlayout {
+		var gc [i8Group * 64]byte
+		for o := 0; o < len(w.data); o += len(gc) {
+			copy(gc[:], w.data[o:])
+			for g := range i8Group {
+				for b := range 4 {
+					for j := range 4 {
+						copy(w.data[o+64*j+16*g+4*b:][:4], gc[64*g+16*b+4*j:])
+					}
+				}
+			}
+		}
+	}
 	// Scales, then 64 bytes of padding so that the kernels' 64-byte scale
 	// loads stay in bounds at the last row-chunk.
 	codes := len(w.data)
@@ -367,9 +405,10 @@ func (f *int8Format) decodeChunk(dst *[i8ChunkK]float32, wb []byte, sw *[8]float
 	}
 }
 
-// chunkAt returns the packed codes and the decoded scales of row-chunk
-// (i, c).
-func (f *int8Format) chunkAt(w *Matrix, i, c int) (wb []byte, sw [8]float32) {
+// chunkAtInto returns the packed codes and the decoded scales of row-chunk
+// (i, c). A transposed row-chunk (dlayout) is gathered into dst (at least
+// 64 bytes, or nil to allocate).
+func (f *int8Format) chunkAtInto(dst []byte, w *Matrix, i, c int) (wb []byte, sw [8]float32) {
 	chunks := w.kp / i8ChunkK
 	rec := (i/i8Group*chunks+c)*i8Group + i%i8Group
 	rcb := f.rowChunkBytes()
@@ -383,13 +422,26 @@ func (f *int8Format) chunkAt(w *Matrix, i, c int) (wb []byte, sw [8]float32) {
 			sw[s] = math.Float32frombits(binary.LittleEndian.Uint32(sc[4*s:]))
 		}
 	}
-	return w.data[rec*rcb : (rec+1)*rcb], sw
+	if !f.dlayout {
+		return w.data[rec*rcb : (rec+1)*rcb], sw
+	}
+	if len(dst) < rcb {
+		dst = make([]byte, rcb)
+	}
+	gc := w.data[(rec-i%i8Group)*rcb:][:i8Group*rcb]
+	for b := range 4 {
+		for j := range 4 {
+			copy(dst[16*b+4*j:][:4], gc[64*j+16*(i%i8Group)+4*b:])
+		}
+	}
+	return dst[:rcb], sw
 }
 
 func (f *int8Format) row(w *Matrix, i int, dst []float32) {
 	var buf [i8ChunkK]float32
+	var cb [128]byte
 	for c := range w.kp / i8ChunkK {
-		wb, sw := f.chunkAt(w, i, c)
+		wb, sw := f.chunkAtInto(cb[:], w, i, c)
 		f.decodeChunk(&buf, wb, &sw, w.TensorScale)
 		copy(dst[c*i8ChunkK:], buf[:min(i8ChunkK, w.K-c*i8ChunkK)])
 	}
@@ -491,6 +543,37 @@ func (f *int8Format) quantizeChunk(xq []int8, sa []float32, cr []int32, x []floa
 	}
 }
 
+// gemmPrepGo is int8GemmPrep512 in Go: it rearranges the first n
+// activation records of s in place for the kernels of the transposed
+// packing (dlayout) and the D kernels: each view's codes as four steps of
+// 16 bytes (step j, dword b: dword 4b+j of the view), and the 16 scales
+// and corrections as the block scales and block corrections (the sums of
+// the block's dword corrections), block b in dword b of each 16 bytes.
+func gemmPrepGo(s *scratch, n int) {
+	for r := range n {
+		xq := s.i8[r*i8ChunkK:][:i8ChunkK]
+		xs, xc := s.sc[r*i8Dwords:][:i8Dwords], s.i32[r*i8Dwords:][:i8Dwords]
+		var q [i8ChunkK]int8
+		var bs [4]float32
+		var bc [4]int32
+		for v := range 2 {
+			for j := range 4 {
+				for b := range 4 {
+					copy(q[64*v+16*j+4*b:][:4], xq[64*v+16*b+4*j:])
+				}
+			}
+		}
+		for b := range 4 {
+			bs[b] = xs[4*b]
+			bc[b] = xc[4*b] + xc[4*b+1] + xc[4*b+2] + xc[4*b+3]
+		}
+		copy(xq, q[:])
+		for d := range i8Dwords {
+			xs[d], xc[d] = bs[d%4], bc[d%4]
+		}
+	}
+}
+
 // rowsGeneric is the reference int8 kernel, on activations prepared with
 // rb = 1. Like the assembly it sums exact int32 dots per dword (4 bytes of
 // each view), and adds float32(dot) · (wscale·ascale) in f32, so the tiers
@@ -500,6 +583,7 @@ func (f *int8Format) rowsGeneric(w *Matrix, y []float32, m, n0, n1 int, s *scrat
 	chunks := w.kp / i8ChunkK
 	dps := i8Dwords / f.spc
 	ts := f.tensorScale(w)
+	var cb [128]byte
 	for n := n0; n < n1; n += i8Group {
 		for i := range m {
 			var acc [i8Group]float32
@@ -508,7 +592,7 @@ func (f *int8Format) rowsGeneric(w *Matrix, y []float32, m, n0, n1 int, s *scrat
 				xq := s.i8[rec*i8ChunkK : (rec+1)*i8ChunkK]
 				sa := s.sc[rec*i8Dwords : (rec+1)*i8Dwords]
 				for g := range i8Group {
-					wb, sw := f.chunkAt(w, n+g, c)
+					wb, sw := f.chunkAtInto(cb[:], w, n+g, c)
 					a := acc[g]
 					for dw := range i8Dwords {
 						var dot int32
@@ -534,6 +618,9 @@ func (f *int8Format) prepExact(w *Matrix, x []float32, m int, s *scratch) {
 	chunks := w.kp / i8ChunkK
 	s.f32 = grow(s.f32, m*chunks*i8ChunkK)
 	perm := &actPerm[f.order]
+	if f.dlayout {
+		perm = &actPerm[orderD]
+	}
 	for i := range m {
 		xr := x[i*w.K : (i+1)*w.K]
 		for c := range chunks {
@@ -558,11 +645,12 @@ func (f *int8Format) rowsExact(w *Matrix, y, x []float32, m, n0, n1 int) {
 	ts := f.tensorScale(w)
 	acc := make([]float32, m*i8Group)
 	var dec [i8Group][i8ChunkK]float32
+	var cb [128]byte
 	for n := n0; n < n1; n += i8Group {
 		clear(acc)
 		for c := range chunks {
 			for g := range i8Group {
-				wb, sw := f.chunkAt(w, n+g, c)
+				wb, sw := f.chunkAtInto(cb[:], w, n+g, c)
 				f.decodeChunk(&dec[g], wb, &sw, 1)
 			}
 			k0 := c * i8ChunkK

@@ -39,8 +39,8 @@ import (
 // out[(q·blocks+b)·16 + r·4 + g], so a group's codes are read from memory
 // once and from L1 for the other blocks (T8 takes exactly two blocks and
 // decodes the codes once for both). The S4T and T kernels, for formats
-// with one scale per 32 weights (spc = 4: MXFP4, which has no T kernels,
-// Q4_0, Q8_0), sum each
+// with one scale per 32 weights (spc = 4: Q4_0, Q8_0; MXFP4 has its own
+// layout and kernels, NibE8D below), sum each
 // block's four dwords in int32 first (exact) and convert, scale and
 // accumulate once per activation row and block for the four weight rows
 // (idx is then tidx); R4 and S4 (NVFP4) convert each dword like the
@@ -65,14 +65,19 @@ func int8DotNibS16512S4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 //go:noescape
 func int8DotNibS16256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
-//go:noescape
-func int8DotNibE8512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+// The NibE8D kernels are MXFP4's, on its transposed packing (dlayout) and
+// activations rearranged by int8GemmPrep512 (gemmPrepGo): S4 walks four
+// streams of groups like S4T, S1 one, and the 256 one is the AVX2 R1.
+// Their out and ws are as for the others; idx is unused.
 
 //go:noescape
-func int8DotNibE8512S4T(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibE8D512S1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
-func int8DotNibE8256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibE8D512S4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+
+//go:noescape
+func int8DotNibE8D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
 func int8DotNibS32512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
@@ -104,7 +109,7 @@ func int8DotQ8S32512S4T(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 //go:noescape
 func int8DotQ8S32256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
-// f32DotNibS16512, f32DotNibE8512, f32DotNibS32512 and f32DotQ8S32512 are
+// f32DotNibS16512, f32DotNibE8D512, f32DotNibS32512 and f32DotQ8S32512 are
 // the Exact kernels: for groups consecutive groups (w, ws as for the int8
 // kernels) and one activation row x prepared by prepExact (128 f32 per
 // chunk in the views' order), out[q*4+g] = Σ_c Σ_p x[c][p] ·
@@ -116,7 +121,7 @@ func int8DotQ8S32256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc
 func f32DotNibS16512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 //go:noescape
-func f32DotNibE8512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
+func f32DotNibE8D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 //go:noescape
 func f32DotNibS32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
@@ -251,6 +256,9 @@ type int8Kernels struct {
 	// dec names the D kernels, used when m >= decMinM (decNone: never).
 	dec     decKind
 	decMinM int
+	// rearrange, if set, rearranges the prepared activations as
+	// int8GemmPrep512 does for the one-row kernels (dlayout formats).
+	rearrange func(s *scratch, n int)
 }
 
 // useDec reports whether k runs the D kernels for m activation rows.
@@ -266,12 +274,13 @@ func init() {
 		var s4t int8Kernel
 		var t4, t8 int8BlockKernel
 		switch {
-		case f.nibbles && f.scale8:
+		case f.dlayout:
 			// No T kernels: M > 1 runs the D kernels.
 			k512.dec = decNibE8
-			k512.r1, k512.exact = int8DotNibE8512R1, f32DotNibE8512
-			s4t = int8DotNibE8512S4T
-			k256.r1 = int8DotNibE8256R1
+			k512.r1, k512.exact = int8DotNibE8D512S1, f32DotNibE8D512
+			s4t = int8DotNibE8D512S4
+			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
+			k256.r1 = int8DotNibE8D256R1
 		case f.nibbles && f.scale16:
 			k512.r1, k512.streams, k512.r4, k512.exact = int8DotNibS16512R1, int8DotNibS16512S4, int8DotNibS16512R4, f32DotNibS16512
 			k256.r1 = int8DotNibS16256R1
@@ -328,6 +337,9 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 				gemmPrep(s, roundUp(m, decR)*(w.kp/i8ChunkK))
 			case w.Precision == Fast:
 				f.prep(w, x, m, rb(m), k.quant, s)
+				if k.rearrange != nil {
+					k.rearrange(s, roundUp(m, rb(m))*(w.kp/i8ChunkK))
+				}
 			case k.exact != nil:
 				f.prepExact(w, x, m, s)
 			}

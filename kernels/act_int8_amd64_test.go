@@ -297,3 +297,24 @@ func BenchmarkInt8DecKernels(b *testing.B) {
 		}
 	}
 }
+
+// TestGemmPrepGo checks that gemmPrepGo, which the AVX2 kernels of the
+// transposed packing use, rearranges records exactly as int8GemmPrep512.
+func TestGemmPrepGo(t *testing.T) {
+	if Best().Tier < AVX512 {
+		t.Skip("no AVX-512")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n = 7
+	a, b := new(scratch), new(scratch)
+	x := randMatrix(rng, 1, n*i8ChunkK)
+	mxfp4Int8.prep(&Matrix{K: n * i8ChunkK, kp: n * i8ChunkK}, x, 1, 1, nil, a)
+	b.i8 = append([]int8(nil), a.i8...)
+	b.sc = append([]float32(nil), a.sc...)
+	b.i32 = append([]int32(nil), a.i32...)
+	gemmPrep(a, n)
+	gemmPrepGo(b, n)
+	assert.Equal(t, a.i8[:n*i8ChunkK], b.i8[:n*i8ChunkK], "codes")
+	assert.Equal(t, a.sc[:n*i8Dwords], b.sc[:n*i8Dwords], "scales")
+	assert.Equal(t, a.i32[:n*i8Dwords], b.i32[:n*i8Dwords], "corrections")
+}

@@ -803,6 +803,246 @@ func avx2(nib bool, sk scaleKind) {
 	p("RET")
 }
 
+// avx512DS writes the one-row kernel for MXFP4's transposed packing
+// (int8DotNibE8D512S<ns>): zmm j of a group's row-chunks holds, in lane g
+// and dword b, dword j of block b's low view lane of row g (its high
+// nibbles: of the high view lane), so that VPDPBUSD against the
+// activation step j (low nibbles) or 4+j (high), prepared by
+// int8GemmPrep512 and broadcast to the four lanes, adds to lane 4g+b
+// block b's dot of row g: no horizontal sums per chunk. ns streams of
+// groups (groups apart) run at once, as in S4T.
+// Registers: Z0-Z3 f32 sums of the streams (lane 4g+b); Z8, Z9 decoded
+// codes; Z10, Z11 int32 dots (low, high); Z12 temporary; Z14 weight
+// scales; Z16-Z23 activation steps; Z24 activation scales; Z25
+// corrections; Z29 nibble table; Z30 the index of lanes 0, 4, 8, 12.
+func avx512DS(ns int) {
+	name := fmt.Sprintf("int8DotNibE8D512S%d", ns)
+	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	p("MOVQ " + prologue)
+	p("MOVQ lut+64(FP), AX")
+	p("VBROADCASTI32X4 (AX), Z29")
+	p("MOVL $0x0C080400, AX")
+	p("VMOVD AX, X30")
+	p("VPMOVZXBD X30, Z30")
+	p("MOVQ chunks+48(FP), R12")
+	p("IMULQ R13, R12")
+	p("MOVQ R12, AX")
+	p("IMULQ R8, AX")
+	p("SHLQ $2, AX")
+	p("SHLQ $8, R12")
+	groupStart(name)
+	for z := range ns {
+		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
+	}
+	label(name + "_chunk")
+	for st := range 8 {
+		p("VBROADCASTI32X4 %d(R9), Z%d", 16*st, 16+st)
+	}
+	p("VMOVUPS (R10), Z24")
+	p("VMOVDQU32 (R10)(R11*1), Z25")
+	p("MOVQ SI, BX")
+	p("MOVQ DI, R14")
+	for st := range ns {
+		if st > 0 {
+			p("ADDQ R12, BX")
+			p("ADDQ AX, R14")
+		}
+		p("VMOVDQA32 Z25, Z10")
+		p("VPXORD Z11, Z11, Z11")
+		for j := range 4 {
+			p("VMOVDQU8 %d(BX), Z9", 64*j)
+			p("VPERMB Z29, Z9, Z8")
+			p("VPSRLW $4, Z9, Z9")
+			p("VPERMB Z29, Z9, Z9")
+			p("VPDPBUSD Z%d, Z8, Z10", 16+j)
+			p("VPDPBUSD Z%d, Z9, Z11", 20+j)
+		}
+		p("VPADDD Z11, Z10, Z10")
+		p("VCVTDQ2PS Z10, Z10")
+		p("VPMOVZXBD (R14), Z14")
+		p("VPSLLD $23, Z14, Z14")
+		p("VMULPS Z24, Z14, Z14")
+		p("VFMADD231PS Z14, Z10, Z%d", st)
+	}
+	p("ADDQ $256, SI")
+	p("LEAQ (DI)(R8*4), DI")
+	p("ADDQ $128, R9")
+	p("ADDQ $64, R10")
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	// out[(s·groups)·4+g] = sum over the blocks b of lane 4g+b of Z(s).
+	p("MOVQ groups+56(FP), BX")
+	p("SHLQ $4, BX")
+	p("MOVQ DX, R14")
+	for st := range ns {
+		p("VSHUFPS $0xB1, Z%d, Z%d, Z12", st, st)
+		p("VADDPS Z12, Z%d, Z%d", st, st)
+		p("VSHUFPS $0x4E, Z%d, Z%d, Z12", st, st)
+		p("VADDPS Z12, Z%d, Z%d", st, st)
+		p("VPERMPS Z%d, Z30, Z12", st)
+		p("VMOVUPS X12, (R14)")
+		if st < ns-1 {
+			p("ADDQ BX, R14")
+		}
+	}
+	p("ADDQ $16, DX")
+	p("DECQ R13")
+	p("JNZ %s_group", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// avx2D writes int8DotNibE8D256R1, the AVX2 one-row kernel for MXFP4's
+// transposed packing (see avx512DS): each half of zmm j is a ymm holding
+// rows 2h and 2h+1, the activation steps come from int8GemmPrep's layout
+// (gemmPrepGo on AVX2), broadcast to both lanes.
+// Registers: Y0, Y1 f32 sums (rows 0-1, 2-3; lane 4g'+b); Y2 nibble
+// table; Y3 0x0F bytes; Y4 0x0001 words; Y5, Y6 int32 dots; Y7 step j's
+// activations, Y14 step 4+j's; Y8-Y11 temporaries; Y12 activation
+// scales; Y13 weight scales.
+func avx2D() {
+	const name = "int8DotNibE8D256R1"
+	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	p("MOVQ " + prologue)
+	p("MOVQ lut+64(FP), AX")
+	p("VBROADCASTI128 (AX), Y2")
+	p("MOVL $0x0F0F0F0F, AX")
+	p("MOVD AX, X3")
+	p("VPBROADCASTD X3, Y3")
+	p("MOVL $0x00010001, AX")
+	p("MOVD AX, X4")
+	p("VPBROADCASTD X4, Y4")
+	groupStart(name)
+	p("VPXOR Y0, Y0, Y0")
+	p("VPXOR Y1, Y1, Y1")
+	label(name + "_chunk")
+	p("VMOVDQU (R10)(R11*1), Y5")
+	p("VMOVDQA Y5, Y6")
+	for j := range 4 {
+		p("VBROADCASTI128 %d(R9), Y7", 16*j)
+		p("VBROADCASTI128 %d(R9), Y14", 64+16*j)
+		for h := range 2 {
+			p("VMOVDQU %d(SI), Y8", 64*j+32*h)
+			p("VPAND Y3, Y8, Y9")
+			p("VPSRLW $4, Y8, Y8")
+			p("VPAND Y3, Y8, Y8")
+			p("VPSHUFB Y9, Y2, Y9")
+			p("VPSHUFB Y8, Y2, Y8")
+			p("VPMADDUBSW Y7, Y9, Y9")
+			p("VPMADDUBSW Y14, Y8, Y8")
+			p("VPADDW Y8, Y9, Y9")
+			p("VPMADDWD Y4, Y9, Y9")
+			p("VPADDD Y9, Y%d, Y%d", 5+h, 5+h)
+		}
+	}
+	p("VMOVUPS (R10), Y12")
+	for h := range 2 {
+		p("VCVTDQ2PS Y%d, Y%d", 5+h, 5+h)
+		p("VPMOVZXBD %d(DI), Y13", 8*h)
+		p("VPSLLD $23, Y13, Y13")
+		p("VMULPS Y12, Y13, Y13")
+		p("VFMADD231PS Y13, Y%d, Y%d", 5+h, h)
+	}
+	p("ADDQ $256, SI")
+	p("LEAQ (DI)(R8*4), DI")
+	p("ADDQ $128, R9")
+	p("ADDQ $64, R10")
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	// Row 2h+l is the sum of lane l of Y(h).
+	for h := range 2 {
+		p("VPERMILPS $0xB1, Y%d, Y8", h)
+		p("VADDPS Y8, Y%d, Y%d", h, h)
+		p("VPERMILPS $0x4E, Y%d, Y8", h)
+		p("VADDPS Y8, Y%d, Y%d", h, h)
+		p("VEXTRACTF128 $1, Y%d, X8", h)
+		p("VUNPCKLPS X8, X%d, X%d", h, 9+h)
+	}
+	p("VMOVLHPS X10, X9, X9")
+	p("VMOVUPS X9, (DX)")
+	p("ADDQ $16, DX")
+	p("DECQ R13")
+	p("JNZ %s_group", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// exact512D writes f32DotNibE8D512, the Exact kernel for MXFP4's
+// transposed packing (see avx512DS): lane g of zmm j holds row g's
+// dword j of each block's low view lane, decoded exactly through ftab
+// (halved: the scales load as 2^(e-127)) and scaled by the block's scale,
+// against f32 activations prepared by prepExact in the matching order
+// (orderD: step s, then block, then byte).
+// Registers: Z0-Z3 and Z12-Z15 accumulators (row g: low, high steps); Z4
+// the f32 nibble table; Z5-Z8 the scale index of row g (byte 4g+b in the
+// top byte of dword 4b+t); Z9 scales; Z10, Z11 temporaries; K1 top bytes.
+func exact512D() {
+	const name = "f32DotNibE8D512"
+	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-72\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ ws+8(FP), DI")
+	p("MOVQ sstride+16(FP), R8")
+	p("MOVQ groups+40(FP), R13")
+	p("MOVQ out+64(FP), DX")
+	p("MOVQ ftab+48(FP), AX")
+	p("VMOVUPS (AX), Z4")
+	p("MOVQ eidx+56(FP), AX")
+	for g := range 4 {
+		p("VMOVDQU32 %d(AX), Z%d", 64*g, 5+g)
+	}
+	scaleMask(e8)
+	label(name + "_group")
+	p("MOVQ x+24(FP), R9")
+	p("MOVQ chunks+32(FP), CX")
+	for _, z := range []int{0, 1, 2, 3, 12, 13, 14, 15} {
+		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
+	}
+	label(name + "_chunk")
+	if prefetch > 0 {
+		for off := 0; off < 256; off += 64 {
+			p("%s %d(SI)", prefetchOp, prefetch+off)
+		}
+	}
+	for g := range 4 {
+		scaleLoad(e8, "(DI)", fmt.Sprintf("Z%d", 5+g), "Z9")
+		for j := range 4 {
+			p("VPMOVZXBD %d(SI), Z10", 64*j+16*g)
+			p("VPERMPS Z4, Z10, Z11")
+			p("VMULPS Z9, Z11, Z11")
+			p("VFMADD231PS %d(R9), Z11, Z%d", 64*j, g)
+			p("VPSRLD $4, Z10, Z10")
+			p("VPERMPS Z4, Z10, Z11")
+			p("VMULPS Z9, Z11, Z11")
+			p("VFMADD231PS %d(R9), Z11, Z%d", 256+64*j, 12+g)
+		}
+	}
+	p("ADDQ $256, SI")
+	p("LEAQ (DI)(R8*4), DI")
+	p("ADDQ $512, R9")
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	for g := range 4 {
+		p("VADDPS Z%d, Z%d, Z%d", 12+g, g, g)
+		p("VEXTRACTF64X4 $1, Z%d, Y16", g)
+		p("VADDPS Y16, Y%d, Y16", g)
+		p("VEXTRACTF32X4 $1, Y16, X17")
+		p("VADDPS X17, X16, X16")
+		p("VPERMILPS $0x4E, X16, X17")
+		p("VADDPS X17, X16, X16")
+		p("VPERMILPS $0xB1, X16, X17")
+		p("VADDSS X17, X16, X16")
+		p("VMOVSS X16, %d(DX)", 4*g)
+	}
+	p("ADDQ $16, DX")
+	p("DECQ R13")
+	p("JNZ %s_group", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
 // exact512 writes the one-row Exact kernel: codes decoded exactly to f32
 // (nibbles through a 16-entry VPERMPS table, int8 through VPMOVSXBD),
 // times their block scale, FMA with f32 activations in the views' order.
@@ -1113,7 +1353,15 @@ func avx512Dec(nib bool, sk scaleKind) {
 		src[g] = fmt.Sprintf("%d(R9)", g*rcb)
 	}
 	if nib {
-		transpose4(src, [4]int{0, 1, 2, 3}, [4]int{8, 9, 10, 11})
+		if sk == e8 {
+			// MXFP4 is packed transposed (see int8Format.dlayout): zmm j
+			// is the panel's step j already.
+			for j := range 4 {
+				p("VMOVDQU8 %s, Z%d", src[j], j)
+			}
+		} else {
+			transpose4(src, [4]int{0, 1, 2, 3}, [4]int{8, 9, 10, 11})
+		}
 		for j := range 4 {
 			p("VPERMB Z29, Z%d, Z%d", j, 4+j)
 			p("VPSRLW $4, Z%d, Z%d", j, j)
@@ -1391,6 +1639,15 @@ func main() {
 		nib bool
 		sk  scaleKind
 	}{{true, s16}, {true, e8}, {true, s32}, {false, s32}} {
+		if v.sk == e8 {
+			// MXFP4, packed transposed.
+			avx512DS(1)
+			avx512DS(4)
+			avx512Dec(v.nib, v.sk)
+			avx2D()
+			exact512D()
+			continue
+		}
 		avx512(v.nib, v.sk, 1)
 		if v.sk == s16 {
 			avx512(v.nib, v.sk, 4)

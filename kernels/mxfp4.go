@@ -14,6 +14,7 @@ var mxfp4Int8 = newInt8Format(int8Format{
 	t:        format.MXFP4,
 	nibbles:  true,
 	scale8:   true,
+	dlayout:  true,
 	order:    orderMX,
 	spc:      4,
 	off:      12,
