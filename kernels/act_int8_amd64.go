@@ -66,15 +66,13 @@ func int8DotNibS16512S4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 func int8DotNibS16256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 // The NibE8D kernels are MXFP4's, on its transposed packing (dlayout) and
-// activations rearranged by int8GemmPrep512 (gemmPrepGo): S4 walks four
-// streams of groups like S4T, S1 one, and the 256 one is the AVX2 R1.
+// activations rearranged by int8GemmPrep512 (gemmPrepGo): S1 walks one
+// stream of groups, prefetching (see act_int8_gen.go), and the 256 one is
+// the AVX2 R1.
 // Their out and ws are as for the others; idx is unused.
 
 //go:noescape
 func int8DotNibE8D512S1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-//go:noescape
-func int8DotNibE8D512S4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
 func int8DotNibE8D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
@@ -278,7 +276,6 @@ func init() {
 			// No T kernels: M > 1 runs the D kernels.
 			k512.dec = decNibE8
 			k512.r1, k512.exact = int8DotNibE8D512S1, f32DotNibE8D512
-			s4t = int8DotNibE8D512S4
 			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
 			k256.r1 = int8DotNibE8D256R1
 		case f.nibbles && f.scale16:
