@@ -139,8 +139,8 @@ type int8Format struct {
 	// finished sums (asmScale); matrices with a byte that cannot take that
 	// way run the generic kernels (see e8Fast).
 	scale8 bool
-	// dlayout packs each group's row-chunks transposed (nibble formats
-	// with spc = 4): its 256 bytes are four zmm, and lane g, dword b of
+	// dlayout packs each group's row-chunks transposed (the nibble formats
+	// with spc = 4: MXFP4, Q4_0): its 256 bytes are four zmm, and lane g, dword b of
 	// zmm j is dword j of block b's lane of row g (bytes 16b+4j..+3 of
 	// the row-chunk). Decoding zmm j's low nibbles gives step j of every
 	// block of the four rows, its high nibbles step 4+j, in the lanes the
@@ -188,7 +188,10 @@ func newInt8Format(f int8Format) *int8Format {
 		if f.dlayout {
 			// Row l's scale index: dword 4b+t takes block b's scale.
 			for p := range f.eidx[l] {
-				f.eidx[l][p] = int32(4*l+p/4) << f.permShift()
+				f.eidx[l][p] = int32(4*l + p/4)
+				if f.scale8 {
+					f.eidx[l][p] <<= f.permShift()
+				}
 			}
 			continue
 		}

@@ -65,10 +65,10 @@ func int8DotNibS16512S4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 //go:noescape
 func int8DotNibS16256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
-// The NibE8D kernels are MXFP4's, on its transposed packing (dlayout) and
-// activations rearranged by int8GemmPrep512 (gemmPrepGo): S1 walks one
-// stream of groups, prefetching (see act_int8_gen.go), and the 256 one is
-// the AVX2 R1.
+// The NibE8D (MXFP4) and NibS32D (Q4_0) kernels run on the transposed
+// packing (dlayout) and activations rearranged by int8GemmPrep512
+// (gemmPrepGo): S1 walks one stream of groups, prefetching (see
+// act_int8_gen.go), and the 256 ones are the AVX2 R1.
 // Their out and ws are as for the others; idx is unused.
 
 //go:noescape
@@ -78,19 +78,10 @@ func int8DotNibE8D512S1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 func int8DotNibE8D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
-func int8DotNibS32512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibS32D512S1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
-func int8DotNibS32512T8(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups, blocks int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-//go:noescape
-func int8DotNibS32512T4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups, blocks int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-//go:noescape
-func int8DotNibS32512S4T(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-//go:noescape
-func int8DotNibS32256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibS32D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
 func int8DotQ8S32512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
@@ -107,8 +98,8 @@ func int8DotQ8S32512S4T(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 //go:noescape
 func int8DotQ8S32256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
-// f32DotNibS16512, f32DotNibE8D512, f32DotNibS32512 and f32DotQ8S32512 are
-// the Exact kernels: for groups consecutive groups (w, ws as for the int8
+// f32DotNibS16512, f32DotNibE8D512, f32DotNibS32D512 and f32DotQ8S32512
+// are the Exact kernels: for groups consecutive groups (w, ws as for the int8
 // kernels) and one activation row x prepared by prepExact (128 f32 per
 // chunk in the views' order), out[q*4+g] = Σ_c Σ_p x[c][p] ·
 // (ftab[code(p)]·scale(p)) (Q8: int8 code · scale), the exact decoded weights of rowsExact without
@@ -122,7 +113,7 @@ func f32DotNibS16512(w *byte, ws *byte, sstride int, x *float32, chunks, groups 
 func f32DotNibE8D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 //go:noescape
-func f32DotNibS32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
+func f32DotNibS32D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 //go:noescape
 func f32DotQ8S32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
@@ -202,7 +193,7 @@ type decKind uint8
 const (
 	decNone   decKind = iota // no D kernels
 	decNibE8                 // MXFP4: int8DecNibE8512, int8GemmDE512
-	decNibS32                // Q4_0: int8DecNibS32512, int8GemmD512
+	decNibS32                // Q4_0 (transposed): int8DecNibS32512, int8GemmD512
 	decQ8S32                 // Q8_0: int8DecQ8S32512, int8GemmD512
 )
 
@@ -272,20 +263,20 @@ func init() {
 		var s4t int8Kernel
 		var t4, t8 int8BlockKernel
 		switch {
-		case f.dlayout:
+		case f.dlayout && f.scale8:
 			// No T kernels: M > 1 runs the D kernels.
 			k512.dec = decNibE8
 			k512.r1, k512.exact = int8DotNibE8D512S1, f32DotNibE8D512
 			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
 			k256.r1 = int8DotNibE8D256R1
+		case f.dlayout:
+			k512.dec = decNibS32
+			k512.r1, k512.exact = int8DotNibS32D512S1, f32DotNibS32D512
+			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
+			k256.r1 = int8DotNibS32D256R1
 		case f.nibbles && f.scale16:
 			k512.r1, k512.streams, k512.r4, k512.exact = int8DotNibS16512R1, int8DotNibS16512S4, int8DotNibS16512R4, f32DotNibS16512
 			k256.r1 = int8DotNibS16256R1
-		case f.nibbles:
-			k512.dec = decNibS32
-			k512.r1, k512.exact = int8DotNibS32512R1, f32DotNibS32512
-			s4t, t4, t8 = int8DotNibS32512S4T, int8DotNibS32512T4, int8DotNibS32512T8
-			k256.r1 = int8DotNibS32256R1
 		default:
 			k512.dec = decQ8S32
 			k512.r1, k512.exact = int8DotQ8S32512R1, f32DotQ8S32512

@@ -803,8 +803,8 @@ func avx2(nib bool, sk scaleKind) {
 	p("RET")
 }
 
-// avx512DS writes the one-row kernel for MXFP4's transposed packing
-// (int8DotNibE8D512S<ns>): zmm j of a group's row-chunks holds, in lane g
+// avx512DS writes the one-row kernel for the transposed packing of
+// MXFP4 and Q4_0 (int8DotNib<E8|S32>D512S<ns>): zmm j of a group's row-chunks holds, in lane g
 // and dword b, dword j of block b's low view lane of row g (its high
 // nibbles: of the high view lane), so that VPDPBUSD against the
 // activation step j (low nibbles) or 4+j (high), prepared by
@@ -819,8 +819,8 @@ func avx2(nib bool, sk scaleKind) {
 // codes; Z10, Z11 int32 dots (low, high); Z12 temporary; Z14 weight
 // scales; Z16-Z23 activation steps; Z24 activation scales; Z25
 // corrections; Z29 nibble table; Z30 the index of lanes 0, 4, 8, 12.
-func avx512DS(ns int) {
-	name := fmt.Sprintf("int8DotNibE8D512S%d", ns)
+func avx512DS(sk scaleKind, ns int) {
+	name := fmt.Sprintf("int8Dot%sD512S%d", kindName(true, sk), ns)
 	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
 	p("MOVQ " + prologue)
@@ -869,8 +869,12 @@ func avx512DS(ns int) {
 		}
 		p("VPADDD Z11, Z10, Z10")
 		p("VCVTDQ2PS Z10, Z10")
-		p("VPMOVZXBD (R14), Z14")
-		p("VPSLLD $23, Z14, Z14")
+		if sk == e8 {
+			p("VPMOVZXBD (R14), Z14")
+			p("VPSLLD $23, Z14, Z14")
+		} else {
+			p("VMOVUPS (R14), Z14")
+		}
 		p("VMULPS Z24, Z14, Z14")
 		p("VFMADD231PS Z14, Z10, Z%d", st)
 	}
@@ -902,7 +906,7 @@ func avx512DS(ns int) {
 	p("RET")
 }
 
-// avx2D writes int8DotNibE8D256R1, the AVX2 one-row kernel for MXFP4's
+// avx2D writes int8DotNib<E8|S32>D256R1, the AVX2 one-row kernel for the
 // transposed packing (see avx512DS): each half of zmm j is a ymm holding
 // rows 2h and 2h+1, the activation steps come from int8GemmPrep's layout
 // (gemmPrepGo on AVX2), broadcast to both lanes.
@@ -910,8 +914,8 @@ func avx512DS(ns int) {
 // table; Y3 0x0F bytes; Y4 0x0001 words; Y5, Y6 int32 dots; Y7 step j's
 // activations, Y14 step 4+j's; Y8-Y11 temporaries; Y12 activation
 // scales; Y13 weight scales.
-func avx2D() {
-	const name = "int8DotNibE8D256R1"
+func avx2D(sk scaleKind) {
+	name := fmt.Sprintf("int8Dot%sD256R1", kindName(true, sk))
 	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
 	p("MOVQ " + prologue)
@@ -949,8 +953,12 @@ func avx2D() {
 	p("VMOVUPS (R10), Y12")
 	for h := range 2 {
 		p("VCVTDQ2PS Y%d, Y%d", 5+h, 5+h)
-		p("VPMOVZXBD %d(DI), Y13", 8*h)
-		p("VPSLLD $23, Y13, Y13")
+		if sk == e8 {
+			p("VPMOVZXBD %d(DI), Y13", 8*h)
+			p("VPSLLD $23, Y13, Y13")
+		} else {
+			p("VMOVUPS %d(DI), Y13", 32*h)
+		}
 		p("VMULPS Y12, Y13, Y13")
 		p("VFMADD231PS Y13, Y%d, Y%d", 5+h, h)
 	}
@@ -978,17 +986,19 @@ func avx2D() {
 	p("RET")
 }
 
-// exact512D writes f32DotNibE8D512, the Exact kernel for MXFP4's
+// exact512D writes f32DotNib<E8|S32>D512, the Exact kernel for the
 // transposed packing (see avx512DS): lane g of zmm j holds row g's
 // dword j of each block's low view lane, decoded exactly through ftab
-// (halved: the scales load as 2^(e-127)) and scaled by the block's scale,
+// (halved for E8: its scales load as 2^(e-127)) and scaled by the block's
+// scale,
 // against f32 activations prepared by prepExact in the matching order
 // (orderD: step s, then block, then byte).
 // Registers: Z0-Z3 and Z12-Z15 accumulators (row g: low, high steps); Z4
-// the f32 nibble table; Z5-Z8 the scale index of row g (byte 4g+b in the
-// top byte of dword 4b+t); Z9 scales; Z10, Z11 temporaries; K1 top bytes.
-func exact512D() {
-	const name = "f32DotNibE8D512"
+// the f32 nibble table; Z5-Z8 the scale index of row g (dword 4b+t:
+// slot 4g+b, for E8 in its top byte); Z9 scales; Z10, Z11 temporaries; K1
+// top bytes (E8).
+func exact512D(sk scaleKind) {
+	name := fmt.Sprintf("f32Dot%sD512", kindName(true, sk))
 	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)\n", name)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-72\n", name)
 	p("MOVQ w+0(FP), SI")
@@ -1002,7 +1012,7 @@ func exact512D() {
 	for g := range 4 {
 		p("VMOVDQU32 %d(AX), Z%d", 64*g, 5+g)
 	}
-	scaleMask(e8)
+	scaleMask(sk)
 	label(name + "_group")
 	p("MOVQ x+24(FP), R9")
 	p("MOVQ chunks+32(FP), CX")
@@ -1016,7 +1026,7 @@ func exact512D() {
 		}
 	}
 	for g := range 4 {
-		scaleLoad(e8, "(DI)", fmt.Sprintf("Z%d", 5+g), "Z9")
+		scaleLoad(sk, "(DI)", fmt.Sprintf("Z%d", 5+g), "Z9")
 		for j := range 4 {
 			p("VPMOVZXBD %d(SI), Z10", 64*j+16*g)
 			p("VPERMPS Z4, Z10, Z11")
@@ -1317,7 +1327,7 @@ func transIdx() {
 // codes pf bytes and the scales spf bytes after those it reads.
 // Registers: Z0-Z7 transposed and decoded codes, Z8-Z11 temporaries,
 // Z27/Z28 transpose indexes, Z29 nibble table, Z31 0x80 bytes.
-func avx512Dec(nib bool, sk scaleKind) {
+func avx512Dec(nib bool, sk scaleKind, transposed bool) {
 	name := fmt.Sprintf("int8Dec%s512", kindName(nib, sk))
 	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)\n", name)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
@@ -1362,9 +1372,9 @@ func avx512Dec(nib bool, sk scaleKind) {
 		src[g] = fmt.Sprintf("%d(R9)", g*rcb)
 	}
 	if nib {
-		if sk == e8 {
-			// MXFP4 is packed transposed (see int8Format.dlayout): zmm j
-			// is the panel's step j already.
+		if transposed {
+			// Packed transposed (see int8Format.dlayout): zmm j is the
+			// panel's step j already.
 			for j := range 4 {
 				p("VMOVDQU8 %s, Z%d", src[j], j)
 			}
@@ -1642,18 +1652,17 @@ func main() {
 	}
 	out.WriteString("// Code generated by act_int8_gen.go; DO NOT EDIT.\n\n//go:build amd64 && gc && !noasm\n\n#include \"textflag.h\"\n")
 	// NVFP4 (16-bit scales, spc = 8) runs the per-dword kernels; the
-	// formats with spc = 4 (MXFP4, Q4_0, Q8_0) sum blocks first, and
-	// MXFP4 (whose M > 1 runs the D kernels at AVX-512) has no T kernels.
+	// formats with spc = 4 sum blocks first: MXFP4 and Q4_0 are packed
+	// transposed and have their own kernels, Q8_0 the S4T and T ones.
 	for _, v := range []struct {
 		nib bool
 		sk  scaleKind
 	}{{true, s16}, {true, e8}, {true, s32}, {false, s32}} {
-		if v.sk == e8 {
-			// MXFP4, packed transposed.
-			avx512DS(1)
-			avx512Dec(v.nib, v.sk)
-			avx2D()
-			exact512D()
+		if v.nib && v.sk != s16 {
+			avx512DS(v.sk, 1)
+			avx512Dec(v.nib, v.sk, true)
+			avx2D(v.sk)
+			exact512D(v.sk)
 			continue
 		}
 		avx512(v.nib, v.sk, 1)
@@ -1666,7 +1675,7 @@ func main() {
 				avx512T8(v.nib, v.sk)
 			}
 			avx512ST(v.nib, v.sk, 4)
-			avx512Dec(v.nib, v.sk)
+			avx512Dec(v.nib, v.sk, false)
 		}
 		avx2(v.nib, v.sk)
 		exact512(v.nib, v.sk)
