@@ -134,6 +134,8 @@ type int8Format struct {
 	lut [16]uint8
 	// scale16 stores scales as the top half of their f32 bits.
 	scale16 bool
+	// scaleF16 stores the file's f16 scales as they are (Q4_0).
+	scaleF16 bool
 	// scale8 stores MXFP4's E8M0 scale bytes e as they are. The assembly
 	// kernels load them as 2^(e-127) (f32 bits e<<23) and halve their
 	// finished sums (asmScale); matrices with a byte that cannot take that
@@ -231,7 +233,7 @@ func (f *int8Format) scaleBytes() int {
 	switch {
 	case f.scale8:
 		return 1
-	case f.scale16:
+	case f.scale16, f.scaleF16:
 		return 2
 	}
 	return 4
@@ -383,6 +385,10 @@ func (f *int8Format) pack(w *Matrix, rows []byte) {
 				}
 				continue
 			}
+			if f.scaleF16 {
+				copy(sc[o:o+2], row[b*bb:])
+				continue
+			}
 			v := math.Float32bits(f.scale(row[b*bb:]))
 			if f.scale16 {
 				binary.LittleEndian.PutUint16(sc[o:], uint16(v>>16))
@@ -419,6 +425,8 @@ func (f *int8Format) chunkAtInto(dst []byte, w *Matrix, i, c int) (wb []byte, sw
 	for s := range f.spc {
 		if f.scale8 {
 			sw[s] = f.scale(sc[s : s+1])
+		} else if f.scaleF16 {
+			sw[s] = f.scale(sc[2*s : 2*s+2])
 		} else if f.scale16 {
 			sw[s] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(sc[2*s:])) << 16)
 		} else {

@@ -11,8 +11,9 @@ import (
 
 // The int8-path kernels. Each handles groups consecutive groups of 4
 // packed weight rows (w, ws: the first group's codes and scales at chunk 0,
-// scales f32 for S32, 16-bit for S16 (NVFP4) and E8M0 bytes for E8 (MXFP4,
-// loaded as twice the format's scale, see scale8); each stream continues
+// scales f32 for S32, the top halves of f32 for S16 (NVFP4), f16 for H16
+// (Q4_0) and E8M0 bytes for E8 (MXFP4, loaded as twice the format's
+// scale, see scale8); each stream continues
 // into the next group) against the same R activation rows prepared with
 // rb = R (xq, xs, xc: the row block's chunk 0), over chunks chunks, and
 // writes for group q out[q*4R + r*4 + g] = Σ_c Σ_dword float32(dot) ·
@@ -65,7 +66,7 @@ func int8DotNibS16512S4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 //go:noescape
 func int8DotNibS16256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
-// The NibE8D (MXFP4) and NibS32D (Q4_0) kernels run on the transposed
+// The NibE8D (MXFP4) and NibH16D (Q4_0, f16 scales) kernels run on the transposed
 // packing (dlayout) and activations rearranged by int8GemmPrep512
 // (gemmPrepGo): S1 walks one stream of groups, prefetching (see
 // act_int8_gen.go), and the 256 ones are the AVX2 R1.
@@ -78,10 +79,10 @@ func int8DotNibE8D512S1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 func int8DotNibE8D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
-func int8DotNibS32D512S1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibH16D512S1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
-func int8DotNibS32D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibH16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
 func int8DotQ8S32512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
@@ -98,7 +99,7 @@ func int8DotQ8S32512S4T(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 //go:noescape
 func int8DotQ8S32256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
-// f32DotNibS16512, f32DotNibE8D512, f32DotNibS32D512 and f32DotQ8S32512
+// f32DotNibS16512, f32DotNibE8D512, f32DotNibH16D512 and f32DotQ8S32512
 // are the Exact kernels: for groups consecutive groups (w, ws as for the int8
 // kernels) and one activation row x prepared by prepExact (128 f32 per
 // chunk in the views' order), out[q*4+g] = Σ_c Σ_p x[c][p] ·
@@ -113,7 +114,7 @@ func f32DotNibS16512(w *byte, ws *byte, sstride int, x *float32, chunks, groups 
 func f32DotNibE8D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 //go:noescape
-func f32DotNibS32D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
+func f32DotNibH16D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 //go:noescape
 func f32DotQ8S32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
@@ -161,7 +162,7 @@ func f32DotQ8S32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups i
 func int8DecNibE8512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
 
 //go:noescape
-func int8DecNibS32512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+func int8DecNibH16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
 
 //go:noescape
 func int8DecQ8S32512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
@@ -193,7 +194,7 @@ type decKind uint8
 const (
 	decNone   decKind = iota // no D kernels
 	decNibE8                 // MXFP4: int8DecNibE8512, int8GemmDE512
-	decNibS32                // Q4_0 (transposed): int8DecNibS32512, int8GemmD512
+	decNibH16                // Q4_0 (transposed): int8DecNibH16512, int8GemmD512
 	decQ8S32                 // Q8_0: int8DecQ8S32512, int8GemmD512
 )
 
@@ -202,8 +203,8 @@ func (d decKind) decode(w *byte, ws *byte, sstride int, chunks, groups, gcodes, 
 	switch d {
 	case decNibE8:
 		int8DecNibE8512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
-	case decNibS32:
-		int8DecNibS32512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
+	case decNibH16:
+		int8DecNibH16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
 	case decQ8S32:
 		int8DecQ8S32512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
 	default:
@@ -270,10 +271,10 @@ func init() {
 			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
 			k256.r1 = int8DotNibE8D256R1
 		case f.dlayout:
-			k512.dec = decNibS32
-			k512.r1, k512.exact = int8DotNibS32D512S1, f32DotNibS32D512
+			k512.dec = decNibH16
+			k512.r1, k512.exact = int8DotNibH16D512S1, f32DotNibH16D512
 			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
-			k256.r1 = int8DotNibS32D256R1
+			k256.r1 = int8DotNibH16D256R1
 		case f.nibbles && f.scale16:
 			k512.r1, k512.streams, k512.r4, k512.exact = int8DotNibS16512R1, int8DotNibS16512S4, int8DotNibS16512R4, f32DotNibS16512
 			k256.r1 = int8DotNibS16256R1

@@ -1831,8 +1831,8 @@ f32DotNibE8D512_chunk:
 	VZEROUPPER
 	RET
 
-// func int8DotNibS32D512S1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
-TEXT ·int8DotNibS32D512S1(SB), NOSPLIT, $0-88
+// func int8DotNibH16D512S1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+TEXT ·int8DotNibH16D512S1(SB), NOSPLIT, $0-88
 	MOVQ w+0(FP), SI
 	MOVQ ws+8(FP), DI
 	MOVQ sstride+16(FP), R8
@@ -1851,12 +1851,12 @@ TEXT ·int8DotNibS32D512S1(SB), NOSPLIT, $0-88
 	IMULQ R8, AX
 	SHLQ $2, AX
 	SHLQ $8, R12
-int8DotNibS32D512S1_group:
+int8DotNibH16D512S1_group:
 	MOVQ xq+24(FP), R9
 	MOVQ xs+32(FP), R10
 	MOVQ chunks+48(FP), CX
 	VPXORD Z0, Z0, Z0
-int8DotNibS32D512S1_chunk:
+int8DotNibH16D512S1_chunk:
 	PREFETCHT0 4096(SI)
 	PREFETCHT0 4160(SI)
 	PREFETCHT0 4224(SI)
@@ -1901,7 +1901,7 @@ int8DotNibS32D512S1_chunk:
 	VPDPBUSD Z23, Z9, Z11
 	VPADDD Z11, Z10, Z10
 	VCVTDQ2PS Z10, Z10
-	VMOVUPS (R14), Z14
+	VCVTPH2PS (R14), Z14
 	VMULPS Z24, Z14, Z14
 	VFMADD231PS Z14, Z10, Z0
 	ADDQ $256, SI
@@ -1909,7 +1909,7 @@ int8DotNibS32D512S1_chunk:
 	ADDQ $128, R9
 	ADDQ $64, R10
 	DECQ CX
-	JNZ int8DotNibS32D512S1_chunk
+	JNZ int8DotNibH16D512S1_chunk
 	MOVQ groups+56(FP), BX
 	SHLQ $4, BX
 	MOVQ DX, R14
@@ -1921,12 +1921,12 @@ int8DotNibS32D512S1_chunk:
 	VMOVUPS X12, (R14)
 	ADDQ $16, DX
 	DECQ R13
-	JNZ int8DotNibS32D512S1_group
+	JNZ int8DotNibH16D512S1_group
 	VZEROUPPER
 	RET
 
-// func int8DecNibS32512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
-TEXT ·int8DecNibS32512(SB), NOSPLIT, $0-88
+// func int8DecNibH16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+TEXT ·int8DecNibH16512(SB), NOSPLIT, $0-88
 	MOVQ w+0(FP), SI
 	MOVQ ws+8(FP), DI
 	MOVQ sstride+16(FP), R8
@@ -1947,12 +1947,12 @@ TEXT ·int8DecNibS32512(SB), NOSPLIT, $0-88
 	MOVL $2, AX
 	VPBROADCASTD AX, Z27
 	VPADDD Z27, Z28, Z27
-int8DecNibS32512_group:
+int8DecNibH16512_group:
 	MOVQ SI, R9
 	MOVQ DI, R10
 	MOVQ DX, R11
 	MOVQ chunks+24(FP), CX
-int8DecNibS32512_chunk:
+int8DecNibH16512_chunk:
 	PREFETCHT0 (R10)(R14*1)
 	VMOVDQU8 0(R9), Z0
 	VMOVDQU8 64(R9), Z1
@@ -1978,23 +1978,23 @@ int8DecNibS32512_chunk:
 	VPERMB Z29, Z3, Z3
 	VMOVDQU32 Z7, 192(R11)
 	VMOVDQU32 Z3, 448(R11)
-	VMOVDQU32 (R10), Z4
+	VCVTPH2PS (R10), Z4
 	VMOVDQU32 Z4, 512(R11)
 	ADDQ $256, R9
 	ADDQ R8, R10
 	ADDQ $1728, R11
 	DECQ CX
-	JNZ int8DecNibS32512_chunk
+	JNZ int8DecNibH16512_chunk
 	ADDQ gcodes+40(FP), SI
 	ADDQ gscales+48(FP), DI
 	ADDQ $576, DX
 	DECQ R13
-	JNZ int8DecNibS32512_group
+	JNZ int8DecNibH16512_group
 	VZEROUPPER
 	RET
 
-// func int8DotNibS32D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
-TEXT ·int8DotNibS32D256R1(SB), NOSPLIT, $0-88
+// func int8DotNibH16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+TEXT ·int8DotNibH16D256R1(SB), NOSPLIT, $0-88
 	MOVQ w+0(FP), SI
 	MOVQ ws+8(FP), DI
 	MOVQ sstride+16(FP), R8
@@ -2010,13 +2010,13 @@ TEXT ·int8DotNibS32D256R1(SB), NOSPLIT, $0-88
 	MOVL $0x00010001, AX
 	MOVD AX, X4
 	VPBROADCASTD X4, Y4
-int8DotNibS32D256R1_group:
+int8DotNibH16D256R1_group:
 	MOVQ xq+24(FP), R9
 	MOVQ xs+32(FP), R10
 	MOVQ chunks+48(FP), CX
 	VPXOR Y0, Y0, Y0
 	VPXOR Y1, Y1, Y1
-int8DotNibS32D256R1_chunk:
+int8DotNibH16D256R1_chunk:
 	VMOVDQU (R10)(R11*1), Y5
 	VMOVDQA Y5, Y6
 	VBROADCASTI128 0(R9), Y7
@@ -2117,11 +2117,11 @@ int8DotNibS32D256R1_chunk:
 	VPADDD Y9, Y6, Y6
 	VMOVUPS (R10), Y12
 	VCVTDQ2PS Y5, Y5
-	VMOVUPS 0(DI), Y13
+	VCVTPH2PS 0(DI), Y13
 	VMULPS Y12, Y13, Y13
 	VFMADD231PS Y13, Y5, Y0
 	VCVTDQ2PS Y6, Y6
-	VMOVUPS 32(DI), Y13
+	VCVTPH2PS 16(DI), Y13
 	VMULPS Y12, Y13, Y13
 	VFMADD231PS Y13, Y6, Y1
 	ADDQ $256, SI
@@ -2129,7 +2129,7 @@ int8DotNibS32D256R1_chunk:
 	ADDQ $128, R9
 	ADDQ $64, R10
 	DECQ CX
-	JNZ int8DotNibS32D256R1_chunk
+	JNZ int8DotNibH16D256R1_chunk
 	VPERMILPS $0xB1, Y0, Y8
 	VADDPS Y8, Y0, Y0
 	VPERMILPS $0x4E, Y0, Y8
@@ -2146,12 +2146,12 @@ int8DotNibS32D256R1_chunk:
 	VMOVUPS X9, (DX)
 	ADDQ $16, DX
 	DECQ R13
-	JNZ int8DotNibS32D256R1_group
+	JNZ int8DotNibH16D256R1_group
 	VZEROUPPER
 	RET
 
-// func f32DotNibS32D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
-TEXT ·f32DotNibS32D512(SB), NOSPLIT, $0-72
+// func f32DotNibH16D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
+TEXT ·f32DotNibH16D512(SB), NOSPLIT, $0-72
 	MOVQ w+0(FP), SI
 	MOVQ ws+8(FP), DI
 	MOVQ sstride+16(FP), R8
@@ -2164,7 +2164,7 @@ TEXT ·f32DotNibS32D512(SB), NOSPLIT, $0-72
 	VMOVDQU32 64(AX), Z6
 	VMOVDQU32 128(AX), Z7
 	VMOVDQU32 192(AX), Z8
-f32DotNibS32D512_group:
+f32DotNibH16D512_group:
 	MOVQ x+24(FP), R9
 	MOVQ chunks+32(FP), CX
 	VPXORD Z0, Z0, Z0
@@ -2175,12 +2175,13 @@ f32DotNibS32D512_group:
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
-f32DotNibS32D512_chunk:
+f32DotNibH16D512_chunk:
 	PREFETCHT0 4096(SI)
 	PREFETCHT0 4160(SI)
 	PREFETCHT0 4224(SI)
 	PREFETCHT0 4288(SI)
-	VPERMPS (DI), Z5, Z9
+	VCVTPH2PS (DI), Z28
+	VPERMPS Z28, Z5, Z9
 	VPMOVZXBD 0(SI), Z10
 	VPERMPS Z4, Z10, Z11
 	VMULPS Z9, Z11, Z11
@@ -2213,7 +2214,7 @@ f32DotNibS32D512_chunk:
 	VPERMPS Z4, Z10, Z11
 	VMULPS Z9, Z11, Z11
 	VFMADD231PS 448(R9), Z11, Z12
-	VPERMPS (DI), Z6, Z9
+	VPERMPS Z28, Z6, Z9
 	VPMOVZXBD 16(SI), Z10
 	VPERMPS Z4, Z10, Z11
 	VMULPS Z9, Z11, Z11
@@ -2246,7 +2247,7 @@ f32DotNibS32D512_chunk:
 	VPERMPS Z4, Z10, Z11
 	VMULPS Z9, Z11, Z11
 	VFMADD231PS 448(R9), Z11, Z13
-	VPERMPS (DI), Z7, Z9
+	VPERMPS Z28, Z7, Z9
 	VPMOVZXBD 32(SI), Z10
 	VPERMPS Z4, Z10, Z11
 	VMULPS Z9, Z11, Z11
@@ -2279,7 +2280,7 @@ f32DotNibS32D512_chunk:
 	VPERMPS Z4, Z10, Z11
 	VMULPS Z9, Z11, Z11
 	VFMADD231PS 448(R9), Z11, Z14
-	VPERMPS (DI), Z8, Z9
+	VPERMPS Z28, Z8, Z9
 	VPMOVZXBD 48(SI), Z10
 	VPERMPS Z4, Z10, Z11
 	VMULPS Z9, Z11, Z11
@@ -2316,7 +2317,7 @@ f32DotNibS32D512_chunk:
 	LEAQ (DI)(R8*4), DI
 	ADDQ $512, R9
 	DECQ CX
-	JNZ f32DotNibS32D512_chunk
+	JNZ f32DotNibH16D512_chunk
 	VADDPS Z12, Z0, Z0
 	VEXTRACTF64X4 $1, Z0, Y16
 	VADDPS Y16, Y0, Y16
@@ -2359,7 +2360,7 @@ f32DotNibS32D512_chunk:
 	VMOVSS X16, 12(DX)
 	ADDQ $16, DX
 	DECQ R13
-	JNZ f32DotNibS32D512_group
+	JNZ f32DotNibH16D512_group
 	VZEROUPPER
 	RET
 

@@ -79,6 +79,7 @@ const (
 	e8                   // E8M0 exponent bytes e (MXFP4): the kernels load
 	// 2^(e-127) (bits e<<23, one more than the format's halved 2^(e-128))
 	// and the Go side halves the finished sums
+	h16 // f16 (Q4_0), converted by VCVTPH2PS
 )
 
 // kindName names a kernel variant: codes (Nib or Q8) and scale storage.
@@ -92,6 +93,8 @@ func kindName(nib bool, sk scaleKind) string {
 		return k + "S16"
 	case e8:
 		return k + "E8"
+	case h16:
+		return k + "H16"
 	}
 	return k + "S32"
 }
@@ -804,7 +807,7 @@ func avx2(nib bool, sk scaleKind) {
 }
 
 // avx512DS writes the one-row kernel for the transposed packing of
-// MXFP4 and Q4_0 (int8DotNib<E8|S32>D512S<ns>): zmm j of a group's row-chunks holds, in lane g
+// MXFP4 and Q4_0 (int8DotNib<E8|H16>D512S<ns>): zmm j of a group's row-chunks holds, in lane g
 // and dword b, dword j of block b's low view lane of row g (its high
 // nibbles: of the high view lane), so that VPDPBUSD against the
 // activation step j (low nibbles) or 4+j (high), prepared by
@@ -869,10 +872,13 @@ func avx512DS(sk scaleKind, ns int) {
 		}
 		p("VPADDD Z11, Z10, Z10")
 		p("VCVTDQ2PS Z10, Z10")
-		if sk == e8 {
+		switch sk {
+		case e8:
 			p("VPMOVZXBD (R14), Z14")
 			p("VPSLLD $23, Z14, Z14")
-		} else {
+		case h16:
+			p("VCVTPH2PS (R14), Z14")
+		default:
 			p("VMOVUPS (R14), Z14")
 		}
 		p("VMULPS Z24, Z14, Z14")
@@ -906,7 +912,7 @@ func avx512DS(sk scaleKind, ns int) {
 	p("RET")
 }
 
-// avx2D writes int8DotNib<E8|S32>D256R1, the AVX2 one-row kernel for the
+// avx2D writes int8DotNib<E8|H16>D256R1, the AVX2 one-row kernel for the
 // transposed packing (see avx512DS): each half of zmm j is a ymm holding
 // rows 2h and 2h+1, the activation steps come from int8GemmPrep's layout
 // (gemmPrepGo on AVX2), broadcast to both lanes.
@@ -953,10 +959,13 @@ func avx2D(sk scaleKind) {
 	p("VMOVUPS (R10), Y12")
 	for h := range 2 {
 		p("VCVTDQ2PS Y%d, Y%d", 5+h, 5+h)
-		if sk == e8 {
+		switch sk {
+		case e8:
 			p("VPMOVZXBD %d(DI), Y13", 8*h)
 			p("VPSLLD $23, Y13, Y13")
-		} else {
+		case h16:
+			p("VCVTPH2PS %d(DI), Y13", 16*h)
+		default:
 			p("VMOVUPS %d(DI), Y13", 32*h)
 		}
 		p("VMULPS Y12, Y13, Y13")
@@ -986,7 +995,7 @@ func avx2D(sk scaleKind) {
 	p("RET")
 }
 
-// exact512D writes f32DotNib<E8|S32>D512, the Exact kernel for the
+// exact512D writes f32DotNib<E8|H16>D512, the Exact kernel for the
 // transposed packing (see avx512DS): lane g of zmm j holds row g's
 // dword j of each block's low view lane, decoded exactly through ftab
 // (halved for E8: its scales load as 2^(e-127)) and scaled by the block's
@@ -996,7 +1005,7 @@ func avx2D(sk scaleKind) {
 // Registers: Z0-Z3 and Z12-Z15 accumulators (row g: low, high steps); Z4
 // the f32 nibble table; Z5-Z8 the scale index of row g (dword 4b+t:
 // slot 4g+b, for E8 in its top byte); Z9 scales; Z10, Z11 temporaries; K1
-// top bytes (E8).
+// top bytes (E8); Z28 the chunk's scales as f32 (H16).
 func exact512D(sk scaleKind) {
 	name := fmt.Sprintf("f32Dot%sD512", kindName(true, sk))
 	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)\n", name)
@@ -1025,8 +1034,15 @@ func exact512D(sk scaleKind) {
 			p("%s %d(SI)", prefetchOp, prefetch+off)
 		}
 	}
+	if sk == h16 {
+		p("VCVTPH2PS (DI), Z28")
+	}
 	for g := range 4 {
-		scaleLoad(sk, "(DI)", fmt.Sprintf("Z%d", 5+g), "Z9")
+		if sk == h16 {
+			p("VPERMPS Z28, Z%d, Z9", 5+g)
+		} else {
+			scaleLoad(sk, "(DI)", fmt.Sprintf("Z%d", 5+g), "Z9")
+		}
 		for j := range 4 {
 			p("VPMOVZXBD %d(SI), Z10", 64*j+16*g)
 			p("VPERMPS Z4, Z10, Z11")
@@ -1411,6 +1427,8 @@ func avx512Dec(nib bool, sk scaleKind, transposed bool) {
 		p("VCVTDQ2PS Z4, Z4")
 	case s16:
 		panic("avx512Dec: no 16-bit scale decoder")
+	case h16:
+		p("VCVTPH2PS (R10), Z4")
 	default:
 		p("VMOVDQU32 (R10), Z4")
 	}
@@ -1657,7 +1675,7 @@ func main() {
 	for _, v := range []struct {
 		nib bool
 		sk  scaleKind
-	}{{true, s16}, {true, e8}, {true, s32}, {false, s32}} {
+	}{{true, s16}, {true, e8}, {true, h16}, {false, s32}} {
 		if v.nib && v.sk != s16 {
 			avx512DS(v.sk, 1)
 			avx512Dec(v.nib, v.sk, true)
