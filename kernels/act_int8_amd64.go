@@ -34,20 +34,18 @@ import (
 // The R1 kernels take one activation row. The S4 and S4T kernels do the
 // same for 4·groups groups, walking four streams of groups (groups apart)
 // at once so that a core keeps four sequential reads in flight; they are
-// the batch-1 (decode) kernels. The R4, T4 and T8 kernels take blocks of
-// four activation rows: for each group, each of blocks consecutive row
-// blocks (xq, xs, xc continue into the next block), writing
-// out[(q·blocks+b)·16 + r·4 + g], so a group's codes are read from memory
-// once and from L1 for the other blocks (T8 takes exactly two blocks and
-// decodes the codes once for both). The S4T and T kernels, for formats
-// with one scale per 32 weights (spc = 4: Q4_0, Q8_0; MXFP4 has its own
-// layout and kernels, NibE8D below), sum each
-// block's four dwords in int32 first (exact) and convert, scale and
-// accumulate once per activation row and block for the four weight rows
-// (idx is then tidx); R4 and S4 (NVFP4) convert each dword like the
-// reference loop. The tiers and kernels thus differ only in the order of
-// the f32 sums. At AVX-512 the formats with spc = 4 run the D kernels
-// (below) instead of T4 and T8 whenever m >= decMinM.
+// the batch-1 (decode) kernels. The R4 kernel (NVFP4) takes blocks of four
+// activation rows: for each group, each of blocks consecutive row blocks
+// (xq, xs, xc continue into the next block), writing out[(q·blocks+b)·16 +
+// r·4 + g], so a group's codes are read from memory once and from L1 for
+// the other blocks. The S4T kernel (Q8_0, one scale per 32 weights) sums
+// each block's four dwords in int32 first (exact) and converts, scales and
+// accumulates once per block for the four weight rows (idx is then tidx);
+// R4 and S4 (NVFP4) convert each dword like the reference loop. The tiers
+// and kernels thus differ only in the order of the f32 sums. MXFP4 and
+// Q4_0 have their own packing and kernels (NibE8D, NibH16D below), and at
+// AVX-512 the formats with spc = 4 run the D kernels (below) whenever
+// m >= decMinM.
 //
 // The Nib kernels read 64-byte nibble row-chunks, the Q8 kernels 128-byte
 // int8 ones (lut unused; the AVX2 one uses the sign trick and ignores xc).
@@ -86,12 +84,6 @@ func int8DotNibH16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, 
 
 //go:noescape
 func int8DotQ8S32512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-//go:noescape
-func int8DotQ8S32512T8(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups, blocks int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-//go:noescape
-func int8DotQ8S32512T4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups, blocks int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
 func int8DotQ8S32512S4T(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
@@ -237,10 +229,9 @@ type int8Kernels struct {
 	streams  int8Kernel      // one activation row, several streams of groups (or nil)
 	nstreams int             // streams the streams kernel walks
 	r4       int8BlockKernel // blocks of four activation rows, used when m > 1 (or nil)
-	r8       int8BlockKernel // exactly two blocks of four rows (or nil)
 	quant    chunkQuantizer
 	exact    exactKernel // Exact precision (nil: the generic kernel)
-	// summed reports that streams, r4 and r8 sum each block's dwords
+	// summed reports that streams and r4 sum each block's dwords
 	// first and take tidx instead of idx.
 	summed bool
 	// dec names the D kernels, used when m >= decMinM (decNone: never).
@@ -262,7 +253,6 @@ func init() {
 		k512 := int8Kernels{path: PathInt8Dot, quant: quantizeChunks512}
 		k256 := int8Kernels{path: PathInt8Madd}
 		var s4t int8Kernel
-		var t4, t8 int8BlockKernel
 		switch {
 		case f.dlayout && f.scale8:
 			// No T kernels: M > 1 runs the D kernels.
@@ -281,12 +271,12 @@ func init() {
 		default:
 			k512.dec = decQ8S32
 			k512.r1, k512.exact = int8DotQ8S32512R1, f32DotQ8S32512
-			s4t, t4, t8 = int8DotQ8S32512S4T, int8DotQ8S32512T4, int8DotQ8S32512T8
+			s4t = int8DotQ8S32512S4T
 			k256.r1 = int8DotQ8S32256R1
 		}
 		k512.nstreams = 4
 		if f.spc == 4 {
-			k512.streams, k512.r4, k512.r8, k512.summed = s4t, t4, t8, true
+			k512.streams, k512.summed = s4t, true
 			k512.decMinM = decMinM
 		} else {
 			k512.dec = decNone
@@ -414,10 +404,10 @@ func (f *int8Format) rowsAsm(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 	}
 }
 
-// rowsAsmBlocks runs k.r4 (k.r8 for two blocks) over rows [n0, n1) on
-// activations prepared in blocks of four rows: each call covers several
-// groups and, for each, all blocks of a tile of activation rows, so that a
-// group's codes are read from memory once and from L1 by the other blocks.
+// rowsAsmBlocks runs k.r4 over rows [n0, n1) on activations prepared in
+// blocks of four rows: each call covers several groups and, for each, all
+// blocks of a tile of activation rows, so that a group's codes are read
+// from memory once and from L1 by the other blocks.
 func (f *int8Format) rowsAsmBlocks(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
 	const rb = 4
 	chunks := w.kp / i8ChunkK
@@ -438,11 +428,7 @@ func (f *int8Format) rowsAsmBlocks(k *int8Kernels, w *Matrix, y []float32, m, n0
 		for gs := g0; gs < g1; gs += per {
 			ge := min(g1, gs+per)
 			rec := i0 * chunks
-			kern := k.r4
-			if nb == 2 && k.r8 != nil {
-				kern = k.r8
-			}
-			kern(&w.data[gs*gBytes], &w.data[so+gs*gScales], sstride, &s.i8[rec*i8ChunkK], &s.sc[rec*i8Dwords], &s.i32[rec*i8Dwords], chunks, ge-gs, nb, &f.lut, f.kernelIdx(k.summed), &out[0])
+			k.r4(&w.data[gs*gBytes], &w.data[so+gs*gScales], sstride, &s.i8[rec*i8ChunkK], &s.sc[rec*i8Dwords], &s.i32[rec*i8Dwords], chunks, ge-gs, nb, &f.lut, f.kernelIdx(k.summed), &out[0])
 			for q := range ge - gs {
 				c0 := (gs + q) * i8Group
 				cols := min(i8Group, w.N-c0)

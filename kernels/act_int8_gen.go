@@ -263,218 +263,12 @@ func avx512(nib bool, sk scaleKind, r int) {
 	p("RET")
 }
 
-// avx512T4 writes the four-activation-row kernel for formats with one
-// scale per 32 weights (spc = 4: MXFP4, Q4_0, Q8_0), over blocks of four
-// activation rows like the R4 kernel (same arguments and output). It
-// reduces the int32 dots before converting them: for an activation row, the
-// 16 dwords of each weight row's dot are summed per block (the four dwords
-// of each 128-bit lane) into one vector whose lane 4b+g is row g, block b,
-// so one conversion, one scale product and one FMA serve the four weight
-// rows. The scales of the four rows are expanded to the same lanes with
-// idx (tidx: lane 4b+g takes slot 4g+b), and the activation scales,
-// stored per dword, already are in that order (lane 4b+g is block b).
-// Registers: Z0-Z3 accumulators (act row r); Z4-Z11 decoded weights (row
-// g: lo Z(4+2g), hi Z(5+2g)); Z12/Z13 activations lo/hi and Z14 corrections
-// of the current act row; Z15 expanded weight scales; Z16-Z19 dots of
-// rows 0-3; Z20-Z23 reduction temporaries; Z24 combined scale; Z29 nibble
-// table; Z30 scale index; Z31 0x80 bytes (Q8); K1 odd words.
-func avx512T4(nib bool, sk scaleKind) {
-	name := fmt.Sprintf("int8Dot%s512T4", kindName(nib, sk))
-	fmt.Fprintf(&out, "\n// func %s%s\n", name, signatureBlocks)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-96\n", name)
-	p("MOVQ " + strings.Replace(prologue, "out+80(FP)", "out+88(FP)", 1))
-	p("MOVQ lut+72(FP), AX")
-	p("VBROADCASTI32X4 (AX), Z29")
-	p("MOVQ idx+80(FP), AX")
-	scaleSetup(sk)
-	p("MOVL $0x80808080, AX")
-	p("VPBROADCASTD AX, Z31")
-	rcb := 128
-	if nib {
-		rcb = 64
-	}
-	label(name + "_group")
-	p("MOVQ xq+24(FP), R9")
-	p("MOVQ xs+32(FP), R10")
-	p("MOVQ blocks+64(FP), R12")
-	p("MOVQ SI, R14")
-	p("MOVQ DI, AX")
-	label(name + "_block")
-	p("MOVQ R14, SI")
-	p("MOVQ AX, DI")
-	p("MOVQ chunks+48(FP), CX")
-	for z := range 4 {
-		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
-	}
-	label(name + "_chunk")
-	for g := range 4 {
-		lo, hi := 4+2*g, 5+2*g
-		if nib {
-			p("VMOVDQU8 %d(SI), Z%d", g*rcb, hi)
-			p("VPERMB Z29, Z%d, Z%d", hi, lo)
-			p("VPSRLW $4, Z%d, Z%d", hi, hi)
-			p("VPERMB Z29, Z%d, Z%d", hi, hi)
-		} else {
-			p("VPXORD %d(SI), Z31, Z%d", g*rcb, lo)
-			p("VPXORD %d(SI), Z31, Z%d", g*rcb+64, hi)
-		}
-	}
-	scaleLoad(sk, "(DI)", "Z30", "Z15")
-	for r := range 4 {
-		p("VMOVDQU8 %d(R9), Z12", r*128)
-		p("VMOVDQU8 %d(R9), Z13", r*128+64)
-		p("VMOVDQU32 %d(R10)(R11*1), Z14", r*64)
-		for g := range 4 {
-			d := 16 + g
-			p("VMOVDQA32 Z14, Z%d", d)
-			p("VPDPBUSD Z12, Z%d, Z%d", 4+2*g, d)
-			p("VPDPBUSD Z13, Z%d, Z%d", 5+2*g, d)
-		}
-		// Lane b of Z20 ends as (Σ row 0, Σ row 1, Σ row 2, Σ row 3) of
-		// block b.
-		p("VPUNPCKLDQ Z17, Z16, Z20")
-		p("VPUNPCKHDQ Z17, Z16, Z21")
-		p("VPADDD Z21, Z20, Z20")
-		p("VPUNPCKLDQ Z19, Z18, Z22")
-		p("VPUNPCKHDQ Z19, Z18, Z23")
-		p("VPADDD Z23, Z22, Z22")
-		p("VPUNPCKLQDQ Z22, Z20, Z21")
-		p("VPUNPCKHQDQ Z22, Z20, Z20")
-		p("VPADDD Z21, Z20, Z20")
-		p("VCVTDQ2PS Z20, Z20")
-		p("VMULPS %d(R10), Z15, Z24", r*64)
-		p("VFMADD231PS Z24, Z20, Z%d", r)
-	}
-	p("ADDQ $%d, SI", 4*rcb)
-	p("LEAQ (DI)(R8*4), DI")
-	p("ADDQ $512, R9")
-	p("ADDQ $256, R10")
-	p("DECQ CX")
-	p("JNZ %s_chunk", name)
-	// out[r*4+g] = sum over the blocks b of lane 4b+g of Z(r).
-	for r := range 4 {
-		p("VEXTRACTF64X4 $1, Z%d, Y20", r)
-		p("VADDPS Y20, Y%d, Y20", r)
-		p("VEXTRACTF32X4 $1, Y20, X21")
-		p("VADDPS X21, X20, X20")
-		p("VMOVUPS X20, %d(DX)", 16*r)
-	}
-	p("ADDQ $64, DX")
-	p("DECQ R12")
-	p("JNZ %s_block", name)
-	p("DECQ R13")
-	p("JNZ %s_group", name)
-	p("VZEROUPPER")
-	p("RET")
-}
-
-// avx512T8 writes the eight-activation-row variant of avx512T4 (spc = 4)
-// for two blocks of four rows (blocks must be 2: the batched decode of five
-// to eight sequences): each group's codes are decoded once per chunk for
-// both blocks. Same arguments and output as T4. (For more blocks, taken in
-// pairs, it measured slower than T4 on Zen 5.)
-// Registers: Z0-Z7 accumulators (block bb, act row r: Z(4bb+r)); Z8-Z15
-// decoded weights (row g: lo Z(8+2g), hi Z(9+2g)); Z16 expanded weight
-// scales; Z17/Z18 activations lo/hi and Z19 corrections of the current act
-// row; Z20-Z23 dots of rows 0-3; Z24-Z27 reduction temporaries; Z28
-// combined scale; Z29 nibble table; Z30 scale index; Z31 0x80 bytes (Q8);
-// K1 odd words. BX and R8 are the distances from block 0 to block 1 of
-// the activations and of their scales (and corrections), R14 the current
-// chunk's corrections, R12 a chunk's scale bytes.
-func avx512T8(nib bool, sk scaleKind) {
-	name := fmt.Sprintf("int8Dot%s512T8", kindName(nib, sk))
-	fmt.Fprintf(&out, "\n// func %s%s\n", name, signatureBlocks)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-96\n", name)
-	p("MOVQ " + strings.Replace(prologue, "out+80(FP)", "out+88(FP)", 1))
-	p("MOVQ lut+72(FP), AX")
-	p("VBROADCASTI32X4 (AX), Z29")
-	p("MOVQ idx+80(FP), AX")
-	scaleSetup(sk)
-	p("MOVL $0x80808080, AX")
-	p("VPBROADCASTD AX, Z31")
-	rcb := 128
-	if nib {
-		rcb = 64
-	}
-	p("MOVQ R8, R12")
-	p("SHLQ $2, R12")
-	p("MOVQ chunks+48(FP), R8")
-	p("SHLQ $8, R8")
-	p("LEAQ (R8)(R8*1), BX")
-	groupStart(name)
-	for z := range 8 {
-		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
-	}
-	label(name + "_chunk")
-	for g := range 4 {
-		lo, hi := 8+2*g, 9+2*g
-		if nib {
-			p("VMOVDQU8 %d(SI), Z%d", g*rcb, hi)
-			p("VPERMB Z29, Z%d, Z%d", hi, lo)
-			p("VPSRLW $4, Z%d, Z%d", hi, hi)
-			p("VPERMB Z29, Z%d, Z%d", hi, hi)
-		} else {
-			p("VPXORD %d(SI), Z31, Z%d", g*rcb, lo)
-			p("VPXORD %d(SI), Z31, Z%d", g*rcb+64, hi)
-		}
-	}
-	scaleLoad(sk, "(DI)", "Z30", "Z16")
-	p("LEAQ (R10)(R11*1), R14")
-	for bb := range 2 {
-		xq, xs, xc := "(R9)", "(R10)", "(R14)"
-		if bb == 1 {
-			xq, xs, xc = "(R9)(BX*1)", "(R10)(R8*1)", "(R14)(R8*1)"
-		}
-		for r := range 4 {
-			p("VMOVDQU8 %d%s, Z17", r*128, xq)
-			p("VMOVDQU8 %d%s, Z18", r*128+64, xq)
-			p("VMOVDQU32 %d%s, Z19", r*64, xc)
-			for g := range 4 {
-				d := 20 + g
-				p("VMOVDQA32 Z19, Z%d", d)
-				p("VPDPBUSD Z17, Z%d, Z%d", 8+2*g, d)
-				p("VPDPBUSD Z18, Z%d, Z%d", 9+2*g, d)
-			}
-			p("VPUNPCKLDQ Z21, Z20, Z24")
-			p("VPUNPCKHDQ Z21, Z20, Z25")
-			p("VPADDD Z25, Z24, Z24")
-			p("VPUNPCKLDQ Z23, Z22, Z26")
-			p("VPUNPCKHDQ Z23, Z22, Z27")
-			p("VPADDD Z27, Z26, Z26")
-			p("VPUNPCKLQDQ Z26, Z24, Z25")
-			p("VPUNPCKHQDQ Z26, Z24, Z24")
-			p("VPADDD Z25, Z24, Z24")
-			p("VCVTDQ2PS Z24, Z24")
-			p("VMULPS %d%s, Z16, Z28", r*64, xs)
-			p("VFMADD231PS Z28, Z24, Z%d", 4*bb+r)
-		}
-	}
-	p("ADDQ $%d, SI", 4*rcb)
-	p("ADDQ R12, DI")
-	p("ADDQ $512, R9")
-	p("ADDQ $256, R10")
-	p("DECQ CX")
-	p("JNZ %s_chunk", name)
-	for a := range 8 {
-		p("VEXTRACTF64X4 $1, Z%d, Y24", a)
-		p("VADDPS Y24, Y%d, Y24", a)
-		p("VEXTRACTF32X4 $1, Y24, X25")
-		p("VADDPS X25, X24, X24")
-		p("VMOVUPS X24, %d(DX)", 16*a)
-	}
-	p("ADDQ $128, DX")
-	p("DECQ R13")
-	p("JNZ %s_group", name)
-	p("VZEROUPPER")
-	p("RET")
-}
-
 // avx512ST writes the one-activation-row kernel for formats with one scale
 // per 32 weights (spc = 4) that walks ns streams of groups at once (stream
 // s covers groups [s·groups, (s+1)·groups) of the call and writes
 // out[(s·groups+q)·4+g]), summing each block's dwords in int32 before the
-// conversion as the T4 kernel does, so that one accumulator serves the four
-// rows of a stream (lane 4b+g: row g, block b; idx is tidx). On Zen 5 from
+// conversion, so that one accumulator serves the four rows of a stream
+// (lane 4b+g: row g, block b; idx is tidx). On Zen 5 from
 // DRAM, 4 streams measured best (2: -8%, 6: -13%, 8: -24%; the L2 stream
 // prefetcher also follows each stream's scales).
 // Registers: Z0-Z(ns-1) accumulators (stream s); Z8/Z9 decoded weights; Z10-Z13
@@ -1671,7 +1465,8 @@ func main() {
 	out.WriteString("// Code generated by act_int8_gen.go; DO NOT EDIT.\n\n//go:build amd64 && gc && !noasm\n\n#include \"textflag.h\"\n")
 	// NVFP4 (16-bit scales, spc = 8) runs the per-dword kernels; the
 	// formats with spc = 4 sum blocks first: MXFP4 and Q4_0 are packed
-	// transposed and have their own kernels, Q8_0 the S4T and T ones.
+	// transposed and have their own kernels, Q8_0 the S4T one (and the D
+	// kernels for M > 1, as they all).
 	for _, v := range []struct {
 		nib bool
 		sk  scaleKind
@@ -1688,10 +1483,6 @@ func main() {
 			avx512(v.nib, v.sk, 4)
 			avx512S4(v.nib, v.sk)
 		} else {
-			if v.sk == s32 {
-				avx512T4(v.nib, v.sk)
-				avx512T8(v.nib, v.sk)
-			}
 			avx512ST(v.nib, v.sk, 4)
 			avx512Dec(v.nib, v.sk, false)
 		}
