@@ -11,18 +11,17 @@ import (
 
 // The int8-path kernels. Each handles groups consecutive groups of 4
 // packed weight rows (w, ws: the first group's codes and scales at chunk 0,
-// scales f32 for S32, the top halves of f32 for S16 (NVFP4), f16 for H16
-// (Q4_0) and E8M0 bytes for E8 (MXFP4, loaded as twice the format's
-// scale, see scale8); each stream continues
-// into the next group) against the same R activation rows prepared with
-// rb = R (xq, xs, xc: the row block's chunk 0), over chunks chunks, and
-// writes for group q out[q*4R + r*4 + g] = Σ_c Σ_dword float32(dot) ·
-// (ws·xs) with
-// dot = xc[dword] + Σ over the dword's 4 bytes of both views of
-// u8(w+off)·s8(xq) (see act_int8.go). sstride is the byte distance between
-// the scales of two rows of a chunk (spc·scale bytes), lut maps nibbles to
-// w+off, idx maps dwords (and words) to scale slots. Reference loop
-// (rowsGeneric), per group, row g and activation row r:
+// scales the top halves of f32 for S16 (NVFP4), f16 for H16 (Q4_0, Q8_0)
+// and E8M0 bytes for E8 (MXFP4, loaded as twice the format's scale, see
+// scale8); each stream continues into the next group) against the same R
+// activation rows prepared with rb = R (xq, xs, xc: the row block's chunk
+// 0), over chunks chunks, and writes for group q out[q*4R + r*4 + g] =
+// Σ_c Σ_dword float32(dot) · (ws·xs) with dot = xc[dword] + Σ over the
+// dword's 4 bytes of both views of u8(w+off)·s8(xq) (see act_int8.go).
+// sstride is the byte distance between the scales of two rows of a chunk
+// (spc·scale bytes), lut maps nibbles to w+off, idx maps dwords (and
+// words) to scale slots. Reference loop (rowsGeneric), per group, row g
+// and activation row r:
 //
 //	for c := range chunks {
 //		for dw := range 16 {
@@ -83,15 +82,15 @@ func int8DotNibH16D512S1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, 
 func int8DotNibH16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
-func int8DotQ8S32512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotQ8H16512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
-func int8DotQ8S32512S4T(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotQ8H16512S4T(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
-func int8DotQ8S32256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotQ8H16256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
-// f32DotNibS16512, f32DotNibE8D512, f32DotNibH16D512 and f32DotQ8S32512
+// f32DotNibS16512, f32DotNibE8D512, f32DotNibH16D512 and f32DotQ8H16512
 // are the Exact kernels: for groups consecutive groups (w, ws as for the int8
 // kernels) and one activation row x prepared by prepExact (128 f32 per
 // chunk in the views' order), out[q*4+g] = Σ_c Σ_p x[c][p] ·
@@ -109,7 +108,7 @@ func f32DotNibE8D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups 
 func f32DotNibH16D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 //go:noescape
-func f32DotQ8S32512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
+func f32DotQ8H16512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 // The D kernels (spc = 4: MXFP4, Q4_0, Q8_0; see act_int8_gen.go) serve
 // M > 1: weights are decoded once into a panel that a VNNI-only kernel
@@ -157,7 +156,7 @@ func int8DecNibE8512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gsc
 func int8DecNibH16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
 
 //go:noescape
-func int8DecQ8S32512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+func int8DecQ8H16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
 
 //go:noescape
 func int8GemmD512(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
@@ -187,7 +186,7 @@ const (
 	decNone   decKind = iota // no D kernels
 	decNibE8                 // MXFP4: int8DecNibE8512, int8GemmDE512
 	decNibH16                // Q4_0 (transposed): int8DecNibH16512, int8GemmD512
-	decQ8S32                 // Q8_0: int8DecQ8S32512, int8GemmD512
+	decQ8H16                 // Q8_0: int8DecQ8H16512, int8GemmD512
 )
 
 // decode runs d's panel decoder.
@@ -197,8 +196,8 @@ func (d decKind) decode(w *byte, ws *byte, sstride int, chunks, groups, gcodes, 
 		int8DecNibE8512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
 	case decNibH16:
 		int8DecNibH16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
-	case decQ8S32:
-		int8DecQ8S32512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
+	case decQ8H16:
+		int8DecQ8H16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
 	default:
 		panic("kernels: no D kernel")
 	}
@@ -269,10 +268,10 @@ func init() {
 			k512.r1, k512.streams, k512.r4, k512.exact = int8DotNibS16512R1, int8DotNibS16512S4, int8DotNibS16512R4, f32DotNibS16512
 			k256.r1 = int8DotNibS16256R1
 		default:
-			k512.dec = decQ8S32
-			k512.r1, k512.exact = int8DotQ8S32512R1, f32DotQ8S32512
-			s4t = int8DotQ8S32512S4T
-			k256.r1 = int8DotQ8S32256R1
+			k512.dec = decQ8H16
+			k512.r1, k512.exact = int8DotQ8H16512R1, f32DotQ8H16512
+			s4t = int8DotQ8H16512S4T
+			k256.r1 = int8DotQ8H16256R1
 		}
 		k512.nstreams = 4
 		if f.spc == 4 {

@@ -74,12 +74,12 @@ var prefetchOp = "PREFETCHT0"
 type scaleKind int
 
 const (
-	s32 scaleKind = iota // f32
+	s32 scaleKind = iota // f32 (no format since Q8_0 keeps f16)
 	s16                  // the top half of the f32 bits (NVFP4)
 	e8                   // E8M0 exponent bytes e (MXFP4): the kernels load
 	// 2^(e-127) (bits e<<23, one more than the format's halved 2^(e-128))
 	// and the Go side halves the finished sums
-	h16 // f16 (Q4_0), converted by VCVTPH2PS
+	h16 // f16 (Q4_0, Q8_0), converted by VCVTPH2PS
 )
 
 // kindName names a kernel variant: codes (Nib or Q8) and scale storage.
@@ -139,6 +139,10 @@ func scaleLoad(sk scaleKind, addr, idx, dst string) {
 		// The exponent byte lands in bits 24-31, then at 23-30.
 		p("VPERMB.Z %s, %s, K1, %s", addr, idx, dst)
 		p("VPSRLD $1, %s, %s", dst, dst)
+	case h16:
+		// Sixteen f16 scales (32 bytes) to f32, then as for s32.
+		p("VCVTPH2PS %s, %s", addr, dst)
+		p("VPERMPS %s, %s, %s", dst, idx, dst)
 	default:
 		p("VPERMPS %s, %s, %s", addr, idx, dst)
 	}
@@ -538,6 +542,8 @@ func avx2(nib bool, sk scaleKind) {
 		case e8:
 			p("VPMOVZXBD %s, Y14", scaleAddr(g))
 			p("VPSLLD $23, Y14, Y14")
+		case h16:
+			p("VCVTPH2PS %s, Y14", scaleAddr(g))
 		}
 		for h := range 2 {
 			if nib {
@@ -1470,7 +1476,7 @@ func main() {
 	for _, v := range []struct {
 		nib bool
 		sk  scaleKind
-	}{{true, s16}, {true, e8}, {true, h16}, {false, s32}} {
+	}{{true, s16}, {true, e8}, {true, h16}, {false, h16}} {
 		if v.nib && v.sk != s16 {
 			avx512DS(v.sk, 1)
 			avx512Dec(v.nib, v.sk, true)
