@@ -859,23 +859,7 @@ func exact512D(sk scaleKind) {
 	p("ADDQ $512, R9")
 	p("DECQ CX")
 	p("JNZ %s_chunk", name)
-	for g := range 4 {
-		p("VADDPS Z%d, Z%d, Z%d", 12+g, g, g)
-		p("VEXTRACTF64X4 $1, Z%d, Y16", g)
-		p("VADDPS Y16, Y%d, Y16", g)
-		p("VEXTRACTF32X4 $1, Y16, X17")
-		p("VADDPS X17, X16, X16")
-		p("VPERMILPS $0x4E, X16, X17")
-		p("VADDPS X17, X16, X16")
-		p("VPERMILPS $0xB1, X16, X17")
-		p("VADDSS X17, X16, X16")
-		p("VMOVSS X16, %d(DX)", 4*g)
-	}
-	p("ADDQ $16, DX")
-	p("DECQ R13")
-	p("JNZ %s_group", name)
-	p("VZEROUPPER")
-	p("RET")
+	exactGroupEnd(name)
 }
 
 // exact512 writes the one-row Exact kernel: codes decoded exactly to f32
@@ -948,6 +932,12 @@ func exact512(nib bool, sk scaleKind) {
 	p("ADDQ $512, R9")
 	p("DECQ CX")
 	p("JNZ %s_chunk", name)
+	exactGroupEnd(name)
+}
+
+// exactGroupEnd ends a group of the Exact kernels: out[g] (DX) is the sum
+// of row g's accumulators Z(g) and Z(12+g), then the next group.
+func exactGroupEnd(name string) {
 	for g := range 4 {
 		p("VADDPS Z%d, Z%d, Z%d", 12+g, g, g)
 		p("VEXTRACTF64X4 $1, Z%d, Y16", g)
