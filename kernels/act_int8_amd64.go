@@ -63,20 +63,20 @@ func int8DotNibS16512S4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 //go:noescape
 func int8DotNibS16256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
-// The NibE8D (MXFP4) and NibH16D (Q4_0, f16 scales) kernels run on the transposed
+// The NibE8D (MXFP4) and NibH16D (Q4_0) kernels run on the transposed
 // packing (dlayout) and activations rearranged by int8GemmPrep512
-// (gemmPrepGo): S1 walks one stream of groups, prefetching (see
-// act_int8_gen.go), and the 256 ones are the AVX2 R1.
-// Their out and ws are as for the others; idx is unused.
+// (gemmPrepGo): the 512 R1 ones walk the groups as one stream, prefetching
+// (see act_int8_gen.go), the 256 ones are their AVX2 versions. Their out
+// and ws are as for the others; idx is unused.
 
 //go:noescape
-func int8DotNibE8D512S1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibE8D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
 func int8DotNibE8D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
-func int8DotNibH16D512S1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibH16D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
 func int8DotNibH16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
@@ -256,12 +256,12 @@ func init() {
 		case f.dlayout && f.scale8:
 			// No T kernels: M > 1 runs the D kernels.
 			k512.dec = decNibE8
-			k512.r1, k512.exact = int8DotNibE8D512S1, f32DotNibE8D512
+			k512.r1, k512.exact = int8DotNibE8D512R1, f32DotNibE8D512
 			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
 			k256.r1 = int8DotNibE8D256R1
 		case f.dlayout:
 			k512.dec = decNibH16
-			k512.r1, k512.exact = int8DotNibH16D512S1, f32DotNibH16D512
+			k512.r1, k512.exact = int8DotNibH16D512R1, f32DotNibH16D512
 			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
 			k256.r1 = int8DotNibH16D256R1
 		case f.nibbles && f.scale16:

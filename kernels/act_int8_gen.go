@@ -46,6 +46,36 @@ func groupStart(name string) {
 	p("MOVQ chunks+48(FP), CX")
 }
 
+// rowKernelStart writes the header of a kernel with the int8 kernel
+// signature and loads its arguments (see prologue).
+func rowKernelStart(name string) {
+	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	p("MOVQ " + prologue)
+}
+
+// chunkEnd ends the chunk loop of a kernel walking one group's row-chunks
+// (codeBytes of codes, the scales R8 apart per row) against activations
+// prepared with rb = 1.
+func chunkEnd(name string, codeBytes int) {
+	p("ADDQ $%d, SI", codeBytes)
+	p("LEAQ (DI)(R8*4), DI")
+	p("ADDQ $128, R9")
+	p("ADDQ $64, R10")
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+}
+
+// groupEnd ends a kernel's group loop: DX (out) advances by step, R13
+// counts the groups down.
+func groupEnd(name, step string) {
+	p("ADDQ %s, DX", step)
+	p("DECQ R13")
+	p("JNZ %s_group", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
 // scaleAddr returns the address of row g's scales in the current chunk.
 func scaleAddr(g int) string {
 	switch g {
@@ -283,9 +313,7 @@ func avx512(nib bool, sk scaleKind, r int) {
 // distance between streams' codes and scales, BX/R14 the current stream's.
 func avx512ST(nib bool, sk scaleKind, ns int) {
 	name := fmt.Sprintf("int8Dot%s512S%dT", kindName(nib, sk), ns)
-	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
-	p("MOVQ " + prologue)
+	rowKernelStart(name)
 	p("MOVQ lut+64(FP), AX")
 	p("VBROADCASTI32X4 (AX), Z29")
 	p("MOVQ idx+72(FP), AX")
@@ -347,12 +375,7 @@ func avx512ST(nib bool, sk scaleKind, ns int) {
 		p("VMULPS Z19, Z14, Z24")
 		p("VFMADD231PS Z24, Z20, Z%d", st)
 	}
-	p("ADDQ $%d, SI", 4*rcb)
-	p("LEAQ (DI)(R8*4), DI")
-	p("ADDQ $128, R9")
-	p("ADDQ $64, R10")
-	p("DECQ CX")
-	p("JNZ %s_chunk", name)
+	chunkEnd(name, 4*rcb)
 	// out[(s·groups)·4+g] = sum over the blocks b of lane 4b+g of Z(s).
 	p("MOVQ groups+56(FP), BX")
 	p("SHLQ $4, BX")
@@ -367,11 +390,7 @@ func avx512ST(nib bool, sk scaleKind, ns int) {
 			p("ADDQ BX, R14")
 		}
 	}
-	p("ADDQ $16, DX")
-	p("DECQ R13")
-	p("JNZ %s_group", name)
-	p("VZEROUPPER")
-	p("RET")
+	groupEnd(name, "$16")
 }
 
 // avx512S4 writes the one-activation-row kernel that walks four streams
@@ -390,9 +409,7 @@ func avx512ST(nib bool, sk scaleKind, ns int) {
 // and R14 stream 3's codes and scales.
 func avx512S4(nib bool, sk scaleKind) {
 	name := fmt.Sprintf("int8Dot%s512S4", kindName(nib, sk))
-	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
-	p("MOVQ " + prologue)
+	rowKernelStart(name)
 	p("MOVQ lut+64(FP), AX")
 	p("VBROADCASTI32X4 (AX), Z29")
 	p("MOVQ idx+72(FP), AX")
@@ -470,12 +487,7 @@ func avx512S4(nib bool, sk scaleKind) {
 			p("VFMADD231PS Z28, Z27, Z%d", 4*st+g)
 		}
 	}
-	p("ADDQ $%d, SI", 4*rcb)
-	p("LEAQ (DI)(R8*4), DI")
-	p("ADDQ $128, R9")
-	p("ADDQ $64, R10")
-	p("DECQ CX")
-	p("JNZ %s_chunk", name)
+	chunkEnd(name, 4*rcb)
 	// out[(s·groups)·4+g] = sum of the lanes of Z(4s+g).
 	p("MOVQ groups+56(FP), BX")
 	p("SHLQ $4, BX")
@@ -496,11 +508,7 @@ func avx512S4(nib bool, sk scaleKind) {
 			p("VMOVSS X16, %d%s", 4*g, outs[st])
 		}
 	}
-	p("ADDQ $16, DX")
-	p("DECQ R13")
-	p("JNZ %s_group", name)
-	p("VZEROUPPER")
-	p("RET")
+	groupEnd(name, "$16")
 }
 
 // avx2 writes the G=4 × R=1 kernel (VPMADDUBSW + VPMADDWD).
@@ -509,9 +517,7 @@ func avx512S4(nib bool, sk scaleKind) {
 // row-chunk's 16-bit scales widened to f32.
 func avx2(nib bool, sk scaleKind) {
 	name := fmt.Sprintf("int8Dot%s256R1", kindName(nib, sk))
-	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
-	p("MOVQ " + prologue)
+	rowKernelStart(name)
 	p("MOVQ lut+64(FP), AX")
 	p("VBROADCASTI128 (AX), Y4")
 	p("MOVQ idx+72(FP), AX")
@@ -599,51 +605,36 @@ func avx2(nib bool, sk scaleKind) {
 		p("VADDSS X13, X12, X12")
 		p("VMOVSS X12, %d(DX)", 4*g)
 	}
-	p("ADDQ $16, DX")
-	p("DECQ R13")
-	p("JNZ %s_group", name)
-	p("VZEROUPPER")
-	p("RET")
+	groupEnd(name, "$16")
 }
 
-// avx512DS writes the one-row kernel for the transposed packing of
-// MXFP4 and Q4_0 (int8DotNib<E8|H16>D512S<ns>): zmm j of a group's row-chunks holds, in lane g
-// and dword b, dword j of block b's low view lane of row g (its high
-// nibbles: of the high view lane), so that VPDPBUSD against the
-// activation step j (low nibbles) or 4+j (high), prepared by
-// int8GemmPrep512 and broadcast to the four lanes, adds to lane 4g+b
-// block b's dot of row g: no horizontal sums per chunk. ns streams of
-// groups (groups apart) run at once, as in S4T; with one stream, it
-// prefetches prefetch bytes ahead, which streams faster than four streams
-// without (Zen 5, two threads: 60 against 50 GB/s of codes when the
-// machine's 2-thread read roof is 80; four streams with prefetches were
-// slower still).
-// Registers: Z0-Z3 f32 sums of the streams (lane 4g+b); Z8, Z9 decoded
-// codes; Z10, Z11 int32 dots (low, high); Z12 temporary; Z14 weight
-// scales; Z16-Z23 activation steps; Z24 activation scales; Z25
-// corrections; Z29 nibble table; Z30 the index of lanes 0, 4, 8, 12.
-func avx512DS(sk scaleKind, ns int) {
-	name := fmt.Sprintf("int8Dot%sD512S%d", kindName(true, sk), ns)
-	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
-	p("MOVQ " + prologue)
+// avx512DS writes the one-row kernel for the transposed packing of MXFP4
+// and Q4_0 (int8DotNib<E8|H16>D512R1): zmm j of a group's row-chunks
+// holds, in lane g and dword b, dword j of block b's low view lane of row
+// g (its high nibbles: of the high view lane), so that VPDPBUSD against
+// the activation step j (low nibbles) or 4+j (high), prepared by
+// int8GemmPrep512 and broadcast to the four lanes, adds to lane 4g+b block
+// b's dot of row g: no horizontal sums per chunk. It walks the groups as
+// one stream and prefetches prefetch bytes ahead, which streams faster
+// than walking four streams without (Zen 5, two threads: 60 against 50
+// GB/s of codes when the machine's 2-thread read roof is 80; four streams
+// with prefetches were slower still).
+// Registers: Z0 f32 sums (lane 4g+b); Z8, Z9 decoded codes; Z10, Z11 int32
+// dots (low, high; Z10 starts at the corrections); Z12 temporary; Z14
+// weight scales; Z16-Z23 activation steps; Z29 nibble table; Z30 the index
+// of lanes 0, 4, 8, 12.
+func avx512DS(sk scaleKind) {
+	name := fmt.Sprintf("int8Dot%sD512R1", kindName(true, sk))
+	rowKernelStart(name)
 	p("MOVQ lut+64(FP), AX")
 	p("VBROADCASTI32X4 (AX), Z29")
 	p("MOVL $0x0C080400, AX")
 	p("VMOVD AX, X30")
 	p("VPMOVZXBD X30, Z30")
-	p("MOVQ chunks+48(FP), R12")
-	p("IMULQ R13, R12")
-	p("MOVQ R12, AX")
-	p("IMULQ R8, AX")
-	p("SHLQ $2, AX")
-	p("SHLQ $8, R12")
 	groupStart(name)
-	for z := range ns {
-		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
-	}
+	p("VPXORD Z0, Z0, Z0")
 	label(name + "_chunk")
-	if ns == 1 && prefetch > 0 {
+	if prefetch > 0 {
 		for off := 0; off < 256; off += 64 {
 			p("%s %d(SI)", prefetchOp, prefetch+off)
 		}
@@ -651,65 +642,38 @@ func avx512DS(sk scaleKind, ns int) {
 	for st := range 8 {
 		p("VBROADCASTI32X4 %d(R9), Z%d", 16*st, 16+st)
 	}
-	p("VMOVUPS (R10), Z24")
-	p("VMOVDQU32 (R10)(R11*1), Z25")
-	p("MOVQ SI, BX")
-	p("MOVQ DI, R14")
-	for st := range ns {
-		if st > 0 {
-			p("ADDQ R12, BX")
-			p("ADDQ AX, R14")
-		}
-		p("VMOVDQA32 Z25, Z10")
-		p("VPXORD Z11, Z11, Z11")
-		for j := range 4 {
-			p("VMOVDQU8 %d(BX), Z9", 64*j)
-			p("VPERMB Z29, Z9, Z8")
-			p("VPSRLW $4, Z9, Z9")
-			p("VPERMB Z29, Z9, Z9")
-			p("VPDPBUSD Z%d, Z8, Z10", 16+j)
-			p("VPDPBUSD Z%d, Z9, Z11", 20+j)
-		}
-		p("VPADDD Z11, Z10, Z10")
-		p("VCVTDQ2PS Z10, Z10")
-		switch sk {
-		case e8:
-			p("VPMOVZXBD (R14), Z14")
-			p("VPSLLD $23, Z14, Z14")
-		case h16:
-			p("VCVTPH2PS (R14), Z14")
-		default:
-			p("VMOVUPS (R14), Z14")
-		}
-		p("VMULPS Z24, Z14, Z14")
-		p("VFMADD231PS Z14, Z10, Z%d", st)
+	p("VMOVDQU32 (R10)(R11*1), Z10")
+	p("VPXORD Z11, Z11, Z11")
+	for j := range 4 {
+		p("VMOVDQU8 %d(SI), Z9", 64*j)
+		p("VPERMB Z29, Z9, Z8")
+		p("VPSRLW $4, Z9, Z9")
+		p("VPERMB Z29, Z9, Z9")
+		p("VPDPBUSD Z%d, Z8, Z10", 16+j)
+		p("VPDPBUSD Z%d, Z9, Z11", 20+j)
 	}
-	p("ADDQ $256, SI")
-	p("LEAQ (DI)(R8*4), DI")
-	p("ADDQ $128, R9")
-	p("ADDQ $64, R10")
-	p("DECQ CX")
-	p("JNZ %s_chunk", name)
-	// out[(s·groups)·4+g] = sum over the blocks b of lane 4g+b of Z(s).
-	p("MOVQ groups+56(FP), BX")
-	p("SHLQ $4, BX")
-	p("MOVQ DX, R14")
-	for st := range ns {
-		p("VSHUFPS $0xB1, Z%d, Z%d, Z12", st, st)
-		p("VADDPS Z12, Z%d, Z%d", st, st)
-		p("VSHUFPS $0x4E, Z%d, Z%d, Z12", st, st)
-		p("VADDPS Z12, Z%d, Z%d", st, st)
-		p("VPERMPS Z%d, Z30, Z12", st)
-		p("VMOVUPS X12, (R14)")
-		if st < ns-1 {
-			p("ADDQ BX, R14")
-		}
+	p("VPADDD Z11, Z10, Z10")
+	p("VCVTDQ2PS Z10, Z10")
+	switch sk {
+	case e8:
+		p("VPMOVZXBD (DI), Z14")
+		p("VPSLLD $23, Z14, Z14")
+	case h16:
+		p("VCVTPH2PS (DI), Z14")
+	default:
+		p("VMOVUPS (DI), Z14")
 	}
-	p("ADDQ $16, DX")
-	p("DECQ R13")
-	p("JNZ %s_group", name)
-	p("VZEROUPPER")
-	p("RET")
+	p("VMULPS (R10), Z14, Z14")
+	p("VFMADD231PS Z14, Z10, Z0")
+	chunkEnd(name, 256)
+	// out[4q+g] = sum over the blocks b of lane 4g+b.
+	p("VSHUFPS $0xB1, Z0, Z0, Z12")
+	p("VADDPS Z12, Z0, Z0")
+	p("VSHUFPS $0x4E, Z0, Z0, Z12")
+	p("VADDPS Z12, Z0, Z0")
+	p("VPERMPS Z0, Z30, Z12")
+	p("VMOVUPS X12, (DX)")
+	groupEnd(name, "$16")
 }
 
 // avx2D writes int8DotNib<E8|H16>D256R1, the AVX2 one-row kernel for the
@@ -722,9 +686,7 @@ func avx512DS(sk scaleKind, ns int) {
 // scales; Y13 weight scales.
 func avx2D(sk scaleKind) {
 	name := fmt.Sprintf("int8Dot%sD256R1", kindName(true, sk))
-	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
-	p("MOVQ " + prologue)
+	rowKernelStart(name)
 	p("MOVQ lut+64(FP), AX")
 	p("VBROADCASTI128 (AX), Y2")
 	p("MOVL $0x0F0F0F0F, AX")
@@ -771,12 +733,7 @@ func avx2D(sk scaleKind) {
 		p("VMULPS Y12, Y13, Y13")
 		p("VFMADD231PS Y13, Y%d, Y%d", 5+h, h)
 	}
-	p("ADDQ $256, SI")
-	p("LEAQ (DI)(R8*4), DI")
-	p("ADDQ $128, R9")
-	p("ADDQ $64, R10")
-	p("DECQ CX")
-	p("JNZ %s_chunk", name)
+	chunkEnd(name, 256)
 	// Row 2h+l is the sum of lane l of Y(h).
 	for h := range 2 {
 		p("VPERMILPS $0xB1, Y%d, Y8", h)
@@ -788,46 +745,22 @@ func avx2D(sk scaleKind) {
 	}
 	p("VMOVLHPS X10, X9, X9")
 	p("VMOVUPS X9, (DX)")
-	p("ADDQ $16, DX")
-	p("DECQ R13")
-	p("JNZ %s_group", name)
-	p("VZEROUPPER")
-	p("RET")
+	groupEnd(name, "$16")
 }
 
 // exact512D writes f32DotNib<E8|H16>D512, the Exact kernel for the
 // transposed packing (see avx512DS): lane g of zmm j holds row g's
 // dword j of each block's low view lane, decoded exactly through ftab
 // (halved for E8: its scales load as 2^(e-127)) and scaled by the block's
-// scale,
-// against f32 activations prepared by prepExact in the matching order
-// (orderD: step s, then block, then byte).
+// scale, against f32 activations prepared by prepExact in the matching
+// order (orderD: step s, then block, then byte).
 // Registers: Z0-Z3 and Z12-Z15 accumulators (row g: low, high steps); Z4
 // the f32 nibble table; Z5-Z8 the scale index of row g (dword 4b+t:
 // slot 4g+b, for E8 in its top byte); Z9 scales; Z10, Z11 temporaries; K1
 // top bytes (E8); Z28 the chunk's scales as f32 (H16).
 func exact512D(sk scaleKind) {
 	name := fmt.Sprintf("f32Dot%sD512", kindName(true, sk))
-	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-72\n", name)
-	p("MOVQ w+0(FP), SI")
-	p("MOVQ ws+8(FP), DI")
-	p("MOVQ sstride+16(FP), R8")
-	p("MOVQ groups+40(FP), R13")
-	p("MOVQ out+64(FP), DX")
-	p("MOVQ ftab+48(FP), AX")
-	p("VMOVUPS (AX), Z4")
-	p("MOVQ eidx+56(FP), AX")
-	for g := range 4 {
-		p("VMOVDQU32 %d(AX), Z%d", 64*g, 5+g)
-	}
-	scaleMask(sk)
-	label(name + "_group")
-	p("MOVQ x+24(FP), R9")
-	p("MOVQ chunks+32(FP), CX")
-	for _, z := range []int{0, 1, 2, 3, 12, 13, 14, 15} {
-		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
-	}
+	exactStart(name, sk)
 	label(name + "_chunk")
 	if prefetch > 0 {
 		for off := 0; off < 256; off += 64 {
@@ -844,14 +777,7 @@ func exact512D(sk scaleKind) {
 			scaleLoad(sk, "(DI)", fmt.Sprintf("Z%d", 5+g), "Z9")
 		}
 		for j := range 4 {
-			p("VPMOVZXBD %d(SI), Z10", 64*j+16*g)
-			p("VPERMPS Z4, Z10, Z11")
-			p("VMULPS Z9, Z11, Z11")
-			p("VFMADD231PS %d(R9), Z11, Z%d", 64*j, g)
-			p("VPSRLD $4, Z10, Z10")
-			p("VPERMPS Z4, Z10, Z11")
-			p("VMULPS Z9, Z11, Z11")
-			p("VFMADD231PS %d(R9), Z11, Z%d", 256+64*j, 12+g)
+			exactNibbles(64*j+16*g, 64*j, g)
 		}
 	}
 	p("ADDQ $256, SI")
@@ -870,30 +796,11 @@ func exact512D(sk scaleKind) {
 // Z11 temporaries; K1 odd words.
 func exact512(nib bool, sk scaleKind) {
 	name := fmt.Sprintf("f32Dot%s512", kindName(nib, sk))
-	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-72\n", name)
-	p("MOVQ w+0(FP), SI")
-	p("MOVQ ws+8(FP), DI")
-	p("MOVQ sstride+16(FP), R8")
-	p("MOVQ groups+40(FP), R13")
-	p("MOVQ out+64(FP), DX")
-	p("MOVQ ftab+48(FP), AX")
-	p("VMOVUPS (AX), Z4")
-	p("MOVQ eidx+56(FP), AX")
-	for l := range 4 {
-		p("VMOVDQU32 %d(AX), Z%d", 64*l, 5+l)
-	}
-	scaleMask(sk)
 	rcb := 128
 	if nib {
 		rcb = 64
 	}
-	label(name + "_group")
-	p("MOVQ x+24(FP), R9")
-	p("MOVQ chunks+32(FP), CX")
-	for _, z := range []int{0, 1, 2, 3, 12, 13, 14, 15} {
-		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
-	}
+	exactStart(name, sk)
 	label(name + "_chunk")
 	p("LEAQ (DI)(R8*2), BX")
 	p("ADDQ R8, BX")
@@ -907,14 +814,7 @@ func exact512(nib bool, sk scaleKind) {
 		for l := range 4 {
 			scaleLoad(sk, scaleAddr(g), fmt.Sprintf("Z%d", 5+l), "Z9")
 			if nib {
-				p("VPMOVZXBD %d(SI), Z10", g*rcb+16*l)
-				p("VPERMPS Z4, Z10, Z11")
-				p("VMULPS Z9, Z11, Z11")
-				p("VFMADD231PS %d(R9), Z11, Z%d", 64*l, g)
-				p("VPSRLD $4, Z10, Z10")
-				p("VPERMPS Z4, Z10, Z11")
-				p("VMULPS Z9, Z11, Z11")
-				p("VFMADD231PS %d(R9), Z11, Z%d", 256+64*l, 12+g)
+				exactNibbles(g*rcb+16*l, 64*l, g)
 			} else {
 				p("VPMOVSXBD %d(SI), Z10", g*rcb+16*l)
 				p("VCVTDQ2PS Z10, Z10")
@@ -935,6 +835,47 @@ func exact512(nib bool, sk scaleKind) {
 	exactGroupEnd(name)
 }
 
+// exactStart writes an Exact kernel's header, its constants (Z4 the code
+// table, Z5-Z8 the scale indices, K1) and the start of a group: R9 its
+// activations, CX its chunks, the accumulators Z0-Z3 and Z12-Z15 zeroed.
+func exactStart(name string, sk scaleKind) {
+	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-72\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ ws+8(FP), DI")
+	p("MOVQ sstride+16(FP), R8")
+	p("MOVQ groups+40(FP), R13")
+	p("MOVQ out+64(FP), DX")
+	p("MOVQ ftab+48(FP), AX")
+	p("VMOVUPS (AX), Z4")
+	p("MOVQ eidx+56(FP), AX")
+	for l := range 4 {
+		p("VMOVDQU32 %d(AX), Z%d", 64*l, 5+l)
+	}
+	scaleMask(sk)
+	label(name + "_group")
+	p("MOVQ x+24(FP), R9")
+	p("MOVQ chunks+32(FP), CX")
+	for _, z := range []int{0, 1, 2, 3, 12, 13, 14, 15} {
+		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
+	}
+}
+
+// exactNibbles decodes the 16 code bytes at codes(SI) exactly (Z4 the
+// table, Z9 their scales) and adds their low nibbles times the
+// activations at x(R9) to row g's Z(g), their high nibbles times those
+// 256 bytes later to Z(12+g).
+func exactNibbles(codes, x, g int) {
+	p("VPMOVZXBD %d(SI), Z10", codes)
+	p("VPERMPS Z4, Z10, Z11")
+	p("VMULPS Z9, Z11, Z11")
+	p("VFMADD231PS %d(R9), Z11, Z%d", x, g)
+	p("VPSRLD $4, Z10, Z10")
+	p("VPERMPS Z4, Z10, Z11")
+	p("VMULPS Z9, Z11, Z11")
+	p("VFMADD231PS %d(R9), Z11, Z%d", 256+x, 12+g)
+}
+
 // exactGroupEnd ends a group of the Exact kernels: out[g] (DX) is the sum
 // of row g's accumulators Z(g) and Z(12+g), then the next group.
 func exactGroupEnd(name string) {
@@ -950,11 +891,7 @@ func exactGroupEnd(name string) {
 		p("VADDSS X17, X16, X16")
 		p("VMOVSS X16, %d(DX)", 4*g)
 	}
-	p("ADDQ $16, DX")
-	p("DECQ R13")
-	p("JNZ %s_group", name)
-	p("VZEROUPPER")
-	p("RET")
+	groupEnd(name, "$16")
 }
 
 // quant writes quantChunks512, the activation quantizer (quantizeChunk for
@@ -1230,11 +1167,7 @@ func avx512Dec(nib bool, sk scaleKind, transposed bool) {
 	p("JNZ %s_chunk", name)
 	p("ADDQ gcodes+40(FP), SI")
 	p("ADDQ gscales+48(FP), DI")
-	p("ADDQ $%d, DX", decBytes)
-	p("DECQ R13")
-	p("JNZ %s_group", name)
-	p("VZEROUPPER")
-	p("RET")
+	groupEnd(name, fmt.Sprintf("$%d", decBytes))
 }
 
 // avx512Gemm writes int8GemmD512 (int8GemmDE512 if exp: the panel holds
@@ -1468,7 +1401,7 @@ func main() {
 		sk  scaleKind
 	}{{true, s16}, {true, e8}, {true, h16}, {false, h16}} {
 		if v.nib && v.sk != s16 {
-			avx512DS(v.sk, 1)
+			avx512DS(v.sk)
 			avx512Dec(v.nib, v.sk, true)
 			avx2D(v.sk)
 			exact512D(v.sk)
