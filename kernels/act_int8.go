@@ -369,7 +369,7 @@ func (f *int8Format) pack(w *Matrix, rows []byte) {
 	// One exact-size allocation: appending to the codes would regrow the
 	// slice with about a quarter of spare capacity, which growslice
 	// clears, so it stays resident for the life of the model.
-	data := make([]byte, codes+w.np*chunks*f.spc*ssz+64)
+	data := allocPacked(codes + w.np*chunks*f.spc*ssz + 64)
 	copy(data, w.data)
 	w.data = data
 	sc := w.data[codes:]

@@ -121,7 +121,7 @@ func packFP(w *Matrix, rows []byte) {
 		sc := make([]byte, w.kp/32)
 		cl, sl := w.fpLayout(), w.mxScaleLayout()
 		w.np = roundUp(w.N, fpGroup)
-		w.data = make([]byte, w.np*w.kp+w.np*w.kp/32)
+		w.data = allocPacked(w.np*w.kp + w.np*w.kp/32)
 		w.scale = make([]float32, w.np+1)
 		lo, hi := mxScaledRange(w.Type)
 		scaledOK := true

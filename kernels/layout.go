@@ -28,7 +28,7 @@ func (l layout) offset(i, c int) int {
 // rest is zero), into a new buffer of np = ceil(n/group)*group rows.
 func (l layout) interleave(n int, src func(i int) []byte) (data []byte, np int) {
 	np = (n + l.group - 1) / l.group * l.group
-	data = make([]byte, np*l.rowBytes)
+	data = allocPacked(np * l.rowBytes)
 	chunks := l.rowBytes / l.chunk
 	for i := range n {
 		row := src(i)

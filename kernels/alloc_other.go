@@ -1,0 +1,6 @@
+//go:build !linux
+
+package kernels
+
+// adviseHuge does nothing where transparent huge pages are not known.
+func adviseHuge([]byte) {}
