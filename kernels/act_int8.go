@@ -132,30 +132,28 @@ type int8Format struct {
 	hdrBytes int      // scale bytes at the start of each file block
 	// lut maps a nibble to its weight plus off (nibble formats).
 	lut [16]uint8
-	// scale16 stores scales as the top half of their f32 bits.
+	// One of scale16, scaleF16 and scale8 is set: how the scales are stored.
+	// scale16 stores scales as the top half of their f32 bits (NVFP4).
 	scale16 bool
-	// scaleF16 stores the file's f16 scales as they are (Q4_0).
+	// scaleF16 stores the file's f16 scales as they are (Q4_0, Q8_0).
 	scaleF16 bool
 	// scale8 stores MXFP4's E8M0 scale bytes e as they are. The assembly
 	// kernels load them as 2^(e-127) (f32 bits e<<23) and halve their
 	// finished sums (asmScale); matrices with a byte that cannot take that
 	// way run the generic kernels (see e8Fast).
 	scale8 bool
-	// dlayout packs each group's row-chunks transposed (the nibble formats
-	// with spc = 4: MXFP4, Q4_0): its 256 bytes are four zmm, and lane g, dword b of
-	// zmm j is dword j of block b's lane of row g (bytes 16b+4j..+3 of
-	// the row-chunk). Decoding zmm j's low nibbles gives step j of every
-	// block of the four rows, its high nibbles step 4+j, in the lanes the
-	// VPDPBUSD kernels sum without horizontal adds (see the D kernels).
+	// dlayout packs each group's row-chunks transposed (the formats with
+	// spc = 4): its bytes are four zmm (nibbles) or eight (Q8), and lane
+	// g, dword b of zmm s is row g's dword s of block b (see
+	// dStepOffset). Decoding nibble zmm j gives step j of every block of
+	// the four rows from the low nibbles, step 4+j from the high ones; Q8
+	// zmm s is step s. The steps are in the lanes the VPDPBUSD kernels
+	// sum without horizontal adds (see the D kernels).
 	dlayout bool
 	// idx[:16] maps each dword of a row-chunk to its scale slot; idx[16:],
 	// seen as 32 uint16, maps word 2d+1 to slot(d) (for VPERMW, whose
 	// even words are zeroed by a mask).
 	idx [2 * i8Dwords]int32
-	// tidx is idx for the kernels that sum each block's dwords first
-	// (spc = 4 only): lane 4b+g takes slot g·spc+b, the scale of row g's
-	// block b among the four rows' scales of a chunk.
-	tidx [2 * i8Dwords]int32
 	// ftab maps a nibble to its integer weight as f32 (Exact kernels),
 	// halved for scale8, whose kernels load twice the format's scale, so
 	// that ftab·scale is the weight itself.
@@ -174,11 +172,6 @@ func newInt8Format(f int8Format) *int8Format {
 		s := int32(d * f.spc / i8Dwords)
 		f.idx[d] = s
 		f.idx[i8Dwords+d] = s << f.permShift() // word 2d+1 or byte 4d+3
-	}
-	for l := range i8Dwords {
-		s := int32(l%4*f.spc + l/4)
-		f.tidx[l] = s
-		f.tidx[i8Dwords+l] = s << f.permShift()
 	}
 	for c := range f.ftab {
 		f.ftab[c] = float32(int32(f.lut[c]) - f.off)
@@ -230,13 +223,10 @@ func (f *int8Format) permShift() int32 {
 
 // scaleBytes is the size of one stored block scale.
 func (f *int8Format) scaleBytes() int {
-	switch {
-	case f.scale8:
+	if f.scale8 {
 		return 1
-	case f.scale16, f.scaleF16:
-		return 2
 	}
-	return 4
+	return 2 // scale16, scaleF16
 }
 
 // asmScale is the factor the assembly int8 kernels apply to finished
@@ -248,6 +238,11 @@ func (f *int8Format) asmScale(w *Matrix) float32 {
 	}
 	return f.tensorScale(w)
 }
+
+// dStepOffset is where dword s of block b lies in a row-chunk: steps 0-3
+// in the low view's lane b, 4-7 in the high view's (Q8 row-chunks only;
+// nibble row-chunks have steps 0-3, each byte holding both views).
+func dStepOffset(s, b int) int { return 64*(s/4) + 16*b + 4*(s%4) }
 
 // e8Fast reports whether the assembly kernels take an MXFP4 block with
 // scale byte e and codes: 2^(e-127) must be finite and, with the finished
@@ -350,13 +345,14 @@ func (f *int8Format) pack(w *Matrix, rows []byte) {
 		return buf
 	})
 	if f.dlayout {
-		var gc [i8Group * 64]byte
-		for o := 0; o < len(w.data); o += len(gc) {
-			copy(gc[:], w.data[o:])
+		var gc [i8Group * 128]byte
+		steps := rcb / 16
+		for o := 0; o < len(w.data); o += i8Group * rcb {
+			copy(gc[:], w.data[o:o+i8Group*rcb])
 			for g := range i8Group {
-				for b := range 4 {
-					for j := range 4 {
-						copy(w.data[o+64*j+16*g+4*b:][:4], gc[64*g+16*b+4*j:])
+				for s := range steps {
+					for b := range 4 {
+						copy(w.data[o+64*s+16*g+4*b:][:4], gc[g*rcb+dStepOffset(s, b):])
 					}
 				}
 			}
@@ -389,12 +385,9 @@ func (f *int8Format) pack(w *Matrix, rows []byte) {
 				copy(sc[o:o+2], row[b*bb:])
 				continue
 			}
+			// scale16: the top half of the f32 bits, exact for E4M3.
 			v := math.Float32bits(f.scale(row[b*bb:]))
-			if f.scale16 {
-				binary.LittleEndian.PutUint16(sc[o:], uint16(v>>16))
-			} else {
-				binary.LittleEndian.PutUint32(sc[o:], v)
-			}
+			binary.LittleEndian.PutUint16(sc[o:], uint16(v>>16))
 		}
 	}
 }
@@ -423,14 +416,13 @@ func (f *int8Format) chunkAtInto(dst []byte, w *Matrix, i, c int) (wb []byte, sw
 	rcb := f.rowChunkBytes()
 	sc := w.data[f.scaleOffset(w)+rec*f.spc*f.scaleBytes():]
 	for s := range f.spc {
-		if f.scale8 {
+		switch {
+		case f.scale8:
 			sw[s] = f.scale(sc[s : s+1])
-		} else if f.scaleF16 {
+		case f.scaleF16:
 			sw[s] = f.scale(sc[2*s : 2*s+2])
-		} else if f.scale16 {
+		default: // scale16
 			sw[s] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(sc[2*s:])) << 16)
-		} else {
-			sw[s] = math.Float32frombits(binary.LittleEndian.Uint32(sc[4*s:]))
 		}
 	}
 	if !f.dlayout {
@@ -440,9 +432,9 @@ func (f *int8Format) chunkAtInto(dst []byte, w *Matrix, i, c int) (wb []byte, sw
 		dst = make([]byte, rcb)
 	}
 	gc := w.data[(rec-i%i8Group)*rcb:][:i8Group*rcb]
-	for b := range 4 {
-		for j := range 4 {
-			copy(dst[16*b+4*j:][:4], gc[64*j+16*(i%i8Group)+4*b:])
+	for s := range rcb / 16 {
+		for b := range 4 {
+			copy(dst[dStepOffset(s, b):][:4], gc[64*s+16*(i%i8Group)+4*b:])
 		}
 	}
 	return dst[:rcb], sw

@@ -30,26 +30,22 @@ import (
 //		}
 //	}
 //
-// The R1 kernels take one activation row. The S4 and S4T kernels do the
-// same for 4·groups groups, walking four streams of groups (groups apart)
-// at once so that a core keeps four sequential reads in flight; they are
-// the batch-1 (decode) kernels. The R4 kernel (NVFP4) takes blocks of four
-// activation rows: for each group, each of blocks consecutive row blocks
-// (xq, xs, xc continue into the next block), writing out[(q·blocks+b)·16 +
-// r·4 + g], so a group's codes are read from memory once and from L1 for
-// the other blocks. The S4T kernel (Q8_0, one scale per 32 weights) sums
-// each block's four dwords in int32 first (exact) and converts, scales and
-// accumulates once per block for the four weight rows (idx is then tidx);
-// R4 and S4 (NVFP4) convert each dword like the reference loop. The tiers
-// and kernels thus differ only in the order of the f32 sums. MXFP4 and
-// Q4_0 have their own packing and kernels (NibE8D, NibH16D below), and at
-// AVX-512 the formats with spc = 4 run the D kernels (below) whenever
-// m >= decMinM.
+// These are NVFP4's kernels (spc = 8). The R1 kernels take one activation
+// row. The S4 kernel does the same for 4·groups groups, walking four
+// streams of groups (groups apart) at once so that a core keeps four
+// sequential reads in flight; it is the batch-1 (decode) kernel. The R4
+// kernel takes blocks of four activation rows: for each group, each of
+// blocks consecutive row blocks (xq, xs, xc continue into the next block),
+// writing out[(q·blocks+b)·16 + r·4 + g], so a group's codes are read from
+// memory once and from L1 for the other blocks. They convert each dword
+// like the reference loop, so the tiers and kernels differ only in the
+// order of the f32 sums. The formats with spc = 4 (MXFP4, Q4_0, Q8_0) have
+// their own packing and kernels (the NibE8D, NibH16D and Q8H16D ones, and
+// the D kernels for M >= decMinM at AVX-512), below.
 //
-// The Nib kernels read 64-byte nibble row-chunks, the Q8 kernels 128-byte
-// int8 ones (lut unused; the AVX2 one uses the sign trick and ignores xc).
-// The 512 kernels need AVX-512 BW/VL, VBMI and VNNI, the 256 ones AVX2 and
-// FMA. All read up to 64 bytes past the last scale (Pack pads them).
+// The kernels read 64-byte nibble row-chunks. The 512 ones need AVX-512
+// BW/VL, VBMI and VNNI, the 256 ones AVX2 and FMA. All read up to 64
+// bytes past the last scale (Pack pads them).
 
 //go:noescape
 func int8DotNibS16512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
@@ -63,11 +59,12 @@ func int8DotNibS16512S4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 //go:noescape
 func int8DotNibS16256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
-// The NibE8D (MXFP4) and NibH16D (Q4_0) kernels run on the transposed
-// packing (dlayout) and activations rearranged by int8GemmPrep512
-// (gemmPrepGo): the 512 R1 ones walk the groups as one stream, prefetching
-// (see act_int8_gen.go), the 256 ones are their AVX2 versions. Their out
-// and ws are as for the others; idx is unused.
+// The NibE8D (MXFP4), NibH16D (Q4_0) and Q8H16D (Q8_0: 128-byte int8
+// row-chunks; its AVX2 kernel uses the sign trick and ignores xc) kernels
+// run on the transposed packing (dlayout) and activations rearranged by
+// int8GemmPrep512 (gemmPrepGo): the 512 R1 ones walk the groups as one
+// stream, prefetching (see act_int8_gen.go), the 256 ones are their AVX2
+// versions. Their out and ws are as for the others; idx is unused.
 
 //go:noescape
 func int8DotNibE8D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
@@ -82,13 +79,10 @@ func int8DotNibH16D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, 
 func int8DotNibH16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
-func int8DotQ8H16512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotQ8H16D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 //go:noescape
-func int8DotQ8H16512S4T(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-//go:noescape
-func int8DotQ8H16256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotQ8H16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
 // f32DotNibS16512, f32DotNibE8D512, f32DotNibH16D512 and f32DotQ8H16512
 // are the Exact kernels: for groups consecutive groups (w, ws as for the int8
@@ -108,7 +102,7 @@ func f32DotNibE8D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups 
 func f32DotNibH16D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 //go:noescape
-func f32DotQ8H16512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
+func f32DotQ8H16D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 // The D kernels (spc = 4: MXFP4, Q4_0, Q8_0; see act_int8_gen.go) serve
 // M > 1: weights are decoded once into a panel that a VNNI-only kernel
@@ -230,9 +224,6 @@ type int8Kernels struct {
 	r4       int8BlockKernel // blocks of four activation rows, used when m > 1 (or nil)
 	quant    chunkQuantizer
 	exact    exactKernel // Exact precision (nil: the generic kernel)
-	// summed reports that streams and r4 sum each block's dwords
-	// first and take tidx instead of idx.
-	summed bool
 	// dec names the D kernels, used when m >= decMinM (decNone: never).
 	dec     decKind
 	decMinM int
@@ -251,34 +242,29 @@ func init() {
 	for _, f := range []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8, q80Int8} {
 		k512 := int8Kernels{path: PathInt8Dot, quant: quantizeChunks512}
 		k256 := int8Kernels{path: PathInt8Madd}
-		var s4t int8Kernel
 		switch {
 		case f.dlayout && f.scale8:
-			// No T kernels: M > 1 runs the D kernels.
 			k512.dec = decNibE8
 			k512.r1, k512.exact = int8DotNibE8D512R1, f32DotNibE8D512
 			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
 			k256.r1 = int8DotNibE8D256R1
+		case f.dlayout && !f.nibbles:
+			k512.dec = decQ8H16
+			k512.r1, k512.exact = int8DotQ8H16D512R1, f32DotQ8H16D512
+			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
+			k256.r1 = int8DotQ8H16D256R1
 		case f.dlayout:
 			k512.dec = decNibH16
 			k512.r1, k512.exact = int8DotNibH16D512R1, f32DotNibH16D512
 			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
 			k256.r1 = int8DotNibH16D256R1
-		case f.nibbles && f.scale16:
+		default: // NVFP4
 			k512.r1, k512.streams, k512.r4, k512.exact = int8DotNibS16512R1, int8DotNibS16512S4, int8DotNibS16512R4, f32DotNibS16512
+			k512.nstreams = 4
 			k256.r1 = int8DotNibS16256R1
-		default:
-			k512.dec = decQ8H16
-			k512.r1, k512.exact = int8DotQ8H16512R1, f32DotQ8H16512
-			s4t = int8DotQ8H16512S4T
-			k256.r1 = int8DotQ8H16256R1
 		}
-		k512.nstreams = 4
-		if f.spc == 4 {
-			k512.streams, k512.summed = s4t, true
+		if k512.dec != decNone {
 			k512.decMinM = decMinM
-		} else {
-			k512.dec = decNone
 		}
 		int8AVX512[f] = &k512
 		registerTier(f.t, AVX512, f.asmGemm(&k512))
@@ -359,15 +345,6 @@ const i8TileBytes = 256 << 10
 // and bounds groups·blocks of one block kernel call (its output buffer).
 const i8CallGroups = 256
 
-// kernelIdx returns the scale index of the kernels that sum each block's
-// dwords first (summed) or of the others.
-func (f *int8Format) kernelIdx(summed bool) *[32]int32 {
-	if summed {
-		return &f.tidx
-	}
-	return &f.idx
-}
-
 // rowsAsm runs k's one-row kernels over rows [n0, n1), one activation row
 // at a time: k.streams takes the largest multiple of k.nstreams groups of
 // each call, k.r1 the rest.
@@ -389,7 +366,7 @@ func (f *int8Format) rowsAsm(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 			done := 0
 			if k.streams != nil && ge-gs >= k.nstreams {
 				h := (ge - gs) / k.nstreams
-				k.streams(&w.data[gs*gBytes], &w.data[so+gs*gScales], sstride, xq, xs, xc, chunks, h, &f.lut, f.kernelIdx(k.summed), &out[0])
+				k.streams(&w.data[gs*gBytes], &w.data[so+gs*gScales], sstride, xq, xs, xc, chunks, h, &f.lut, &f.idx, &out[0])
 				done = k.nstreams * h
 			}
 			if gd := gs + done; gd < ge {
@@ -427,7 +404,7 @@ func (f *int8Format) rowsAsmBlocks(k *int8Kernels, w *Matrix, y []float32, m, n0
 		for gs := g0; gs < g1; gs += per {
 			ge := min(g1, gs+per)
 			rec := i0 * chunks
-			k.r4(&w.data[gs*gBytes], &w.data[so+gs*gScales], sstride, &s.i8[rec*i8ChunkK], &s.sc[rec*i8Dwords], &s.i32[rec*i8Dwords], chunks, ge-gs, nb, &f.lut, f.kernelIdx(k.summed), &out[0])
+			k.r4(&w.data[gs*gBytes], &w.data[so+gs*gScales], sstride, &s.i8[rec*i8ChunkK], &s.sc[rec*i8Dwords], &s.i32[rec*i8Dwords], chunks, ge-gs, nb, &f.lut, &f.idx, &out[0])
 			for q := range ge - gs {
 				c0 := (gs + q) * i8Group
 				cols := min(i8Group, w.N-c0)

@@ -104,8 +104,7 @@ var prefetchOp = "PREFETCHT0"
 type scaleKind int
 
 const (
-	s32 scaleKind = iota // f32 (no format since Q8_0 keeps f16)
-	s16                  // the top half of the f32 bits (NVFP4)
+	s16 scaleKind = iota // the top half of the f32 bits (NVFP4)
 	e8                   // E8M0 exponent bytes e (MXFP4): the kernels load
 	// 2^(e-127) (bits e<<23, one more than the format's halved 2^(e-128))
 	// and the Go side halves the finished sums
@@ -123,10 +122,8 @@ func kindName(nib bool, sk scaleKind) string {
 		return k + "S16"
 	case e8:
 		return k + "E8"
-	case h16:
-		return k + "H16"
 	}
-	return k + "S32"
+	return k + "H16"
 }
 
 // scaleSetup loads the scale index (idx at AX: its second half for the
@@ -142,11 +139,11 @@ func scaleSetup(sk scaleKind) {
 		p("VMOVDQU32 64(AX), Z30")
 		scaleMask(sk)
 	default:
-		p("VMOVDQU32 (AX), Z30")
+		panic("scaleSetup: no permuting loads for f16 scales")
 	}
 }
 
-// scaleMask sets K1 for scaleLoad (nothing for s32).
+// scaleMask sets K1 for scaleLoad (nothing for h16).
 func scaleMask(sk scaleKind) {
 	switch sk {
 	case s16:
@@ -169,22 +166,19 @@ func scaleLoad(sk scaleKind, addr, idx, dst string) {
 		// The exponent byte lands in bits 24-31, then at 23-30.
 		p("VPERMB.Z %s, %s, K1, %s", addr, idx, dst)
 		p("VPSRLD $1, %s, %s", dst, dst)
-	case h16:
-		// Sixteen f16 scales (32 bytes) to f32, then as for s32.
-		p("VCVTPH2PS %s, %s", addr, dst)
-		p("VPERMPS %s, %s, %s", dst, idx, dst)
 	default:
-		p("VPERMPS %s, %s, %s", addr, idx, dst)
+		panic("scaleLoad: f16 scales are converted, then permuted")
 	}
 }
 
-// avx512 writes the G=4 × R kernel for nibble or int8 codes.
+// avx512 writes NVFP4's G=4 × R kernel (nibble codes, 16-bit scales).
 // Registers: Z0-Z15 f32 accumulators (row g, act row r: Z(4g+r)); Z16-Z23
 // activations (lo, hi per act row); Z24/Z25 decoded weights lo/hi; Z26
 // expanded weight scales; Z27 int32 sum; Z28 combined scale; Z29 nibble
-// table (in each lane); Z30 scale index; Z31 0x80 bytes (Q8); K1 odd words.
-func avx512(nib bool, sk scaleKind, r int) {
-	name := fmt.Sprintf("int8Dot%s512R%d", kindName(nib, sk), r)
+// table (in each lane); Z30 scale index; K1 odd words.
+func avx512(r int) {
+	const sk = s16
+	name := fmt.Sprintf("int8Dot%s512R%d", kindName(true, sk), r)
 	if r == 1 {
 		fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
 		fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
@@ -203,10 +197,7 @@ func avx512(nib bool, sk scaleKind, r int) {
 	scaleSetup(sk)
 	p("MOVL $0x80808080, AX")
 	p("VPBROADCASTD AX, Z31")
-	rcb := 128
-	if nib {
-		rcb = 64
-	}
+	const rcb = 64
 	if r == 1 {
 		groupStart(name)
 	} else {
@@ -244,17 +235,12 @@ func avx512(nib bool, sk scaleKind, r int) {
 		p("VMOVDQU8 %d(R9), Z%d", i*128+64, 17+2*i)
 	}
 	for g := range 4 {
-		if nib {
-			// VPERMB looks at the low 6 index bits and the table is
-			// repeated in all four lanes, so the high bits need no mask.
-			p("VMOVDQU8 %d(SI), Z25", g*rcb)
-			p("VPERMB Z29, Z25, Z24")
-			p("VPSRLW $4, Z25, Z25")
-			p("VPERMB Z29, Z25, Z25")
-		} else {
-			p("VPXORD %d(SI), Z31, Z24", g*rcb)
-			p("VPXORD %d(SI), Z31, Z25", g*rcb+64)
-		}
+		// VPERMB looks at the low 6 index bits and the table is
+		// repeated in all four lanes, so the high bits need no mask.
+		p("VMOVDQU8 %d(SI), Z25", g*rcb)
+		p("VPERMB Z29, Z25, Z24")
+		p("VPSRLW $4, Z25, Z25")
+		p("VPERMB Z29, Z25, Z25")
 		scaleLoad(sk, scaleAddr(g), "Z30", "Z26")
 		for i := range r {
 			p("VMOVDQU32 %d(R10)(R11*1), Z27", i*64)
@@ -297,103 +283,7 @@ func avx512(nib bool, sk scaleKind, r int) {
 	p("RET")
 }
 
-// avx512ST writes the one-activation-row kernel for formats with one scale
-// per 32 weights (spc = 4) that walks ns streams of groups at once (stream
-// s covers groups [s·groups, (s+1)·groups) of the call and writes
-// out[(s·groups+q)·4+g]), summing each block's dwords in int32 before the
-// conversion, so that one accumulator serves the four rows of a stream
-// (lane 4b+g: row g, block b; idx is tidx). On Zen 5 from
-// DRAM, 4 streams measured best (2: -8%, 6: -13%, 8: -24%; the L2 stream
-// prefetcher also follows each stream's scales).
-// Registers: Z0-Z(ns-1) accumulators (stream s); Z8/Z9 decoded weights; Z10-Z13
-// dots of rows 0-3; Z14 expanded weight scales; Z16/Z17 activations lo/hi,
-// Z18 corrections, Z19 activation scales; Z20-Z23 reduction temporaries;
-// Z24 combined scale; Z29 nibble table; Z30 scale index; Z31 0x80 bytes
-// (Q8); K1 odd words. SI/DI stream 0's codes and scales, R12/AX the
-// distance between streams' codes and scales, BX/R14 the current stream's.
-func avx512ST(nib bool, sk scaleKind, ns int) {
-	name := fmt.Sprintf("int8Dot%s512S%dT", kindName(nib, sk), ns)
-	rowKernelStart(name)
-	p("MOVQ lut+64(FP), AX")
-	p("VBROADCASTI32X4 (AX), Z29")
-	p("MOVQ idx+72(FP), AX")
-	scaleSetup(sk)
-	p("MOVL $0x80808080, AX")
-	p("VPBROADCASTD AX, Z31")
-	rcb, shift := 128, 9
-	if nib {
-		rcb, shift = 64, 8
-	}
-	p("MOVQ chunks+48(FP), R12")
-	p("IMULQ R13, R12")
-	p("MOVQ R12, AX")
-	p("IMULQ R8, AX")
-	p("SHLQ $2, AX")
-	p("SHLQ $%d, R12", shift)
-	groupStart(name)
-	for z := range ns {
-		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
-	}
-	label(name + "_chunk")
-	p("VMOVDQU8 (R9), Z16")
-	p("VMOVDQU8 64(R9), Z17")
-	p("VMOVDQU32 (R10)(R11*1), Z18")
-	p("VMOVUPS (R10), Z19")
-	p("MOVQ SI, BX")
-	p("MOVQ DI, R14")
-	for st := range ns {
-		if st > 0 {
-			p("ADDQ R12, BX")
-			p("ADDQ AX, R14")
-		}
-		scaleLoad(sk, "(R14)", "Z30", "Z14")
-		for g := range 4 {
-			if nib {
-				p("VMOVDQU8 %d(BX), Z9", g*rcb)
-				p("VPERMB Z29, Z9, Z8")
-				p("VPSRLW $4, Z9, Z9")
-				p("VPERMB Z29, Z9, Z9")
-			} else {
-				p("VPXORD %d(BX), Z31, Z8", g*rcb)
-				p("VPXORD %d(BX), Z31, Z9", g*rcb+64)
-			}
-			d := 10 + g
-			p("VMOVDQA32 Z18, Z%d", d)
-			p("VPDPBUSD Z16, Z8, Z%d", d)
-			p("VPDPBUSD Z17, Z9, Z%d", d)
-		}
-		p("VPUNPCKLDQ Z11, Z10, Z20")
-		p("VPUNPCKHDQ Z11, Z10, Z21")
-		p("VPADDD Z21, Z20, Z20")
-		p("VPUNPCKLDQ Z13, Z12, Z22")
-		p("VPUNPCKHDQ Z13, Z12, Z23")
-		p("VPADDD Z23, Z22, Z22")
-		p("VPUNPCKLQDQ Z22, Z20, Z21")
-		p("VPUNPCKHQDQ Z22, Z20, Z20")
-		p("VPADDD Z21, Z20, Z20")
-		p("VCVTDQ2PS Z20, Z20")
-		p("VMULPS Z19, Z14, Z24")
-		p("VFMADD231PS Z24, Z20, Z%d", st)
-	}
-	chunkEnd(name, 4*rcb)
-	// out[(s·groups)·4+g] = sum over the blocks b of lane 4b+g of Z(s).
-	p("MOVQ groups+56(FP), BX")
-	p("SHLQ $4, BX")
-	p("MOVQ DX, R14")
-	for st := range ns {
-		p("VEXTRACTF64X4 $1, Z%d, Y20", st)
-		p("VADDPS Y20, Y%d, Y20", st)
-		p("VEXTRACTF32X4 $1, Y20, X21")
-		p("VADDPS X21, X20, X20")
-		p("VMOVUPS X20, (R14)")
-		if st < ns-1 {
-			p("ADDQ BX, R14")
-		}
-	}
-	groupEnd(name, "$16")
-}
-
-// avx512S4 writes the one-activation-row kernel that walks four streams
+// avx512S4 writes NVFP4's one-activation-row kernel that walks four streams
 // of groups at once, so that each core has four independent sequential
 // reads in flight: stream s covers groups [s·groups, (s+1)·groups) of the
 // call and writes out[(s·groups+q)·4+g]. All streams are at the same chunk,
@@ -404,35 +294,27 @@ func avx512ST(nib bool, sk scaleKind, ns int) {
 // activations lo/hi, Z18 corrections, Z19 activation scales; Z20 scales of
 // a stream; Z30, Z21-Z23 scale index of rows 0-3; Z24/Z25 decoded weights;
 // Z26 expanded weight scales; Z27 int32 sum; Z28 combined scale; Z29
-// nibble table; Z31 0x80 bytes (Q8); K1 odd words. SI/DI stream 0 codes
+// nibble table; K1 odd words. SI/DI stream 0 codes
 // and scales, R12/AX the distance between streams' codes and scales, BX
 // and R14 stream 3's codes and scales.
-func avx512S4(nib bool, sk scaleKind) {
-	name := fmt.Sprintf("int8Dot%s512S4", kindName(nib, sk))
+func avx512S4() {
+	name := fmt.Sprintf("int8Dot%s512S4", kindName(true, s16))
 	rowKernelStart(name)
 	p("MOVQ lut+64(FP), AX")
 	p("VBROADCASTI32X4 (AX), Z29")
 	p("MOVQ idx+72(FP), AX")
 	p("MOVQ R8, BX")
-	if sk == s16 {
-		p("VMOVDQU32 64(AX), Z30")
-		p("MOVL $0xAAAAAAAA, AX")
-		p("KMOVD AX, K1")
-		p("SHLQ $15, BX") // word index sstride/2, in the odd word
-	} else {
-		p("VMOVDQU32 (AX), Z30")
-		p("SHRQ $2, BX") // dword index sstride/4
-	}
+	p("VMOVDQU32 64(AX), Z30")
+	p("MOVL $0xAAAAAAAA, AX")
+	p("KMOVD AX, K1")
+	p("SHLQ $15, BX") // word index sstride/2, in the odd word
 	p("VPBROADCASTD BX, Z28")
 	p("VPADDD Z28, Z30, Z21")
 	p("VPADDD Z28, Z21, Z22")
 	p("VPADDD Z28, Z22, Z23")
 	p("MOVL $0x80808080, AX")
 	p("VPBROADCASTD AX, Z31")
-	rcb, shift := 128, 9
-	if nib {
-		rcb, shift = 64, 8
-	}
+	const rcb, shift = 64, 8
 	p("MOVQ chunks+48(FP), R12")
 	p("IMULQ R13, R12")
 	p("MOVQ R12, AX")
@@ -465,20 +347,11 @@ func avx512S4(nib bool, sk scaleKind) {
 	for st := range 4 {
 		p("VMOVDQU8 %s, Z20", scales[st])
 		for g := range 4 {
-			if nib {
-				p("VMOVDQU8 %d%s, Z25", g*rcb, codes[st])
-				p("VPERMB Z29, Z25, Z24")
-				p("VPSRLW $4, Z25, Z25")
-				p("VPERMB Z29, Z25, Z25")
-			} else {
-				p("VPXORD %d%s, Z31, Z24", g*rcb, codes[st])
-				p("VPXORD %d%s, Z31, Z25", g*rcb+64, codes[st])
-			}
-			if sk == s16 {
-				p("VPERMW.Z Z20, Z%d, K1, Z26", idx[g])
-			} else {
-				p("VPERMPS Z20, Z%d, Z26", idx[g])
-			}
+			p("VMOVDQU8 %d%s, Z25", g*rcb, codes[st])
+			p("VPERMB Z29, Z25, Z24")
+			p("VPSRLW $4, Z25, Z25")
+			p("VPERMB Z29, Z25, Z25")
+			p("VPERMW.Z Z20, Z%d, K1, Z26", idx[g])
 			p("VMOVDQA32 Z18, Z27")
 			p("VPDPBUSD Z16, Z24, Z27")
 			p("VPDPBUSD Z17, Z25, Z27")
@@ -511,12 +384,12 @@ func avx512S4(nib bool, sk scaleKind) {
 	groupEnd(name, "$16")
 }
 
-// avx2 writes the G=4 × R=1 kernel (VPMADDUBSW + VPMADDWD).
+// avx2 writes NVFP4's AVX2 G=4 × R=1 kernel (VPMADDUBSW + VPMADDWD).
 // Registers: Y0-Y3 accumulators; Y4 nibble table; Y5 nibble mask; Y6 int16
 // ones; Y7/Y8 scale index of each half chunk; Y9-Y13 temporaries; Y14 a
 // row-chunk's 16-bit scales widened to f32.
-func avx2(nib bool, sk scaleKind) {
-	name := fmt.Sprintf("int8Dot%s256R1", kindName(nib, sk))
+func avx2() {
+	name := fmt.Sprintf("int8Dot%s256R1", kindName(true, s16))
 	rowKernelStart(name)
 	p("MOVQ lut+64(FP), AX")
 	p("VBROADCASTI128 (AX), Y4")
@@ -529,10 +402,7 @@ func avx2(nib bool, sk scaleKind) {
 	p("MOVL $0x00010001, AX")
 	p("MOVD AX, X6")
 	p("VPBROADCASTD X6, Y6")
-	rcb := 128
-	if nib {
-		rcb = 64
-	}
+	const rcb = 64
 	groupStart(name)
 	for g := range 4 {
 		p("VPXOR Y%d, Y%d, Y%d", g, g, g)
@@ -541,51 +411,22 @@ func avx2(nib bool, sk scaleKind) {
 	p("LEAQ (DI)(R8*2), BX")
 	p("ADDQ R8, BX")
 	for g := range 4 {
-		switch sk {
-		case s16:
-			p("VPMOVZXWD %s, Y14", scaleAddr(g))
-			p("VPSLLD $16, Y14, Y14")
-		case e8:
-			p("VPMOVZXBD %s, Y14", scaleAddr(g))
-			p("VPSLLD $23, Y14, Y14")
-		case h16:
-			p("VCVTPH2PS %s, Y14", scaleAddr(g))
-		}
+		p("VPMOVZXWD %s, Y14", scaleAddr(g))
+		p("VPSLLD $16, Y14, Y14")
 		for h := range 2 {
-			if nib {
-				p("VMOVDQU %d(SI), Y10", g*rcb+32*h)
-				p("VPAND Y5, Y10, Y9")
-				p("VPSRLW $4, Y10, Y10")
-				p("VPAND Y5, Y10, Y10")
-				p("VPSHUFB Y9, Y4, Y9")
-				p("VPSHUFB Y10, Y4, Y10")
-				p("VPMADDUBSW %d(R9), Y9, Y9", 32*h)
-				p("VPMADDUBSW %d(R9), Y10, Y10", 64+32*h)
-				p("VPADDW Y10, Y9, Y9")
-				p("VPMADDWD Y6, Y9, Y9")
-				p("VPADDD %d(R10)(R11*1), Y9, Y9", 32*h)
-			} else {
-				// x·sign(w) times |w|: no correction needed.
-				p("VMOVDQU %d(SI), Y9", g*rcb+32*h)
-				p("VMOVDQU %d(SI), Y10", g*rcb+64+32*h)
-				p("VMOVDQU %d(R9), Y11", 32*h)
-				p("VMOVDQU %d(R9), Y12", 64+32*h)
-				p("VPSIGNB Y9, Y11, Y11")
-				p("VPSIGNB Y10, Y12, Y12")
-				p("VPABSB Y9, Y9")
-				p("VPABSB Y10, Y10")
-				p("VPMADDUBSW Y11, Y9, Y9")
-				p("VPMADDUBSW Y12, Y10, Y10")
-				p("VPMADDWD Y6, Y9, Y9")
-				p("VPMADDWD Y6, Y10, Y10")
-				p("VPADDD Y10, Y9, Y9")
-			}
+			p("VMOVDQU %d(SI), Y10", g*rcb+32*h)
+			p("VPAND Y5, Y10, Y9")
+			p("VPSRLW $4, Y10, Y10")
+			p("VPAND Y5, Y10, Y10")
+			p("VPSHUFB Y9, Y4, Y9")
+			p("VPSHUFB Y10, Y4, Y10")
+			p("VPMADDUBSW %d(R9), Y9, Y9", 32*h)
+			p("VPMADDUBSW %d(R9), Y10, Y10", 64+32*h)
+			p("VPADDW Y10, Y9, Y9")
+			p("VPMADDWD Y6, Y9, Y9")
+			p("VPADDD %d(R10)(R11*1), Y9, Y9", 32*h)
 			p("VCVTDQ2PS Y9, Y9")
-			if sk != s32 {
-				p("VPERMPS Y14, Y%d, Y13", 7+h)
-			} else {
-				p("VPERMPS %s, Y%d, Y13", scaleAddr(g), 7+h)
-			}
+			p("VPERMPS Y14, Y%d, Y13", 7+h)
 			p("VMULPS %d(R10), Y13, Y13", 32*h)
 			p("VFMADD231PS Y13, Y9, Y%d", g)
 		}
@@ -623,11 +464,18 @@ func avx2(nib bool, sk scaleKind) {
 // dots (low, high; Z10 starts at the corrections); Z12 temporary; Z14
 // weight scales; Z16-Z23 activation steps; Z29 nibble table; Z30 the index
 // of lanes 0, 4, 8, 12.
-func avx512DS(sk scaleKind) {
-	name := fmt.Sprintf("int8Dot%sD512R1", kindName(true, sk))
+func avx512DS(nib bool, sk scaleKind) {
+	name := fmt.Sprintf("int8Dot%sD512R1", kindName(nib, sk))
 	rowKernelStart(name)
-	p("MOVQ lut+64(FP), AX")
-	p("VBROADCASTI32X4 (AX), Z29")
+	cb := 256 // code bytes per chunk
+	if nib {
+		p("MOVQ lut+64(FP), AX")
+		p("VBROADCASTI32X4 (AX), Z29")
+	} else {
+		cb = 512
+		p("MOVL $0x80808080, AX")
+		p("VPBROADCASTD AX, Z31")
+	}
 	p("MOVL $0x0C080400, AX")
 	p("VMOVD AX, X30")
 	p("VPMOVZXBD X30, Z30")
@@ -635,7 +483,7 @@ func avx512DS(sk scaleKind) {
 	p("VPXORD Z0, Z0, Z0")
 	label(name + "_chunk")
 	if prefetch > 0 {
-		for off := 0; off < 256; off += 64 {
+		for off := 0; off < cb; off += 64 {
 			p("%s %d(SI)", prefetchOp, prefetch+off)
 		}
 	}
@@ -645,10 +493,16 @@ func avx512DS(sk scaleKind) {
 	p("VMOVDQU32 (R10)(R11*1), Z10")
 	p("VPXORD Z11, Z11, Z11")
 	for j := range 4 {
-		p("VMOVDQU8 %d(SI), Z9", 64*j)
-		p("VPERMB Z29, Z9, Z8")
-		p("VPSRLW $4, Z9, Z9")
-		p("VPERMB Z29, Z9, Z9")
+		if nib {
+			p("VMOVDQU8 %d(SI), Z9", 64*j)
+			p("VPERMB Z29, Z9, Z8")
+			p("VPSRLW $4, Z9, Z9")
+			p("VPERMB Z29, Z9, Z9")
+		} else {
+			// Q8: zmm s is step s; w+128 by flipping the top bits.
+			p("VPXORD %d(SI), Z31, Z8", 64*j)
+			p("VPXORD %d(SI), Z31, Z9", 256+64*j)
+		}
 		p("VPDPBUSD Z%d, Z8, Z10", 16+j)
 		p("VPDPBUSD Z%d, Z9, Z11", 20+j)
 	}
@@ -658,14 +512,12 @@ func avx512DS(sk scaleKind) {
 	case e8:
 		p("VPMOVZXBD (DI), Z14")
 		p("VPSLLD $23, Z14, Z14")
-	case h16:
-		p("VCVTPH2PS (DI), Z14")
 	default:
-		p("VMOVUPS (DI), Z14")
+		p("VCVTPH2PS (DI), Z14")
 	}
 	p("VMULPS (R10), Z14, Z14")
 	p("VFMADD231PS Z14, Z10, Z0")
-	chunkEnd(name, 256)
+	chunkEnd(name, cb)
 	// out[4q+g] = sum over the blocks b of lane 4g+b.
 	p("VSHUFPS $0xB1, Z0, Z0, Z12")
 	p("VADDPS Z12, Z0, Z0")
@@ -684,14 +536,19 @@ func avx512DS(sk scaleKind) {
 // table; Y3 0x0F bytes; Y4 0x0001 words; Y5, Y6 int32 dots; Y7 step j's
 // activations, Y14 step 4+j's; Y8-Y11 temporaries; Y12 activation
 // scales; Y13 weight scales.
-func avx2D(sk scaleKind) {
-	name := fmt.Sprintf("int8Dot%sD256R1", kindName(true, sk))
+func avx2D(nib bool, sk scaleKind) {
+	name := fmt.Sprintf("int8Dot%sD256R1", kindName(nib, sk))
 	rowKernelStart(name)
-	p("MOVQ lut+64(FP), AX")
-	p("VBROADCASTI128 (AX), Y2")
-	p("MOVL $0x0F0F0F0F, AX")
-	p("MOVD AX, X3")
-	p("VPBROADCASTD X3, Y3")
+	cb := 256
+	if nib {
+		p("MOVQ lut+64(FP), AX")
+		p("VBROADCASTI128 (AX), Y2")
+		p("MOVL $0x0F0F0F0F, AX")
+		p("MOVD AX, X3")
+		p("VPBROADCASTD X3, Y3")
+	} else {
+		cb = 512
+	}
 	p("MOVL $0x00010001, AX")
 	p("MOVD AX, X4")
 	p("VPBROADCASTD X4, Y4")
@@ -699,22 +556,48 @@ func avx2D(sk scaleKind) {
 	p("VPXOR Y0, Y0, Y0")
 	p("VPXOR Y1, Y1, Y1")
 	label(name + "_chunk")
-	p("VMOVDQU (R10)(R11*1), Y5")
-	p("VMOVDQA Y5, Y6")
+	if prefetch > 0 {
+		for off := 0; off < cb; off += 64 {
+			p("%s %d(SI)", prefetchOp, prefetch+off)
+		}
+	}
+	if nib {
+		p("VMOVDQU (R10)(R11*1), Y5")
+		p("VMOVDQA Y5, Y6")
+	} else {
+		// x·sign(w) times |w|: no correction needed.
+		p("VPXOR Y5, Y5, Y5")
+		p("VPXOR Y6, Y6, Y6")
+	}
 	for j := range 4 {
 		p("VBROADCASTI128 %d(R9), Y7", 16*j)
 		p("VBROADCASTI128 %d(R9), Y14", 64+16*j)
 		for h := range 2 {
-			p("VMOVDQU %d(SI), Y8", 64*j+32*h)
-			p("VPAND Y3, Y8, Y9")
-			p("VPSRLW $4, Y8, Y8")
-			p("VPAND Y3, Y8, Y8")
-			p("VPSHUFB Y9, Y2, Y9")
-			p("VPSHUFB Y8, Y2, Y8")
-			p("VPMADDUBSW Y7, Y9, Y9")
-			p("VPMADDUBSW Y14, Y8, Y8")
-			p("VPADDW Y8, Y9, Y9")
-			p("VPMADDWD Y4, Y9, Y9")
+			if nib {
+				p("VMOVDQU %d(SI), Y8", 64*j+32*h)
+				p("VPAND Y3, Y8, Y9")
+				p("VPSRLW $4, Y8, Y8")
+				p("VPAND Y3, Y8, Y8")
+				p("VPSHUFB Y9, Y2, Y9")
+				p("VPSHUFB Y8, Y2, Y8")
+				p("VPMADDUBSW Y7, Y9, Y9")
+				p("VPMADDUBSW Y14, Y8, Y8")
+				p("VPADDW Y8, Y9, Y9")
+				p("VPMADDWD Y4, Y9, Y9")
+			} else {
+				p("VMOVDQU %d(SI), Y9", 64*j+32*h)
+				p("VMOVDQU %d(SI), Y8", 256+64*j+32*h)
+				p("VPSIGNB Y9, Y7, Y10")
+				p("VPSIGNB Y8, Y14, Y11")
+				p("VPABSB Y9, Y9")
+				p("VPABSB Y8, Y8")
+				p("VPMADDUBSW Y10, Y9, Y9")
+				p("VPMADDUBSW Y11, Y8, Y8")
+				// Each word is up to 2·128·127: widen before adding.
+				p("VPMADDWD Y4, Y9, Y9")
+				p("VPMADDWD Y4, Y8, Y8")
+				p("VPADDD Y8, Y9, Y9")
+			}
 			p("VPADDD Y9, Y%d, Y%d", 5+h, 5+h)
 		}
 	}
@@ -725,15 +608,13 @@ func avx2D(sk scaleKind) {
 		case e8:
 			p("VPMOVZXBD %d(DI), Y13", 8*h)
 			p("VPSLLD $23, Y13, Y13")
-		case h16:
-			p("VCVTPH2PS %d(DI), Y13", 16*h)
 		default:
-			p("VMOVUPS %d(DI), Y13", 32*h)
+			p("VCVTPH2PS %d(DI), Y13", 16*h)
 		}
 		p("VMULPS Y12, Y13, Y13")
 		p("VFMADD231PS Y13, Y%d, Y%d", 5+h, h)
 	}
-	chunkEnd(name, 256)
+	chunkEnd(name, cb)
 	// Row 2h+l is the sum of lane l of Y(h).
 	for h := range 2 {
 		p("VPERMILPS $0xB1, Y%d, Y8", h)
@@ -758,12 +639,16 @@ func avx2D(sk scaleKind) {
 // the f32 nibble table; Z5-Z8 the scale index of row g (dword 4b+t:
 // slot 4g+b, for E8 in its top byte); Z9 scales; Z10, Z11 temporaries; K1
 // top bytes (E8); Z28 the chunk's scales as f32 (H16).
-func exact512D(sk scaleKind) {
-	name := fmt.Sprintf("f32Dot%sD512", kindName(true, sk))
+func exact512D(nib bool, sk scaleKind) {
+	name := fmt.Sprintf("f32Dot%sD512", kindName(nib, sk))
 	exactStart(name, sk)
+	cb := 256
+	if !nib {
+		cb = 512
+	}
 	label(name + "_chunk")
 	if prefetch > 0 {
-		for off := 0; off < 256; off += 64 {
+		for off := 0; off < cb; off += 64 {
 			p("%s %d(SI)", prefetchOp, prefetch+off)
 		}
 	}
@@ -777,10 +662,19 @@ func exact512D(sk scaleKind) {
 			scaleLoad(sk, "(DI)", fmt.Sprintf("Z%d", 5+g), "Z9")
 		}
 		for j := range 4 {
-			exactNibbles(64*j+16*g, 64*j, g)
+			if nib {
+				exactNibbles(64*j+16*g, 64*j, g)
+				continue
+			}
+			for v := range 2 {
+				p("VPMOVSXBD %d(SI), Z10", 256*v+64*j+16*g)
+				p("VCVTDQ2PS Z10, Z10")
+				p("VMULPS Z9, Z10, Z10")
+				p("VFMADD231PS %d(R9), Z10, Z%d", 256*v+64*j, 12*v+g)
+			}
 		}
 	}
-	p("ADDQ $256, SI")
+	p("ADDQ $%d, SI", cb)
 	p("LEAQ (DI)(R8*4), DI")
 	p("ADDQ $512, R9")
 	p("DECQ CX")
@@ -788,18 +682,16 @@ func exact512D(sk scaleKind) {
 	exactGroupEnd(name)
 }
 
-// exact512 writes the one-row Exact kernel: codes decoded exactly to f32
-// (nibbles through a 16-entry VPERMPS table, int8 through VPMOVSXBD),
-// times their block scale, FMA with f32 activations in the views' order.
+// exact512 writes NVFP4's one-row Exact kernel: codes decoded exactly to
+// f32 through a 16-entry VPERMPS table, times their block scale, FMA with
+// f32 activations in the views' order.
 // Registers: Z0-Z3 and Z12-Z15 accumulators (low and high view); Z4 the
 // f32 nibble table; Z5-Z8 the scale index of each lane; Z9 scales; Z10,
 // Z11 temporaries; K1 odd words.
-func exact512(nib bool, sk scaleKind) {
-	name := fmt.Sprintf("f32Dot%s512", kindName(nib, sk))
-	rcb := 128
-	if nib {
-		rcb = 64
-	}
+func exact512() {
+	const sk = s16
+	name := fmt.Sprintf("f32Dot%s512", kindName(true, sk))
+	const rcb = 64
 	exactStart(name, sk)
 	label(name + "_chunk")
 	p("LEAQ (DI)(R8*2), BX")
@@ -813,18 +705,7 @@ func exact512(nib bool, sk scaleKind) {
 	for g := range 4 {
 		for l := range 4 {
 			scaleLoad(sk, scaleAddr(g), fmt.Sprintf("Z%d", 5+l), "Z9")
-			if nib {
-				exactNibbles(g*rcb+16*l, 64*l, g)
-			} else {
-				p("VPMOVSXBD %d(SI), Z10", g*rcb+16*l)
-				p("VCVTDQ2PS Z10, Z10")
-				p("VMULPS Z9, Z10, Z10")
-				p("VFMADD231PS %d(R9), Z10, Z%d", 64*l, g)
-				p("VPMOVSXBD %d(SI), Z11", g*rcb+64+16*l)
-				p("VCVTDQ2PS Z11, Z11")
-				p("VMULPS Z9, Z11, Z11")
-				p("VFMADD231PS %d(R9), Z11, Z%d", 256+64*l, 12+g)
-			}
+			exactNibbles(g*rcb+16*l, 64*l, g)
 		}
 	}
 	p("ADDQ $%d, SI", 4*rcb)
@@ -1021,39 +902,6 @@ var (
 	gemmPrefetch = true
 )
 
-// transpose4 writes, for four zmm src[g] (lane b, dword j), the four zmm
-// dst[j] with lane g, dword b = src[g] lane b dword j. VPERMT2D gathers
-// into tmp the dwords j = 0, 1 (Z28 holds the index) and j = 2, 3 (Z27)
-// of the pairs of sources 0, 1 and 2, 3 (tmp dword 8·(j%2) + 4·(g%2) + b),
-// VSHUFI64X2 pairs their halves. The sources are memory operands.
-func transpose4(src [4]string, dst, tmp [4]int) {
-	for h := range 2 {
-		for i, idx := range []int{28, 27} {
-			u := tmp[2*h+i]
-			p("VMOVDQU32 %s, Z%d", src[2*h], u)
-			p("VPERMT2D %s, Z%d, Z%d", src[2*h+1], idx, u)
-		}
-	}
-	for i := range 2 {
-		lo, hi := tmp[i], tmp[2+i]
-		p("VSHUFI64X2 $0x44, Z%d, Z%d, Z%d", hi, lo, dst[2*i])
-		p("VSHUFI64X2 $0xEE, Z%d, Z%d, Z%d", hi, lo, dst[2*i+1])
-	}
-}
-
-// transIdx2 emits transpose4's indexes into Z28 and Z27:
-// Z28[8j+4g+b] = 16g+4b+j, Z27 = Z28+2.
-func transIdx2() {
-	p("MOVQ $0x1C1814100C080400, AX")
-	p("VMOVQ AX, X0")
-	p("MOVQ $0x1D1915110D090501, AX")
-	p("VPINSRQ $1, AX, X0, X0")
-	p("VPMOVZXBD X0, Z28")
-	p("MOVL $2, AX")
-	p("VPBROADCASTD AX, Z27")
-	p("VPADDD Z27, Z28, Z27")
-}
-
 // transIdx emits the dword index of the 4×4 transpose into Z30.
 func transIdx() {
 	// idx[4j+b] = 4b+j, as bytes 0x0C080400 + j·0x01010101 widened.
@@ -1068,9 +916,9 @@ func transIdx() {
 // scales gscales bytes apart) and chunks chunks from w, ws, it writes
 // group q's chunk c at dst + (c·decG + q)·decBytes, and prefetches the
 // codes pf bytes and the scales spf bytes after those it reads.
-// Registers: Z0-Z7 transposed and decoded codes, Z8-Z11 temporaries,
-// Z27/Z28 transpose indexes, Z29 nibble table, Z31 0x80 bytes.
-func avx512Dec(nib bool, sk scaleKind, transposed bool) {
+// Registers: Z0-Z7 decoded codes, Z4 then the scales, Z29 nibble table,
+// Z30 128 in each dword (E8), Z31 0x80 bytes.
+func avx512Dec(nib bool, sk scaleKind) {
 	name := fmt.Sprintf("int8Dec%s512", kindName(nib, sk))
 	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)\n", name)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
@@ -1086,7 +934,6 @@ func avx512Dec(nib bool, sk scaleKind, transposed bool) {
 	p("VBROADCASTI32X4 (AX), Z29")
 	p("MOVL $0x80808080, AX")
 	p("VPBROADCASTD AX, Z31")
-	transIdx2()
 	if sk == e8 {
 		p("MOVL $128, AX")
 		p("VPBROADCASTD AX, Z30")
@@ -1110,19 +957,11 @@ func avx512Dec(nib bool, sk scaleKind, transposed bool) {
 		}
 		p("%s (R10)(R14*1)", decPrefetchOp)
 	}
-	var src [4]string
-	for g := range 4 {
-		src[g] = fmt.Sprintf("%d(R9)", g*rcb)
-	}
+	// The codes are packed transposed (see int8Format.dlayout): nibble zmm
+	// j holds the panel's steps j and 4+j, Q8 zmm s step s.
 	if nib {
-		if transposed {
-			// Packed transposed (see int8Format.dlayout): zmm j is the
-			// panel's step j already.
-			for j := range 4 {
-				p("VMOVDQU8 %s, Z%d", src[j], j)
-			}
-		} else {
-			transpose4(src, [4]int{0, 1, 2, 3}, [4]int{8, 9, 10, 11})
+		for j := range 4 {
+			p("VMOVDQU8 %d(R9), Z%d", 64*j, j)
 		}
 		for j := range 4 {
 			p("VPERMB Z29, Z%d, Z%d", j, 4+j)
@@ -1132,15 +971,9 @@ func avx512Dec(nib bool, sk scaleKind, transposed bool) {
 			p("VMOVDQU32 Z%d, %d(R11)", j, 64*(j+4))
 		}
 	} else {
-		for v := range 2 {
-			for g := range 4 {
-				src[g] = fmt.Sprintf("%d(R9)", g*rcb+64*v)
-			}
-			transpose4(src, [4]int{0, 1, 2, 3}, [4]int{8, 9, 10, 11})
-			for j := range 4 {
-				p("VPXORD Z31, Z%d, Z%d", j, j)
-				p("VMOVDQU32 Z%d, %d(R11)", j, 64*(4*v+j))
-			}
+		for st := range 8 {
+			p("VPXORD %d(R9), Z31, Z%d", 64*st, st%4)
+			p("VMOVDQU32 Z%d, %d(R11)", st%4, 64*st)
 		}
 	}
 	switch sk {
@@ -1152,12 +985,10 @@ func avx512Dec(nib bool, sk scaleKind, transposed bool) {
 		p("VPMOVZXBD (R10), Z4")
 		p("VPSUBD Z30, Z4, Z4")
 		p("VCVTDQ2PS Z4, Z4")
-	case s16:
-		panic("avx512Dec: no 16-bit scale decoder")
 	case h16:
 		p("VCVTPH2PS (R10), Z4")
 	default:
-		p("VMOVDQU32 (R10), Z4")
+		panic("avx512Dec: no decoder for the top halves of f32")
 	}
 	p("VMOVDQU32 Z4, 512(R11)")
 	p("ADDQ $%d, R9", 4*rcb)
@@ -1400,23 +1231,18 @@ func main() {
 		nib bool
 		sk  scaleKind
 	}{{true, s16}, {true, e8}, {true, h16}, {false, h16}} {
-		if v.nib && v.sk != s16 {
-			avx512DS(v.sk)
-			avx512Dec(v.nib, v.sk, true)
-			avx2D(v.sk)
-			exact512D(v.sk)
+		if v.sk != s16 {
+			avx512DS(v.nib, v.sk)
+			avx512Dec(v.nib, v.sk)
+			avx2D(v.nib, v.sk)
+			exact512D(v.nib, v.sk)
 			continue
 		}
-		avx512(v.nib, v.sk, 1)
-		if v.sk == s16 {
-			avx512(v.nib, v.sk, 4)
-			avx512S4(v.nib, v.sk)
-		} else {
-			avx512ST(v.nib, v.sk, 4)
-			avx512Dec(v.nib, v.sk, false)
-		}
-		avx2(v.nib, v.sk)
-		exact512(v.nib, v.sk)
+		avx512(1)
+		avx512(4)
+		avx512S4()
+		avx2()
+		exact512()
 	}
 	avx512Gemm(false)
 	avx512Gemm(true)

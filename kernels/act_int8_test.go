@@ -329,3 +329,19 @@ func TestMXFP4ScaleBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestInt8ScaleStorage checks that every int8-path format says how it
+// stores its scales, in exactly one way, and that the formats with one
+// scale per 32 weights use the transposed packing their kernels need.
+func TestInt8ScaleStorage(t *testing.T) {
+	for _, f := range []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8, q80Int8} {
+		n := 0
+		for _, set := range []bool{f.scale16, f.scaleF16, f.scale8} {
+			if set {
+				n++
+			}
+		}
+		assert.Equal(t, 1, n, "%s: scale16, scaleF16, scale8", f.t)
+		assert.Equal(t, f.spc == 4, f.dlayout, "%s: dlayout", f.t)
+	}
+}
