@@ -158,8 +158,10 @@ type int8Format struct {
 	// halved for scale8, whose kernels load twice the format's scale, so
 	// that ftab·scale is the weight itself.
 	ftab [16]float32
-	// eidx[l] maps the 16 bytes of lane l of a view to their scale slots
-	// (as dwords for f32 scales, as word 2p+1 for 16-bit ones).
+	// eidx[l] maps the 16 bytes of lane l of a view to their scale slots,
+	// as word 2p+1 (VPERMW, scale16); with dlayout, row l's 16 dwords of a
+	// step to theirs (as a dword index for VPERMPS, or the top byte for
+	// VPERMB with scale8).
 	eidx [4][16]int32
 	// scale decodes a file block's scale (halved for FP4, NaN for the
 	// codes the format defines as bad).
@@ -191,11 +193,7 @@ func newInt8Format(f int8Format) *int8Format {
 			continue
 		}
 		for p := range f.eidx[l] {
-			s := int32((16*l + p) / 4 * f.spc / i8Dwords)
-			if f.scale16 || f.scale8 {
-				s <<= f.permShift()
-			}
-			f.eidx[l][p] = s
+			f.eidx[l][p] = int32((16*l+p)/4*f.spc/i8Dwords) << f.permShift()
 		}
 	}
 	return &f
@@ -408,8 +406,8 @@ func (f *int8Format) decodeChunk(dst *[i8ChunkK]float32, wb []byte, sw *[8]float
 }
 
 // chunkAtInto returns the packed codes and the decoded scales of row-chunk
-// (i, c). A transposed row-chunk (dlayout) is gathered into dst (at least
-// 64 bytes, or nil to allocate).
+// (i, c). A transposed row-chunk (dlayout) is gathered into dst, which
+// must hold a row-chunk (128 bytes do for every format).
 func (f *int8Format) chunkAtInto(dst []byte, w *Matrix, i, c int) (wb []byte, sw [8]float32) {
 	chunks := w.kp / i8ChunkK
 	rec := (i/i8Group*chunks+c)*i8Group + i%i8Group
@@ -427,9 +425,6 @@ func (f *int8Format) chunkAtInto(dst []byte, w *Matrix, i, c int) (wb []byte, sw
 	}
 	if !f.dlayout {
 		return w.data[rec*rcb : (rec+1)*rcb], sw
-	}
-	if len(dst) < rcb {
-		dst = make([]byte, rcb)
 	}
 	gc := w.data[(rec-i%i8Group)*rcb:][:i8Group*rcb]
 	for s := range rcb / 16 {

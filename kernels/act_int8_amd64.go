@@ -84,12 +84,13 @@ func int8DotQ8H16D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 //go:noescape
 func int8DotQ8H16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
 
-// f32DotNibS16512, f32DotNibE8D512, f32DotNibH16D512 and f32DotQ8H16512
-// are the Exact kernels: for groups consecutive groups (w, ws as for the int8
-// kernels) and one activation row x prepared by prepExact (128 f32 per
-// chunk in the views' order), out[q*4+g] = Σ_c Σ_p x[c][p] ·
-// (ftab[code(p)]·scale(p)) (Q8: int8 code · scale), the exact decoded weights of rowsExact without
-// the NVFP4 tensor scale. eidx[l] maps the bytes of lane l to scale slots.
+// f32DotNibS16512, f32DotNibE8D512, f32DotNibH16D512 and f32DotQ8H16D512
+// are the Exact kernels: for groups consecutive groups (w, ws as for the
+// int8 kernels) and one activation row x prepared by prepExact (128 f32
+// per chunk in the views' order, orderD for the transposed packing),
+// out[q*4+g] = Σ_c Σ_p x[c][p] · (ftab[code(p)]·scale(p)) (Q8: int8 code ·
+// scale), the exact decoded weights of rowsExact without the NVFP4 tensor
+// scale. eidx maps codes to scale slots (see int8Format.eidx).
 // They need AVX-512 F/BW/VL; they read up to 64 bytes past the last scale.
 
 //go:noescape
@@ -179,7 +180,7 @@ type decKind uint8
 const (
 	decNone   decKind = iota // no D kernels
 	decNibE8                 // MXFP4: int8DecNibE8512, int8GemmDE512
-	decNibH16                // Q4_0 (transposed): int8DecNibH16512, int8GemmD512
+	decNibH16                // Q4_0: int8DecNibH16512, int8GemmD512
 	decQ8H16                 // Q8_0: int8DecQ8H16512, int8GemmD512
 )
 
