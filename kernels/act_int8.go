@@ -298,21 +298,27 @@ func registerInt8(f *int8Format) {
 	registerFormat(f.t,
 		func(w *Matrix, rows []byte) { f.pack(w, rows) },
 		func(w *Matrix, i int, dst []float32) { f.row(w, i, dst) },
-		&gemm{
-			path: func(Precision) Path { return PathScalar },
-			prep: func(w *Matrix, x []float32, m int, s *scratch) {
-				if w.Precision == Fast {
-					f.prep(w, x, m, 1, nil, s)
-				}
-			},
-			rows: func(w *Matrix, y, x []float32, m, n0, n1 int, s *scratch) {
-				if w.Precision == Fast {
-					f.rowsGeneric(w, y, m, n0, n1, s)
-				} else {
-					f.rowsExact(w, y, x, m, n0, n1)
-				}
-			},
-		})
+		f.genericGemm())
+}
+
+// genericGemm returns the generic tier's gemm, which the assembly tiers
+// also run for matrices marked generic.
+func (f *int8Format) genericGemm() *gemm {
+	return &gemm{
+		path: func(Precision) Path { return PathScalar },
+		prep: func(w *Matrix, x []float32, m int, s *scratch) {
+			if w.Precision == Fast {
+				f.prep(w, x, m, 1, nil, s)
+			}
+		},
+		rows: func(w *Matrix, y, x []float32, m, n0, n1 int, s *scratch) {
+			if w.Precision == Fast {
+				f.rowsGeneric(w, y, m, n0, n1, s)
+			} else {
+				f.rowsExact(w, y, x, m, n0, n1)
+			}
+		},
+	}
 }
 
 // pack builds the interleaved codes and the scale stream.

@@ -247,25 +247,23 @@ func init() {
 		case f.dlayout && f.scale8:
 			k512.dec = decNibE8
 			k512.r1, k512.exact = int8DotNibE8D512R1, f32DotNibE8D512
-			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
 			k256.r1 = int8DotNibE8D256R1
 		case f.dlayout && !f.nibbles:
 			k512.dec = decQ8H16
 			k512.r1, k512.exact = int8DotQ8H16D512R1, f32DotQ8H16D512
-			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
 			k256.r1 = int8DotQ8H16D256R1
 		case f.dlayout:
 			k512.dec = decNibH16
 			k512.r1, k512.exact = int8DotNibH16D512R1, f32DotNibH16D512
-			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
 			k256.r1 = int8DotNibH16D256R1
 		default: // NVFP4
 			k512.r1, k512.streams, k512.r4, k512.exact = int8DotNibS16512R1, int8DotNibS16512S4, int8DotNibS16512R4, f32DotNibS16512
 			k512.nstreams = 4
 			k256.r1 = int8DotNibS16256R1
 		}
-		if k512.dec != decNone {
+		if f.dlayout {
 			k512.decMinM = decMinM
+			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
 		}
 		int8AVX512[f] = &k512
 		registerTier(f.t, AVX512, f.asmGemm(&k512))
@@ -281,6 +279,7 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 		}
 		return 1
 	}
+	gen := f.genericGemm()
 	return &gemm{
 		path: func(p Precision) Path {
 			switch {
@@ -294,9 +293,7 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 		prep: func(w *Matrix, x []float32, m int, s *scratch) {
 			switch {
 			case w.generic:
-				if w.Precision == Fast {
-					f.prep(w, x, m, 1, nil, s)
-				}
+				gen.prep(w, x, m, s)
 			case w.Precision == Fast && k.useDec(m):
 				f.prep(w, x, m, decR, k.quant, s)
 				gemmPrep(s, roundUp(m, decR)*(w.kp/i8ChunkK))
@@ -311,11 +308,8 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 		},
 		rows: func(w *Matrix, y, x []float32, m, n0, n1 int, s *scratch) {
 			switch {
-			case w.generic && w.Precision == Fast:
-				f.rowsGeneric(w, y, m, n0, n1, s)
-				return
 			case w.generic:
-				f.rowsExact(w, y, x, m, n0, n1)
+				gen.rows(w, y, x, m, n0, n1, s)
 				return
 			case w.Precision == Fast:
 			case k.exact != nil:
