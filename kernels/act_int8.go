@@ -42,21 +42,23 @@ import (
 //   - Q8_0: lane l of the low view is elements 0-15 of block l, of the high
 //     view elements 16-31 (bytes as in the file, signed).
 //
+// Each group's four row-chunks are then stored transposed (see pack): the
+// kernels find the steps of a block in the lanes VPDPBUSD sums them in.
+//
 // The block scales follow the codes in Matrix.data (one stream a GEMV
-// reads; Bytes counts both), in the same group/chunk/row order, spc per
-// row-chunk. FP4 scales are stored halved (exact), so that the integer
-// weights are 2·E2M1, and as the top 16 bits of their f32 (exact: E8M0 and
-// E4M3 values need at most 4 significant bits), so MXFP4 streams 18 bytes
-// per 32 weights and NVFP4 20; Q4_0 and Q8_0 keep f32 (an f16 d does not
-// fit 16 bits of f32). Kernels expand the scales to the 16 dwords with
-// VPERMW (16-bit) or VPERMPS (f32) by idx. NVFP4's tensor scale multiplies
-// the finished outputs.
+// reads; Bytes counts both), in the same group/chunk order, spc per
+// row-chunk, as the file has them: MXFP4's E8M0 bytes and NVFP4's E4M3
+// bytes (scale8, scaleE4: 17 and 9 bytes per 32 and 16 weights, as in the
+// file) and Q4_0's and Q8_0's f16 d (scaleF16). The FP4 scales the
+// kernels use are halved (exact), so that the integer weights are 2·E2M1.
+// NVFP4's tensor scale multiplies the finished outputs.
 //
 // Activations (per call, in scratch): for each row and chunk, 128 int8 in
 // the order the weight views need (lo view then hi view), 16 f32 block
 // scales per dword (s.sc) and 16 int32 corrections -off·Σq per dword
-// (s.i32). Rows are interleaved in blocks of rb (4 for the AVX-512 kernel
-// when m > 1, else 1) so a kernel reading rb rows finds them side by side.
+// (s.i32). Rows are interleaved in blocks of rb (4 for the AVX-512 D
+// kernels, else 1) so a kernel reading rb rows finds them side by side;
+// the assembly tiers then rearrange them into steps (gemmPrepGo).
 //
 // Bad data: a NaN block scale in the weights (MXFP4 0xFF, NVFP4 0x7F or a
 // set sign bit, NaN f16 d) makes every output of that weight row NaN; an
@@ -91,22 +93,18 @@ const (
 	// orderNV: lane l of the low view is x[32l+{0..7,16..23}], of the high
 	// view x[32l+{8..15,24..31}] (NVFP4).
 	orderNV
-	// orderD is orderMX in the steps of the transposed packing (dlayout),
-	// for the Exact kernel: element 16s+4b+t is x[32b+4s+t] for steps s <
-	// 4 (the low nibbles), x[32b+16+4(s-4)+t] for the others.
+	// orderD is orderMX in the steps of the transposed packing, for the
+	// Exact kernels: element 16s+4b+t is view position 16b+4s+t of the
+	// low view for steps s < 4 (the low nibbles), 64+16b+4(s-4)+t of the
+	// high view for the others, so x[32b+4s+t] or x[32b+16+4(s-4)+t].
 	orderD
+	// orderDNV is orderNV in the same steps (NVFP4's Exact kernel).
+	orderDNV
 )
 
 // actPerm[o][P] is the chunk element at position P (low view P < 64, high
 // view P >= 64) in order o.
-var actPerm = func() (p [3][i8ChunkK]uint8) {
-	for s := range 8 {
-		for b := range 4 {
-			for t := range 4 {
-				p[orderD][16*s+4*b+t] = uint8(32*b + 16*(s/4) + 4*(s%4) + t)
-			}
-		}
-	}
+var actPerm = func() (p [4][i8ChunkK]uint8) {
 	for l := range 4 {
 		for j := range 16 {
 			p[orderMX][16*l+j] = uint8(32*l + j)
@@ -117,6 +115,15 @@ var actPerm = func() (p [3][i8ChunkK]uint8) {
 			}
 			p[orderNV][16*l+j] = uint8(32*l + j + skip)
 			p[orderNV][64+16*l+j] = uint8(32*l + 8 + j + skip)
+		}
+	}
+	for s := range 8 {
+		for b := range 4 {
+			for t := range 4 {
+				v := dStepOffset(s, b) + t
+				p[orderD][16*s+4*b+t] = p[orderMX][v]
+				p[orderDNV][16*s+4*b+t] = p[orderNV][v]
+			}
 		}
 	}
 	return p
@@ -132,9 +139,15 @@ type int8Format struct {
 	hdrBytes int      // scale bytes at the start of each file block
 	// lut maps a nibble to its weight plus off (nibble formats).
 	lut [16]uint8
-	// One of scale16, scaleF16 and scale8 is set: how the scales are stored.
-	// scale16 stores scales as the top half of their f32 bits (NVFP4).
-	scale16 bool
+	// One of scaleE4, scaleF16 and scale8 is set: how the scales are
+	// stored (as the file has them).
+	// scaleE4 stores NVFP4's E4M3 bytes, a lane's two (one per block of
+	// 16) apart: per group-chunk, the first blocks' 16 bytes in the lane
+	// order 4g+b, then the second blocks'. The assembly kernels load a
+	// byte as the f16 b<<7, 2^-8 times its value (2^-7 times the halved
+	// scale; asmScale and ftab undo it); matrices with a byte that cannot
+	// take that way run the generic kernels (see e4Fast).
+	scaleE4 bool
 	// scaleF16 stores the file's f16 scales as they are (Q4_0, Q8_0).
 	scaleF16 bool
 	// scale8 stores MXFP4's E8M0 scale bytes e as they are. The assembly
@@ -142,26 +155,13 @@ type int8Format struct {
 	// finished sums (asmScale); matrices with a byte that cannot take that
 	// way run the generic kernels (see e8Fast).
 	scale8 bool
-	// dlayout packs each group's row-chunks transposed (the formats with
-	// spc = 4): its bytes are four zmm (nibbles) or eight (Q8), and lane
-	// g, dword b of zmm s is row g's dword s of block b (see
-	// dStepOffset). Decoding nibble zmm j gives step j of every block of
-	// the four rows from the low nibbles, step 4+j from the high ones; Q8
-	// zmm s is step s. The steps are in the lanes the VPDPBUSD kernels
-	// sum without horizontal adds (see the D kernels).
-	dlayout bool
-	// idx[:16] maps each dword of a row-chunk to its scale slot; idx[16:],
-	// seen as 32 uint16, maps word 2d+1 to slot(d) (for VPERMW, whose
-	// even words are zeroed by a mask).
-	idx [2 * i8Dwords]int32
 	// ftab maps a nibble to its integer weight as f32 (Exact kernels),
-	// halved for scale8, whose kernels load twice the format's scale, so
-	// that ftab·scale is the weight itself.
+	// divided by kscale, so that ftab times the scale the kernels load is
+	// the weight itself.
 	ftab [16]float32
-	// eidx[l] maps the 16 bytes of lane l of a view to their scale slots,
-	// as word 2p+1 (VPERMW, scale16); with dlayout, row l's 16 dwords of a
-	// step to theirs (as a dword index for VPERMPS, or the top byte for
-	// VPERMB with scale8).
+	// eidx[l] maps row l's 16 dwords of a step to their scale slots (dword
+	// 4b+t: slot 4l+b), as a dword index for VPERMPS (the Exact kernels;
+	// with scale8 in the top byte, for VPERMB).
 	eidx [4][16]int32
 	// scale decodes a file block's scale (halved for FP4, NaN for the
 	// codes the format defines as bad).
@@ -170,30 +170,15 @@ type int8Format struct {
 
 // newInt8Format fills the derived fields.
 func newInt8Format(f int8Format) *int8Format {
-	for d := range i8Dwords {
-		s := int32(d * f.spc / i8Dwords)
-		f.idx[d] = s
-		f.idx[i8Dwords+d] = s << f.permShift() // word 2d+1 or byte 4d+3
-	}
 	for c := range f.ftab {
-		f.ftab[c] = float32(int32(f.lut[c]) - f.off)
-		if f.scale8 {
-			f.ftab[c] /= 2
-		}
+		f.ftab[c] = float32(int32(f.lut[c])-f.off) / f.kscale()
 	}
 	for l := range f.eidx {
-		if f.dlayout {
-			// Row l's scale index: dword 4b+t takes block b's scale.
-			for p := range f.eidx[l] {
-				f.eidx[l][p] = int32(4*l + p/4)
-				if f.scale8 {
-					f.eidx[l][p] <<= f.permShift()
-				}
-			}
-			continue
-		}
 		for p := range f.eidx[l] {
-			f.eidx[l][p] = int32((16*l+p)/4*f.spc/i8Dwords) << f.permShift()
+			f.eidx[l][p] = int32(4*l + p/4)
+			if f.scale8 {
+				f.eidx[l][p] <<= 24
+			}
 		}
 	}
 	return &f
@@ -209,32 +194,35 @@ var fp4Lut = func() (l [16]uint8) {
 
 func f16Scale(hdr []byte) float32 { return format.F16ToFloat32(binary.LittleEndian.Uint16(hdr)) }
 
-// permShift places a scale slot in the index of the permuting scale loads:
-// in the odd word of a dword (VPERMW, 16-bit scales) or its top byte
-// (VPERMB, scale8).
-func (f *int8Format) permShift() int32 {
-	if f.scale8 {
-		return 24
-	}
-	return 16
-}
-
 // scaleBytes is the size of one stored block scale.
 func (f *int8Format) scaleBytes() int {
-	if f.scale8 {
-		return 1
+	if f.scaleF16 {
+		return 2
 	}
-	return 2 // scale16, scaleF16
+	return 1 // scale8, scaleE4
+}
+
+// halves reports whether a dword lane's 32 weights are two blocks (NVFP4):
+// the first in code steps 0, 1, 4 and 5, the second in 2, 3, 6 and 7.
+func (f *int8Format) halves() bool { return f.spc == 8 }
+
+// kscale is the factor between the scales the assembly kernels load and
+// the format's (halved for FP4) block scales.
+func (f *int8Format) kscale() float32 {
+	switch {
+	case f.scale8:
+		return 2
+	case f.scaleE4:
+		return 1.0 / 128
+	}
+	return 1
 }
 
 // asmScale is the factor the assembly int8 kernels apply to finished
-// outputs: the tensor scale, halved for scale8, whose kernels load twice
-// the format's scale (the Exact ones halve ftab instead).
+// outputs: the tensor scale over kscale (the Exact ones divide ftab
+// instead).
 func (f *int8Format) asmScale(w *Matrix) float32 {
-	if f.scale8 {
-		return f.tensorScale(w) / 2
-	}
-	return f.tensorScale(w)
+	return f.tensorScale(w) / f.kscale()
 }
 
 // dStepOffset is where dword s of block b lies in a row-chunk: steps 0-3
@@ -261,6 +249,12 @@ func e8Fast(e byte, codes []byte) bool {
 	}
 	return true
 }
+
+// e4Fast reports whether the assembly kernels take an NVFP4 block scale
+// byte b: its sign bit must be clear (b<<7 is then an f16 of 2^-8 times
+// its value) and it must not be NaN (0x7F). Trained weights have neither;
+// a matrix that does runs the generic kernels, whose scale is NaN then.
+func e4Fast(b byte) bool { return b&0x80 == 0 && b != 0x7F }
 
 // scaleOffset is where the scales start in w.data.
 func (f *int8Format) scaleOffset(w *Matrix) int { return w.np * w.kp / i8ChunkK * f.rowChunkBytes() }
@@ -348,16 +342,19 @@ func (f *int8Format) pack(w *Matrix, rows []byte) {
 		}
 		return buf
 	})
-	if f.dlayout {
-		var gc [i8Group * 128]byte
-		steps := rcb / 16
-		for o := 0; o < len(w.data); o += i8Group * rcb {
-			copy(gc[:], w.data[o:o+i8Group*rcb])
-			for g := range i8Group {
-				for s := range steps {
-					for b := range 4 {
-						copy(w.data[o+64*s+16*g+4*b:][:4], gc[g*rcb+dStepOffset(s, b):])
-					}
+	// The transposed packing: lane g, dword b of zmm s of a group-chunk
+	// is row g's step s of block b (dStepOffset: dword s of block b's
+	// lane in the low view, s-4 in the high one), so that decoding
+	// nibble zmm j gives step j of every block of the four rows from the
+	// low nibbles and step 4+j from the high ones (Q8: zmm s is step s),
+	// in the lanes the VPDPBUSD kernels sum without horizontal adds.
+	var gc [i8Group * 128]byte
+	for o := 0; o < len(w.data); o += i8Group * rcb {
+		copy(gc[:], w.data[o:o+i8Group*rcb])
+		for g := range i8Group {
+			for s := range rcb / 16 {
+				for b := range 4 {
+					copy(w.data[o+64*s+16*g+4*b:][:4], gc[g*rcb+dStepOffset(s, b):])
 				}
 			}
 		}
@@ -365,35 +362,44 @@ func (f *int8Format) pack(w *Matrix, rows []byte) {
 	// Scales, then 64 bytes of padding so that the kernels' 64-byte scale
 	// loads stay in bounds at the last row-chunk.
 	codes := len(w.data)
-	ssz := f.scaleBytes()
 	// One exact-size allocation: appending to the codes would regrow the
 	// slice with about a quarter of spare capacity, which growslice
 	// clears, so it stays resident for the life of the model.
-	data := allocPacked(codes + w.np*chunks*f.spc*ssz + 64)
+	data := allocPacked(codes + w.np*chunks*f.spc*f.scaleBytes() + 64)
 	copy(data, w.data)
 	w.data = data
 	sc := w.data[codes:]
+	gcs := i8Group * f.spc * f.scaleBytes() // scale bytes per group-chunk
 	for i := range w.N {
 		row := rows[i*rb : (i+1)*rb]
 		for b := range nblk {
-			c, slot := b/f.spc, b%f.spc
-			o := (((i/i8Group*chunks+c)*i8Group+i%i8Group)*f.spc + slot) * ssz
-			if f.scale8 {
-				sc[o] = row[b*bb]
-				if !e8Fast(row[b*bb], row[b*bb+f.hdrBytes:(b+1)*bb]) {
+			hdr := row[b*bb:]
+			o := (i/i8Group*chunks+b/f.spc)*gcs + f.scalePos(i%i8Group, b%f.spc)
+			switch {
+			case f.scale8:
+				sc[o] = hdr[0]
+				if !e8Fast(hdr[0], row[b*bb+f.hdrBytes:(b+1)*bb]) {
 					w.generic = true
 				}
-				continue
+			case f.scaleE4:
+				sc[o] = hdr[0]
+				if !e4Fast(hdr[0]) {
+					w.generic = true
+				}
+			default: // scaleF16
+				copy(sc[o:o+2], hdr)
 			}
-			if f.scaleF16 {
-				copy(sc[o:o+2], row[b*bb:])
-				continue
-			}
-			// scale16: the top half of the f32 bits, exact for E4M3.
-			v := math.Float32bits(f.scale(row[b*bb:]))
-			binary.LittleEndian.PutUint16(sc[o:], uint16(v>>16))
 		}
 	}
+}
+
+// scalePos is where the scale of row g's block slot of a row-chunk lies
+// among its group-chunk's scales.
+func (f *int8Format) scalePos(g, slot int) int {
+	if f.scaleE4 {
+		return 16*(slot%2) + 4*g + slot/2
+	}
+	return (g*f.spc + slot) * f.scaleBytes()
 }
 
 // decodeChunk writes the f32 weights of one packed row-chunk in natural
@@ -411,31 +417,22 @@ func (f *int8Format) decodeChunk(dst *[i8ChunkK]float32, wb []byte, sw *[8]float
 	}
 }
 
-// chunkAtInto returns the packed codes and the decoded scales of row-chunk
-// (i, c). A transposed row-chunk (dlayout) is gathered into dst, which
-// must hold a row-chunk (128 bytes do for every format).
+// chunkAtInto gathers the codes of row-chunk (i, c) from the transposed
+// packing into dst, which must hold a row-chunk (128 bytes do for every
+// format), and returns them with the chunk's decoded scales.
 func (f *int8Format) chunkAtInto(dst []byte, w *Matrix, i, c int) (wb []byte, sw [8]float32) {
 	chunks := w.kp / i8ChunkK
-	rec := (i/i8Group*chunks+c)*i8Group + i%i8Group
+	gchunk, g := i/i8Group*chunks+c, i%i8Group
 	rcb := f.rowChunkBytes()
-	sc := w.data[f.scaleOffset(w)+rec*f.spc*f.scaleBytes():]
+	sc := w.data[f.scaleOffset(w)+gchunk*i8Group*f.spc*f.scaleBytes():]
 	for s := range f.spc {
-		switch {
-		case f.scale8:
-			sw[s] = f.scale(sc[s : s+1])
-		case f.scaleF16:
-			sw[s] = f.scale(sc[2*s : 2*s+2])
-		default: // scale16
-			sw[s] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(sc[2*s:])) << 16)
-		}
+		o := f.scalePos(g, s)
+		sw[s] = f.scale(sc[o : o+f.scaleBytes()])
 	}
-	if !f.dlayout {
-		return w.data[rec*rcb : (rec+1)*rcb], sw
-	}
-	gc := w.data[(rec-i%i8Group)*rcb:][:i8Group*rcb]
+	gc := w.data[gchunk*i8Group*rcb:][:i8Group*rcb]
 	for s := range rcb / 16 {
 		for b := range 4 {
-			copy(dst[dStepOffset(s, b):][:4], gc[64*s+16*(i%i8Group)+4*b:])
+			copy(dst[dStepOffset(s, b):][:4], gc[64*s+16*g+4*b:])
 		}
 	}
 	return dst[:rcb], sw
@@ -547,19 +544,22 @@ func (f *int8Format) quantizeChunk(xq []int8, sa []float32, cr []int32, x []floa
 	}
 }
 
-// gemmPrepGo is int8GemmPrep512 in Go: it rearranges the first n
-// activation records of s in place for the kernels of the transposed
-// packing (dlayout) and the D kernels: each view's codes as four steps of
-// 16 bytes (step j, dword b: dword 4b+j of the view), and the 16 scales
-// and corrections as the block scales and block corrections (the sums of
-// the block's dword corrections), block b in dword b of each 16 bytes.
-func gemmPrepGo(s *scratch, n int) {
+// gemmPrepGo is int8GemmPrep512 (int8GemmPrepH512 if halves) in Go: it
+// rearranges the first n activation records of s in place for the
+// assembly kernels: each view's codes as four steps of 16 bytes (step j,
+// dword b: dword 4b+j of the view), and the 16 scales and corrections as
+// the block scales and block corrections (the sums of the block's dword
+// corrections), block b in dword b of each 16 bytes. With halves the
+// corrections are those of the first blocks (dword corrections 0-1 of
+// each block) in dwords 0-3 and 8-11, of the second (2-3) in 4-7 and
+// 12-15.
+func gemmPrepGo(s *scratch, n int, halves bool) {
 	for r := range n {
 		xq := s.i8[r*i8ChunkK:][:i8ChunkK]
 		xs, xc := s.sc[r*i8Dwords:][:i8Dwords], s.i32[r*i8Dwords:][:i8Dwords]
 		var q [i8ChunkK]int8
 		var bs [4]float32
-		var bc [4]int32
+		var bc [8]int32
 		for v := range 2 {
 			for j := range 4 {
 				for b := range 4 {
@@ -569,11 +569,17 @@ func gemmPrepGo(s *scratch, n int) {
 		}
 		for b := range 4 {
 			bs[b] = xs[4*b]
-			bc[b] = xc[4*b] + xc[4*b+1] + xc[4*b+2] + xc[4*b+3]
+			bc[b] = xc[4*b] + xc[4*b+1]
+			bc[4+b] = xc[4*b+2] + xc[4*b+3]
 		}
 		copy(xq, q[:])
 		for d := range i8Dwords {
-			xs[d], xc[d] = bs[d%4], bc[d%4]
+			xs[d] = bs[d%4]
+			if halves {
+				xc[d] = bc[d%8]
+			} else {
+				xc[d] = bc[d%4] + bc[4+d%4]
+			}
 		}
 	}
 }
@@ -615,15 +621,15 @@ func (f *int8Format) rowsGeneric(w *Matrix, y []float32, m, n0, n1 int, s *scrat
 	}
 }
 
-// prepExact copies the activations into s.f32 in the weight views' order
-// (as quantizeChunk orders the int8 ones), K padded with zeros, for the
-// Exact assembly kernels.
+// prepExact copies the activations into s.f32 in the order of the steps
+// of the transposed packing, K padded with zeros, for the Exact assembly
+// kernels.
 func (f *int8Format) prepExact(w *Matrix, x []float32, m int, s *scratch) {
 	chunks := w.kp / i8ChunkK
 	s.f32 = grow(s.f32, m*chunks*i8ChunkK)
-	perm := &actPerm[f.order]
-	if f.dlayout {
-		perm = &actPerm[orderD]
+	perm := &actPerm[orderD]
+	if f.order == orderNV {
+		perm = &actPerm[orderDNV]
 	}
 	for i := range m {
 		xr := x[i*w.K : (i+1)*w.K]

@@ -10,91 +10,63 @@ import (
 //go:generate go run act_int8_gen.go
 
 // The int8-path kernels. Each handles groups consecutive groups of 4
-// packed weight rows (w, ws: the first group's codes and scales at chunk 0,
-// scales the top halves of f32 for S16 (NVFP4), f16 for H16 (Q4_0, Q8_0)
-// and E8M0 bytes for E8 (MXFP4, loaded as twice the format's scale, see
-// scale8); each stream continues into the next group) against the same R
-// activation rows prepared with rb = R (xq, xs, xc: the row block's chunk
-// 0), over chunks chunks, and writes for group q out[q*4R + r*4 + g] =
-// Σ_c Σ_dword float32(dot) · (ws·xs) with dot = xc[dword] + Σ over the
-// dword's 4 bytes of both views of u8(w+off)·s8(xq) (see act_int8.go).
-// sstride is the byte distance between the scales of two rows of a chunk
-// (spc·scale bytes), lut maps nibbles to w+off, idx maps dwords (and
-// words) to scale slots. Reference loop (rowsGeneric), per group, row g
-// and activation row r:
+// packed weight rows (w, ws: the first group's codes and scales at chunk
+// 0; each stream continues into the next group) on the transposed packing
+// (see pack) against one activation row prepared with rb = 1 and
+// rearranged by int8GemmPrep512 (int8GemmPrepH512 for NVFP4; gemmPrepGo on
+// AVX2), xq, xs, xc at its chunk 0, over chunks chunks, and writes for
+// group q out[4q+g] = Σ_c Σ_block float32(dot) · (ws·xs) with dot the
+// block's exact int32 dot (see act_int8.go). The scales are E4M3 bytes
+// for E4 (NVFP4, two blocks of 16 per dword lane, loaded as 2^-7 times
+// the format's scale), E8M0 bytes for E8 (MXFP4, loaded as twice the
+// format's scale, see scale8) and f16 for H16 (Q4_0, Q8_0); asmScale
+// undoes those factors. sstride is the byte distance between the scales
+// of two rows of a chunk (spc·scale bytes), lut maps nibbles to w+off.
+// Q8 row-chunks are 128 bytes of int8; the AVX2 Q8 kernel uses the sign
+// trick and ignores xc. The 512 R1 kernels walk the groups as one stream,
+// prefetching (see act_int8_gen.go), the 256 ones are their AVX2
+// versions. They differ from rowsGeneric only in the order of the f32
+// sums, and in NVFP4's, where the two blocks of a lane are scaled before
+// the activation scale multiplies them.
 //
-//	for c := range chunks {
-//		for dw := range 16 {
-//			dot := Σ_{p=4dw}^{4dw+3} w(p)·xq[p] + w(64+p)·xq[64+p] // exact int32
-//			acc[g][r] += float32(dot) * (ws[c][g][dw*spc/16] * xs[c][r][dw])
-//		}
-//	}
-//
-// These are NVFP4's kernels (spc = 8). The R1 kernels take one activation
-// row. The S4 kernel does the same for 4·groups groups, walking four
-// streams of groups (groups apart) at once so that a core keeps four
-// sequential reads in flight; it is the batch-1 (decode) kernel. The R4
-// kernel takes blocks of four activation rows: for each group, each of
-// blocks consecutive row blocks (xq, xs, xc continue into the next block),
-// writing out[(q·blocks+b)·16 + r·4 + g], so a group's codes are read from
-// memory once and from L1 for the other blocks. They convert each dword
-// like the reference loop, so the tiers and kernels differ only in the
-// order of the f32 sums. The formats with spc = 4 (MXFP4, Q4_0, Q8_0) have
-// their own packing and kernels (the NibE8D, NibH16D and Q8H16D ones, and
-// the D kernels for M >= decMinM at AVX-512), below.
-//
-// The kernels read 64-byte nibble row-chunks. The 512 ones need AVX-512
-// BW/VL, VBMI and VNNI, the 256 ones AVX2 and FMA. All read up to 64
-// bytes past the last scale (Pack pads them).
+// The 512 ones need AVX-512 BW/VL, VBMI and VNNI, the 256 ones AVX2, F16C
+// and FMA. All read up to 64 bytes past the last scale (Pack pads them).
 
 //go:noescape
-func int8DotNibS16512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibE4D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)
 
 //go:noescape
-func int8DotNibS16512R4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups, blocks int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibE4D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)
 
 //go:noescape
-func int8DotNibS16512S4(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibE8D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)
 
 //go:noescape
-func int8DotNibS16256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-// The NibE8D (MXFP4), NibH16D (Q4_0) and Q8H16D (Q8_0: 128-byte int8
-// row-chunks; its AVX2 kernel uses the sign trick and ignores xc) kernels
-// run on the transposed packing (dlayout) and activations rearranged by
-// int8GemmPrep512 (gemmPrepGo): the 512 R1 ones walk the groups as one
-// stream, prefetching (see act_int8_gen.go), the 256 ones are their AVX2
-// versions. Their out and ws are as for the others; idx is unused.
+func int8DotNibE8D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)
 
 //go:noescape
-func int8DotNibE8D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibH16D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)
 
 //go:noescape
-func int8DotNibE8D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotNibH16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)
 
 //go:noescape
-func int8DotNibH16D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotQ8H16D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)
 
 //go:noescape
-func int8DotNibH16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
+func int8DotQ8H16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)
 
-//go:noescape
-func int8DotQ8H16D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-//go:noescape
-func int8DotQ8H16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-// f32DotNibS16512, f32DotNibE8D512, f32DotNibH16D512 and f32DotQ8H16D512
+// f32DotNibE4D512, f32DotNibE8D512, f32DotNibH16D512 and f32DotQ8H16D512
 // are the Exact kernels: for groups consecutive groups (w, ws as for the
 // int8 kernels) and one activation row x prepared by prepExact (128 f32
-// per chunk in the views' order, orderD for the transposed packing),
-// out[q*4+g] = Σ_c Σ_p x[c][p] · (ftab[code(p)]·scale(p)) (Q8: int8 code ·
-// scale), the exact decoded weights of rowsExact without the NVFP4 tensor
-// scale. eidx maps codes to scale slots (see int8Format.eidx).
+// per chunk in the steps' order, orderD or orderDNV), out[q*4+g] = Σ_c
+// Σ_p x[c][p] · (ftab[code(p)]·scale(p)) (Q8: int8 code · scale), the
+// exact decoded weights of rowsExact without the NVFP4 tensor scale. eidx
+// maps codes to scale slots (see int8Format.eidx).
 // They need AVX-512 F/BW/VL; they read up to 64 bytes past the last scale.
 
 //go:noescape
-func f32DotNibS16512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
+func f32DotNibE4D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
 //go:noescape
 func f32DotNibE8D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
@@ -105,27 +77,30 @@ func f32DotNibH16D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups
 //go:noescape
 func f32DotQ8H16D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
-// The D kernels (spc = 4: MXFP4, Q4_0, Q8_0; see act_int8_gen.go) serve
-// M > 1: weights are decoded once into a panel that a VNNI-only kernel
+// The D kernels (see act_int8_gen.go) serve M > 1: weights are decoded once into a panel that a VNNI-only kernel
 // reads for many activation rows, with no horizontal reduction per chunk.
 //
 // int8Dec* decodes groups groups (codes gcodes and scales gscales bytes
 // apart, from w and ws at a group's chunk) over chunks chunks into a panel
 // at dst, and prefetches the codes pf and the scales spf bytes ahead of
 // those it reads (the driver points them at the panel it decodes next).
-// Chunk c of group q lands at dst[(c·decG+q)·decBytes:]: eight zmm of
-// codes plus off, zmm s with lane g (weight row g) and dword b (block b)
-// holding step s of the block (s < 4: dword s of the block's low view
-// lane, else dword s-4 of its high view lane), then the four rows' 16 f32
-// scales in the same lane order 4g+b (NibE8, i.e. MXFP4, whose scales
-// are powers of two: their base-2 exponents e-128, for int8GemmDE512).
+// Chunk c of group q lands at dst[(c·decG+q)·576:] (640 for NVFP4):
+// eight zmm of codes plus off, zmm s with lane g (weight row g) and dword
+// b (block b) holding step s of the block (s < 4: dword s of the block's
+// low view lane, else dword s-4 of its high view lane), then the four
+// rows' 16 f32 scales in the same lane order 4g+b (NibE8, i.e. MXFP4,
+// whose scales are powers of two: their base-2 exponents e-128, for
+// int8GemmDE512; NibE4, i.e. NVFP4: the first blocks' 16, then the
+// second's, the format's values).
 //
 // int8GemmPrep512 rearranges n activation records prepared with rb = 4 in
 // place to match: the codes as eight steps of 16 bytes (dword b: block b),
 // and record i's 16 scales and 16 corrections (xs[16i:], xc[16i:]) as
 // the block scales and block corrections (sums of the dword corrections),
 // block b in dword b of each 128-bit lane, so that the gemm kernel loads
-// them without a broadcast.
+// them without a broadcast. int8GemmPrepH512 does the same for NVFP4 but
+// for the corrections: those of the first blocks (dword corrections 0-1
+// of each block), of the second (2-3), and the two again.
 //
 // int8GemmD512 runs decG groups of a panel against blocks blocks of decR
 // activation rows (xq, xs, xc at block 0's first chunk, block b bstride
@@ -141,8 +116,13 @@ func f32DotQ8H16D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups 
 // the VPDPBUSD ports one float op per eight VPDPBUSD instead of two. Each
 // chunk they run, they prefetch pfs bytes (a multiple of 128) of each of
 // the three groups at pf+pfo, pfg apart, until pfn bytes.
+// int8GemmDH512 runs NVFP4's panels: the steps of the first blocks from
+// their corrections to their scales, then those of the second.
 //
 // They need AVX-512 F/BW/VL, VBMI and VNNI.
+
+//go:noescape
+func int8DecNibE4512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
 
 //go:noescape
 func int8DecNibE8512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
@@ -160,11 +140,17 @@ func int8GemmD512(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bs
 func int8GemmDE512(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
 
 //go:noescape
+func int8GemmDH512(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
+
+//go:noescape
 func int8GemmPrep512(xq *int8, xs *float32, xc *int32, n int)
+
+//go:noescape
+func int8GemmPrepH512(xq *int8, xs *float32, xc *int32, n int)
 
 // Panel geometry of the D kernels (as in act_int8_gen.go).
 const (
-	decBytes = 576 // one group's decoded row-chunk: 8 zmm of codes, 16 scales
+	decBytes = 640 // the largest decoded row-chunk: 8 zmm of codes, 32 scales
 	decG     = 3   // groups per panel chunk (the gemm kernel's register block)
 	decR     = 4   // activation rows per block
 	decKT    = 8   // chunks per panel
@@ -179,6 +165,7 @@ type decKind uint8
 
 const (
 	decNone   decKind = iota // no D kernels
+	decNibE4                 // NVFP4: int8DecNibE4512, int8GemmDH512
 	decNibE8                 // MXFP4: int8DecNibE8512, int8GemmDE512
 	decNibH16                // Q4_0: int8DecNibH16512, int8GemmD512
 	decQ8H16                 // Q8_0: int8DecQ8H16512, int8GemmD512
@@ -187,6 +174,8 @@ const (
 // decode runs d's panel decoder.
 func (d decKind) decode(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte) {
 	switch d {
+	case decNibE4:
+		int8DecNibE4512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
 	case decNibE8:
 		int8DecNibE8512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
 	case decNibH16:
@@ -200,7 +189,11 @@ func (d decKind) decode(w *byte, ws *byte, sstride int, chunks, groups, gcodes, 
 
 // gemm runs d's gemm kernel over a panel of d's decoder.
 func (d decKind) gemm(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int) {
-	if d == decNibE8 {
+	switch d {
+	case decNibE4:
+		int8GemmDH512(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
+		return
+	case decNibE8:
 		int8GemmDE512(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
 		return
 	}
@@ -209,27 +202,19 @@ func (d decKind) gemm(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks
 
 type exactKernel func(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)
 
-type int8Kernel func(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)
-
-// int8BlockKernel is a kernel over blocks of activation rows: for each
-// group, each of blocks consecutive row blocks, writing out[(q·blocks+b)·4R
-// + r·4 + g].
-type int8BlockKernel func(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups, blocks int, lut *[16]uint8, idx *[32]int32, out *float32)
+type int8Kernel func(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)
 
 // int8Kernels are one format's kernels at one tier.
 type int8Kernels struct {
-	path     Path
-	r1       int8Kernel      // one activation row at a time
-	streams  int8Kernel      // one activation row, several streams of groups (or nil)
-	nstreams int             // streams the streams kernel walks
-	r4       int8BlockKernel // blocks of four activation rows, used when m > 1 (or nil)
-	quant    chunkQuantizer
-	exact    exactKernel // Exact precision (nil: the generic kernel)
+	path  Path
+	r1    int8Kernel // one activation row at a time
+	quant chunkQuantizer
+	exact exactKernel // Exact precision (nil: the generic kernel)
 	// dec names the D kernels, used when m >= decMinM (decNone: never).
 	dec     decKind
 	decMinM int
-	// rearrange, if set, rearranges the prepared activations as
-	// int8GemmPrep512 does for the one-row kernels (dlayout formats).
+	// rearrange rearranges the prepared activations for the kernels, as
+	// int8GemmPrep512 (int8GemmPrepH512 for halves) does.
 	rearrange func(s *scratch, n int)
 }
 
@@ -244,27 +229,27 @@ func init() {
 		k512 := int8Kernels{path: PathInt8Dot, quant: quantizeChunks512}
 		k256 := int8Kernels{path: PathInt8Madd}
 		switch {
-		case f.dlayout && f.scale8:
+		case f.scaleE4:
+			k512.dec = decNibE4
+			k512.r1, k512.exact = int8DotNibE4D512R1, f32DotNibE4D512
+			k256.r1 = int8DotNibE4D256R1
+		case f.scale8:
 			k512.dec = decNibE8
 			k512.r1, k512.exact = int8DotNibE8D512R1, f32DotNibE8D512
 			k256.r1 = int8DotNibE8D256R1
-		case f.dlayout && !f.nibbles:
+		case !f.nibbles:
 			k512.dec = decQ8H16
 			k512.r1, k512.exact = int8DotQ8H16D512R1, f32DotQ8H16D512
 			k256.r1 = int8DotQ8H16D256R1
-		case f.dlayout:
+		default:
 			k512.dec = decNibH16
 			k512.r1, k512.exact = int8DotNibH16D512R1, f32DotNibH16D512
 			k256.r1 = int8DotNibH16D256R1
-		default: // NVFP4
-			k512.r1, k512.streams, k512.r4, k512.exact = int8DotNibS16512R1, int8DotNibS16512S4, int8DotNibS16512R4, f32DotNibS16512
-			k512.nstreams = 4
-			k256.r1 = int8DotNibS16256R1
 		}
-		if f.dlayout {
-			k512.decMinM = decMinM
-			k512.rearrange, k256.rearrange = gemmPrep, gemmPrepGo
-		}
+		k512.decMinM = decMinM
+		halves := f.halves()
+		k512.rearrange = func(s *scratch, n int) { gemmPrep(s, n, halves) }
+		k256.rearrange = func(s *scratch, n int) { gemmPrepGo(s, n, halves) }
 		int8AVX512[f] = &k512
 		registerTier(f.t, AVX512, f.asmGemm(&k512))
 		registerTier(f.t, AVX2, f.asmGemm(&k256))
@@ -273,12 +258,6 @@ func init() {
 
 // asmGemm returns the gemm running the kernels k.
 func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
-	rb := func(m int) int {
-		if m > 1 && k.r4 != nil {
-			return 4
-		}
-		return 1
-	}
 	gen := f.genericGemm()
 	return &gemm{
 		path: func(p Precision) Path {
@@ -296,12 +275,10 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 				gen.prep(w, x, m, s)
 			case w.Precision == Fast && k.useDec(m):
 				f.prep(w, x, m, decR, k.quant, s)
-				gemmPrep(s, roundUp(m, decR)*(w.kp/i8ChunkK))
+				k.rearrange(s, roundUp(m, decR)*(w.kp/i8ChunkK))
 			case w.Precision == Fast:
-				f.prep(w, x, m, rb(m), k.quant, s)
-				if k.rearrange != nil {
-					k.rearrange(s, roundUp(m, rb(m))*(w.kp/i8ChunkK))
-				}
+				f.prep(w, x, m, 1, k.quant, s)
+				k.rearrange(s, m*(w.kp/i8ChunkK))
 			case k.exact != nil:
 				f.prepExact(w, x, m, s)
 			}
@@ -310,39 +287,23 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 			switch {
 			case w.generic:
 				gen.rows(w, y, x, m, n0, n1, s)
-				return
+			case w.Precision == Fast && k.useDec(m):
+				f.rowsDec(k, w, y, m, n0, n1, s)
 			case w.Precision == Fast:
+				f.rowsAsm(k, w, y, m, n0, n1, s)
 			case k.exact != nil:
 				f.rowsExactAsm(k.exact, w, y, m, n0, n1, s)
-				return
 			default:
 				f.rowsExact(w, y, x, m, n0, n1)
-				return
 			}
-			if k.useDec(m) {
-				f.rowsDec(k, w, y, m, n0, n1, s)
-				return
-			}
-			if rb(m) == 4 {
-				f.rowsAsmBlocks(k, w, y, m, n0, n1, s)
-				return
-			}
-			f.rowsAsm(k, w, y, m, n0, n1, s)
 		},
 	}
 }
 
-// i8TileBytes bounds the prepared activations one pass over a weight group
-// reads, so that they stay in L2 while the group's codes stay in L1.
-const i8TileBytes = 256 << 10
-
-// i8CallGroups is how many weight groups one one-row kernel call covers,
-// and bounds groups·blocks of one block kernel call (its output buffer).
+// i8CallGroups is how many weight groups one one-row kernel call covers.
 const i8CallGroups = 256
 
-// rowsAsm runs k's one-row kernels over rows [n0, n1), one activation row
-// at a time: k.streams takes the largest multiple of k.nstreams groups of
-// each call, k.r1 the rest.
+// rowsAsm runs k.r1 over rows [n0, n1), one activation row at a time.
 func (f *int8Format) rowsAsm(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
 	chunks := w.kp / i8ChunkK
 	ts := f.asmScale(w)
@@ -357,61 +318,10 @@ func (f *int8Format) rowsAsm(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 		ge := min(g1, gs+i8CallGroups)
 		for i := range m {
 			rec := i * chunks
-			xq, xs, xc := &s.i8[rec*i8ChunkK], &s.sc[rec*i8Dwords], &s.i32[rec*i8Dwords]
-			done := 0
-			if k.streams != nil && ge-gs >= k.nstreams {
-				h := (ge - gs) / k.nstreams
-				k.streams(&w.data[gs*gBytes], &w.data[so+gs*gScales], sstride, xq, xs, xc, chunks, h, &f.lut, &f.idx, &out[0])
-				done = k.nstreams * h
-			}
-			if gd := gs + done; gd < ge {
-				k.r1(&w.data[gd*gBytes], &w.data[so+gd*gScales], sstride, xq, xs, xc, chunks, ge-gd, &f.lut, &f.idx, &out[done*4])
-			}
+			k.r1(&w.data[gs*gBytes], &w.data[so+gs*gScales], sstride, &s.i8[rec*i8ChunkK], &s.sc[rec*i8Dwords], &s.i32[rec*i8Dwords], chunks, ge-gs, &f.lut, &out[0])
 			lo, hi := i*w.N+gs*i8Group, i*w.N+min(w.N, ge*i8Group)
 			for j, v := range out[:hi-lo] {
 				y[lo+j] = v * ts
-			}
-		}
-	}
-}
-
-// rowsAsmBlocks runs k.r4 over rows [n0, n1) on activations prepared in
-// blocks of four rows: each call covers several groups and, for each, all
-// blocks of a tile of activation rows, so that a group's codes are read
-// from memory once and from L1 by the other blocks.
-func (f *int8Format) rowsAsmBlocks(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
-	const rb = 4
-	chunks := w.kp / i8ChunkK
-	ts := f.asmScale(w)
-	mp := roundUp(m, rb)
-	tile := min(mp, max(rb, i8TileBytes/(chunks*256)/rb*rb), i8CallGroups*i8Group/(rb*i8Group)*rb)
-	gBytes, gScales := chunks*i8Group*f.rowChunkBytes(), chunks*i8Group*f.spc*f.scaleBytes()
-	so := f.scaleOffset(w)
-	g0, g1 := n0/i8Group, roundUp(n1, i8Group)/i8Group
-	f.raceRead(w, s, g0, g1, mp)
-	sstride := f.spc * f.scaleBytes()
-	out := getOutBuf()
-	defer outBufs.Put(out)
-	for i0 := 0; i0 < mp; i0 += tile {
-		i1 := min(mp, i0+tile)
-		nb := (i1 - i0) / rb
-		per := max(1, len(out)/(nb*rb*i8Group))
-		for gs := g0; gs < g1; gs += per {
-			ge := min(g1, gs+per)
-			rec := i0 * chunks
-			k.r4(&w.data[gs*gBytes], &w.data[so+gs*gScales], sstride, &s.i8[rec*i8ChunkK], &s.sc[rec*i8Dwords], &s.i32[rec*i8Dwords], chunks, ge-gs, nb, &f.lut, &f.idx, &out[0])
-			for q := range ge - gs {
-				c0 := (gs + q) * i8Group
-				cols := min(i8Group, w.N-c0)
-				for b := range nb {
-					o := out[(q*nb+b)*rb*i8Group:]
-					for r := range min(rb, m-i0-b*rb) {
-						yr := y[(i0+b*rb+r)*w.N+c0:][:cols]
-						for g := range yr {
-							yr[g] = o[r*i8Group+g] * ts
-						}
-					}
-				}
 			}
 		}
 	}
@@ -424,12 +334,17 @@ var outBufs = sync.Pool{New: func() any { return new([i8CallGroups * 4]float32) 
 
 func getOutBuf() *[i8CallGroups * 4]float32 { return outBufs.Get().(*[i8CallGroups * 4]float32) }
 
-// gemmPrep runs int8GemmPrep512 on the first n records of s.
-func gemmPrep(s *scratch, n int) {
+// gemmPrep runs int8GemmPrep512 (int8GemmPrepH512 if halves) on the
+// first n records of s.
+func gemmPrep(s *scratch, n int, halves bool) {
 	xq, xs, xc := s.i8[:n*i8ChunkK], s.sc[:n*i8Dwords], s.i32[:n*i8Dwords]
 	raceWriteSlice(xq)
 	raceWriteSlice(xs)
 	raceWriteSlice(xc)
+	if halves {
+		int8GemmPrepH512(&xq[0], &xs[0], &xc[0], n)
+		return
+	}
 	int8GemmPrep512(&xq[0], &xs[0], &xc[0], n)
 }
 
@@ -449,6 +364,7 @@ const decAhead = 2
 func (f *int8Format) rowsDec(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
 	chunks := w.kp / i8ChunkK
 	mp := roundUp(m, decR)
+	ts := f.tensorScale(w)
 	rcb, sstride := f.rowChunkBytes(), f.spc*f.scaleBytes()
 	gBytes, gScales := chunks*i8Group*rcb, chunks*i8Group*sstride
 	so := f.scaleOffset(w)
@@ -471,7 +387,7 @@ func (f *int8Format) rowsDec(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 			c0 := gs * i8Group
 			cols := min(ng*i8Group, w.N-c0)
 			// Whole blocks of outputs go straight to y, the others
-			// through out (no tensor scale: these formats have none).
+			// through out.
 			direct := rows == nb*decR && cols == decG*i8Group
 			dst, ldo := &out[0], decG*i8Group*4
 			if direct {
@@ -503,6 +419,14 @@ func (f *int8Format) rowsDec(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 			if !direct {
 				for i := range rows {
 					copy(y[(i0+i)*w.N+c0:][:cols], out[i*decG*i8Group:])
+				}
+			}
+			if ts != 1 { // NVFP4's tensor scale
+				for i := range rows {
+					yr := y[(i0+i)*w.N+c0:][:cols]
+					for j := range yr {
+						yr[j] *= ts
+					}
 				}
 			}
 		}

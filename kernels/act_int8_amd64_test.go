@@ -61,17 +61,16 @@ func TestQuantizeChunks512(t *testing.T) {
 }
 
 // TestInt8CallSplits runs the int8 kernels on shapes that exercise how
-// rowsAsm and rowsAsmBlocks cut the work: the stream kernels with a
-// remainder of groups for the one-row kernel and more groups than one call
-// takes, several activation tiles and several calls per tile for the
-// four-row kernels, on one and on two threads, against the generic kernel
-// (same arithmetic, so within implTolerance of Σ|x·w|).
+// rowsAsm and rowsDec cut the work: more groups than one call takes, N
+// ending inside a group or a panel, several activation tiles, on one and
+// on two threads, against the generic kernel (same arithmetic, so within
+// implTolerance of Σ|x·w|).
 func TestInt8CallSplits(t *testing.T) {
 	cases := []struct{ n, k, m int }{
-		{4 * (4*5 + 3), 256, 1},       // streams, and groups left over
+		{4 * (4*5 + 3), 256, 1},       // groups not a multiple of a panel's
 		{4*i8CallGroups + 44, 128, 1}, // two calls, the second one short
-		{4*i8CallGroups + 44, 128, 2}, // several calls per tile
-		{4*i8CallGroups + 44, 256, 7}, // two blocks of four rows at once
+		{4*i8CallGroups + 44, 128, 2}, // a block of four rows, two short
+		{4*i8CallGroups + 44, 256, 7}, // two blocks of four rows
 		{40, 4096, 70},                // three tiles of activation rows
 	}
 	if testing.Short() {
@@ -110,7 +109,7 @@ func TestInt8CallSplits(t *testing.T) {
 }
 
 // TestInt8DecKernels checks the D kernels (decoded panels, large M) where
-// the dispatch selects them: the AVX-512 gemm of MXFP4, Q4_0 and Q8_0 must
+// the dispatch selects them: the AVX-512 gemm of every int8 format must
 // pick them for every M >= 2, and rowsDec must match the generic kernel
 // (implTolerance of Σ|x·w|) on M around the block of four rows and the
 // tile of decMT rows, K ending inside a panel of decKT chunks and inside a
@@ -136,7 +135,7 @@ func TestInt8DecKernels(t *testing.T) {
 	pool := NewPool(2)
 	defer func() { require.NoError(t, pool.Close()) }()
 	impl := allImpls[AVX512]
-	for _, f := range []*int8Format{mxfp4Int8, q40Int8, q80Int8} {
+	for _, f := range int8Formats {
 		k := int8AVX512[f]
 		require.NotEqual(t, decNone, k.dec, "%s: no D kernel", f.t)
 		for _, m := range ms {
@@ -156,7 +155,7 @@ func TestInt8DecKernels(t *testing.T) {
 					// rowsDec itself, on its own preparation.
 					s := new(scratch)
 					f.prep(w, x, m, decR, quantizeChunks512, s)
-					gemmPrep(s, roundUp(m, decR)*(w.kp/i8ChunkK))
+					gemmPrep(s, roundUp(m, decR)*(w.kp/i8ChunkK), f.halves())
 					y, whole := guarded(m*n, off)
 					f.rowsDec(k, w, y, m, 0, n, s)
 					checkGuards(t, whole, m*n, off, "rowsDec")
@@ -240,16 +239,16 @@ func TestInt8KernelsGenerated(t *testing.T) {
 
 // BenchmarkInt8DecKernels measures the D kernels alone on cache-resident
 // data: the panel decoder (GB/s of packed codes and scales) and each
-// format's gemm kernel (MXFP4: int8GemmDE512, Q4_0 as the others:
-// int8GemmD512) over one decoded panel of decKT chunks (GOP/s, two per
-// multiply-add).
+// format's gemm kernel (MXFP4: int8GemmDE512, NVFP4: int8GemmDH512, Q4_0
+// as Q8_0: int8GemmD512) over one decoded panel of decKT chunks (GOP/s,
+// two per multiply-add).
 func BenchmarkInt8DecKernels(b *testing.B) {
 	if Best().Tier < AVX512 {
 		b.Skip("no AVX-512")
 	}
 	rng := rand.New(rand.NewPCG(16, 17))
 	const n, k = 4 * decG * 4, 4096 // four panels of groups
-	for _, f := range []*int8Format{mxfp4Int8, q40Int8, q80Int8} {
+	for _, f := range int8Formats {
 		w, err := Quantize(f.t, n, k, randMatrix(rng, n, k), format.Options{})
 		require.NoError(b, err)
 		chunks := w.kp / i8ChunkK
@@ -269,7 +268,7 @@ func BenchmarkInt8DecKernels(b *testing.B) {
 			b.ReportMetric(float64(n/i8Group*(gBytes+gScales))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 		})
 	}
-	for _, f := range []*int8Format{mxfp4Int8, q40Int8} {
+	for _, f := range []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8} {
 		k8 := int8AVX512[f]
 		w, err := Quantize(f.t, 4*decG, k, randMatrix(rng, 4*decG, k), format.Options{})
 		require.NoError(b, err)
@@ -282,7 +281,7 @@ func BenchmarkInt8DecKernels(b *testing.B) {
 			m := nb * decR
 			s := new(scratch)
 			f.prep(w, randMatrix(rng, m, k), m, decR, quantizeChunks512, s)
-			gemmPrep(s, m*chunks)
+			gemmPrep(s, m*chunks, f.halves())
 			var acc [decMT * decG * 16]float32
 			var out [decMT * decG * i8Group]float32
 			b.Run(fmt.Sprintf("kernel=gemm/format=%s/m=%d", f.t, m), func(b *testing.B) {
@@ -298,23 +297,26 @@ func BenchmarkInt8DecKernels(b *testing.B) {
 	}
 }
 
-// TestGemmPrepGo checks that gemmPrepGo, which the AVX2 kernels of the
-// transposed packing use, rearranges records exactly as int8GemmPrep512.
+// TestGemmPrepGo checks that gemmPrepGo, which the AVX2 kernels use,
+// rearranges records exactly as int8GemmPrep512 and, with halves (NVFP4),
+// int8GemmPrepH512.
 func TestGemmPrepGo(t *testing.T) {
 	if Best().Tier < AVX512 {
 		t.Skip("no AVX-512")
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
 	const n = 7
-	a, b := new(scratch), new(scratch)
-	x := randMatrix(rng, 1, n*i8ChunkK)
-	mxfp4Int8.prep(&Matrix{K: n * i8ChunkK, kp: n * i8ChunkK}, x, 1, 1, nil, a)
-	b.i8 = append([]int8(nil), a.i8...)
-	b.sc = append([]float32(nil), a.sc...)
-	b.i32 = append([]int32(nil), a.i32...)
-	gemmPrep(a, n)
-	gemmPrepGo(b, n)
-	assert.Equal(t, a.i8[:n*i8ChunkK], b.i8[:n*i8ChunkK], "codes")
-	assert.Equal(t, a.sc[:n*i8Dwords], b.sc[:n*i8Dwords], "scales")
-	assert.Equal(t, a.i32[:n*i8Dwords], b.i32[:n*i8Dwords], "corrections")
+	for _, f := range []*int8Format{mxfp4Int8, nvfp4Int8} {
+		a, b := new(scratch), new(scratch)
+		x := randMatrix(rng, 1, n*i8ChunkK)
+		f.prep(&Matrix{K: n * i8ChunkK, kp: n * i8ChunkK}, x, 1, 1, nil, a)
+		b.i8 = append([]int8(nil), a.i8...)
+		b.sc = append([]float32(nil), a.sc...)
+		b.i32 = append([]int32(nil), a.i32...)
+		gemmPrep(a, n, f.halves())
+		gemmPrepGo(b, n, f.halves())
+		assert.Equal(t, a.i8[:n*i8ChunkK], b.i8[:n*i8ChunkK], "%s: codes", f.t)
+		assert.Equal(t, a.sc[:n*i8Dwords], b.sc[:n*i8Dwords], "%s: scales", f.t)
+		assert.Equal(t, a.i32[:n*i8Dwords], b.i32[:n*i8Dwords], "%s: corrections", f.t)
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 )
 
 var out bytes.Buffer
@@ -29,13 +28,9 @@ const prologue = `w+0(FP), SI
 	MOVQ xc+40(FP), R11
 	SUBQ xs+32(FP), R11
 	MOVQ groups+56(FP), R13
-	MOVQ out+80(FP), DX`
+	MOVQ out+72(FP), DX`
 
-const signature = "(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, idx *[32]int32, out *float32)"
-
-// signatureBlocks is the signature of the kernels that take several blocks
-// of activation rows.
-const signatureBlocks = "(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups, blocks int, lut *[16]uint8, idx *[32]int32, out *float32)"
+const signature = "(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)"
 
 // groupStart starts a group: activations from their first chunk, chunk
 // counter reset.
@@ -50,7 +45,7 @@ func groupStart(name string) {
 // signature and loads its arguments (see prologue).
 func rowKernelStart(name string) {
 	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-80\n", name)
 	p("MOVQ " + prologue)
 }
 
@@ -76,26 +71,9 @@ func groupEnd(name, step string) {
 	p("RET")
 }
 
-// scaleAddr returns the address of row g's scales in the current chunk.
-func scaleAddr(g int) string {
-	switch g {
-	case 0:
-		return "(DI)"
-	case 1:
-		return "(DI)(R8*1)"
-	case 2:
-		return "(DI)(R8*2)"
-	}
-	return "(BX)"
-}
-
 // prefetch is how far ahead (bytes of codes) the one-row AVX-512 kernels
 // prefetch; 0 disables.
 var prefetch = 4096
-
-// prefetchS4 is how far ahead (bytes of codes) the four-stream kernels
-// prefetch each stream; 0 disables.
-var prefetchS4 = 0
 
 // prefetchOp is the prefetch instruction the kernels use.
 var prefetchOp = "PREFETCHT0"
@@ -104,12 +82,23 @@ var prefetchOp = "PREFETCHT0"
 type scaleKind int
 
 const (
-	s16 scaleKind = iota // the top half of the f32 bits (NVFP4)
-	e8                   // E8M0 exponent bytes e (MXFP4): the kernels load
+	e4 scaleKind = iota // E4M3 bytes (NVFP4), two blocks of 16 per dword
+	// lane (see halves): the kernels load a byte b as the f16 b<<7, which
+	// is its value times 2^-8 (subnormals and zero too), and the Go side
+	// scales the finished sums back
+	e8 // E8M0 exponent bytes e (MXFP4): the kernels load
 	// 2^(e-127) (bits e<<23, one more than the format's halved 2^(e-128))
 	// and the Go side halves the finished sums
 	h16 // f16 (Q4_0, Q8_0), converted by VCVTPH2PS
 )
+
+// halves reports whether a lane's 32 weights are two blocks of 16 (NVFP4),
+// the first in code zmm 0-1 (steps 0, 1, 4, 5), the second in 2-3 (steps
+// 2, 3, 6, 7), each with its own scale: its scales are stored as 16 bytes
+// for the first blocks (lane order 4g+b), then 16 for the second, and its
+// activation corrections (after gemmPrep) as the first blocks' four, the
+// second blocks' four, twice.
+func halves(sk scaleKind) bool { return sk == e4 }
 
 // kindName names a kernel variant: codes (Nib or Q8) and scale storage.
 func kindName(nib bool, sk scaleKind) string {
@@ -118,339 +107,42 @@ func kindName(nib bool, sk scaleKind) string {
 		k = "Nib"
 	}
 	switch sk {
-	case s16:
-		return k + "S16"
+	case e4:
+		return k + "E4"
 	case e8:
 		return k + "E8"
 	}
 	return k + "H16"
 }
 
-// scaleSetup loads the scale index (idx at AX: its second half for the
-// permuting loads) into Z30 and the mask of the lanes those loads fill
-// into K1: odd words (s16) or the top byte of each dword (e8).
-func scaleSetup(sk scaleKind) {
-	switch sk {
-	case s16:
-		p("VMOVDQU32 64(AX), Z30")
-		p("MOVL $0xAAAAAAAA, AX")
-		p("KMOVD AX, K1")
-	case e8:
-		p("VMOVDQU32 64(AX), Z30")
-		scaleMask(sk)
-	default:
-		panic("scaleSetup: no permuting loads for f16 scales")
-	}
+// e4Load converts the 16 E4M3 scale bytes at addr to f32 in dst (a zmm
+// register number; dst's ymm holds the f16 on the way): the f16 b<<7 is
+// the scale times 2^-8 exactly, sign bit clear (the Go side gives the
+// generic kernels matrices with other bytes).
+func e4Load(addr string, dst int) {
+	p("VPMOVZXBW %s, Y%d", addr, dst)
+	p("VPSLLW $7, Y%d, Y%d", dst, dst)
+	p("VCVTPH2PS Y%d, Z%d", dst, dst)
 }
 
-// scaleMask sets K1 for scaleLoad (nothing for h16).
+// scaleMask sets K1 for scaleLoad (nothing but for e8).
 func scaleMask(sk scaleKind) {
-	switch sk {
-	case s16:
-		p("MOVL $0xAAAAAAAA, AX")
-		p("KMOVD AX, K1")
-	case e8:
+	if sk == e8 {
 		p("MOVQ $0x8888888888888888, AX")
 		p("KMOVQ AX, K1")
 	}
 }
 
-// scaleLoad expands the scales at addr into f32 lanes of dst through the
-// index idx (as set up by scaleSetup).
-func scaleLoad(sk scaleKind, addr, idx, dst string) {
-	switch sk {
-	case s16:
-		// Odd words get the 16-bit scales, even words are zeroed.
-		p("VPERMW.Z %s, %s, K1, %s", addr, idx, dst)
-	case e8:
-		// The exponent byte lands in bits 24-31, then at 23-30.
-		p("VPERMB.Z %s, %s, K1, %s", addr, idx, dst)
-		p("VPSRLD $1, %s, %s", dst, dst)
-	default:
-		panic("scaleLoad: f16 scales are converted, then permuted")
-	}
+// scaleLoad expands MXFP4's scale bytes at addr into f32 lanes of dst
+// through the index idx: the exponent byte lands in bits 24-31, then at
+// 23-30.
+func scaleLoad(addr, idx, dst string) {
+	p("VPERMB.Z %s, %s, K1, %s", addr, idx, dst)
+	p("VPSRLD $1, %s, %s", dst, dst)
 }
 
-// avx512 writes NVFP4's G=4 × R kernel (nibble codes, 16-bit scales).
-// Registers: Z0-Z15 f32 accumulators (row g, act row r: Z(4g+r)); Z16-Z23
-// activations (lo, hi per act row); Z24/Z25 decoded weights lo/hi; Z26
-// expanded weight scales; Z27 int32 sum; Z28 combined scale; Z29 nibble
-// table (in each lane); Z30 scale index; K1 odd words.
-func avx512(r int) {
-	const sk = s16
-	name := fmt.Sprintf("int8Dot%s512R%d", kindName(true, sk), r)
-	if r == 1 {
-		fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
-		fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
-		p("MOVQ " + prologue)
-		p("MOVQ lut+64(FP), AX")
-		p("VBROADCASTI32X4 (AX), Z29")
-		p("MOVQ idx+72(FP), AX")
-	} else {
-		fmt.Fprintf(&out, "\n// func %s%s\n", name, signatureBlocks)
-		fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-96\n", name)
-		p("MOVQ " + strings.Replace(prologue, "out+80(FP)", "out+88(FP)", 1))
-		p("MOVQ lut+72(FP), AX")
-		p("VBROADCASTI32X4 (AX), Z29")
-		p("MOVQ idx+80(FP), AX")
-	}
-	scaleSetup(sk)
-	p("MOVL $0x80808080, AX")
-	p("VPBROADCASTD AX, Z31")
-	const rcb = 64
-	if r == 1 {
-		groupStart(name)
-	} else {
-		// Each group is walked once per block of r activation rows (the
-		// blocks follow each other in memory); R14/AX keep the group's
-		// start, R12 counts the blocks.
-		label(name + "_group")
-		p("MOVQ xq+24(FP), R9")
-		p("MOVQ xs+32(FP), R10")
-		p("MOVQ blocks+64(FP), R12")
-		p("MOVQ SI, R14")
-		p("MOVQ DI, AX")
-		label(name + "_block")
-		p("MOVQ R14, SI")
-		p("MOVQ AX, DI")
-		p("MOVQ chunks+48(FP), CX")
-	}
-	for g := range 4 {
-		for i := range r {
-			z := 4*g + i
-			p("VPXORD Z%d, Z%d, Z%d", z, z, z)
-		}
-	}
-	label(name + "_chunk")
-	p("LEAQ (DI)(R8*2), BX")
-	p("ADDQ R8, BX")
-	if r == 1 && prefetch > 0 {
-		for off := 0; off < 4*rcb; off += 64 {
-			p("%s %d(SI)", prefetchOp, prefetch+off)
-		}
-		p("%s %d(DI)", prefetchOp, prefetch/4)
-	}
-	for i := range r {
-		p("VMOVDQU8 %d(R9), Z%d", i*128, 16+2*i)
-		p("VMOVDQU8 %d(R9), Z%d", i*128+64, 17+2*i)
-	}
-	for g := range 4 {
-		// VPERMB looks at the low 6 index bits and the table is
-		// repeated in all four lanes, so the high bits need no mask.
-		p("VMOVDQU8 %d(SI), Z25", g*rcb)
-		p("VPERMB Z29, Z25, Z24")
-		p("VPSRLW $4, Z25, Z25")
-		p("VPERMB Z29, Z25, Z25")
-		scaleLoad(sk, scaleAddr(g), "Z30", "Z26")
-		for i := range r {
-			p("VMOVDQU32 %d(R10)(R11*1), Z27", i*64)
-			p("VPDPBUSD Z%d, Z24, Z27", 16+2*i)
-			p("VPDPBUSD Z%d, Z25, Z27", 17+2*i)
-			p("VCVTDQ2PS Z27, Z27")
-			p("VMULPS %d(R10), Z26, Z28", i*64)
-			p("VFMADD231PS Z28, Z27, Z%d", 4*g+i)
-		}
-	}
-	p("ADDQ $%d, SI", 4*rcb)
-	p("LEAQ (BX)(R8*1), DI")
-	p("ADDQ $%d, R9", r*128)
-	p("ADDQ $%d, R10", r*64)
-	p("DECQ CX")
-	p("JNZ %s_chunk", name)
-	// out[i*4+g] = sum of the lanes of Z(4g+i).
-	for i := range r {
-		for g := range 4 {
-			z := 4*g + i
-			p("VEXTRACTF64X4 $1, Z%d, Y16", z)
-			p("VADDPS Y16, Y%d, Y16", z)
-			p("VEXTRACTF32X4 $1, Y16, X17")
-			p("VADDPS X17, X16, X16")
-			p("VPERMILPS $0x4E, X16, X17")
-			p("VADDPS X17, X16, X16")
-			p("VPERMILPS $0xB1, X16, X17")
-			p("VADDSS X17, X16, X16")
-			p("VMOVSS X16, %d(DX)", 4*(i*4+g))
-		}
-	}
-	p("ADDQ $%d, DX", 16*r)
-	if r > 1 {
-		p("DECQ R12")
-		p("JNZ %s_block", name)
-	}
-	p("DECQ R13")
-	p("JNZ %s_group", name)
-	p("VZEROUPPER")
-	p("RET")
-}
-
-// avx512S4 writes NVFP4's one-activation-row kernel that walks four streams
-// of groups at once, so that each core has four independent sequential
-// reads in flight: stream s covers groups [s·groups, (s+1)·groups) of the
-// call and writes out[(s·groups+q)·4+g]. All streams are at the same chunk,
-// so they share the activations (kept in registers). A row-chunk's four
-// scale rows (4·sstride <= 64 bytes) are loaded once per stream and
-// expanded per row with shifted indexes.
-// Registers: Z0-Z15 accumulators (stream s, row g: Z(4s+g)); Z16/Z17
-// activations lo/hi, Z18 corrections, Z19 activation scales; Z20 scales of
-// a stream; Z30, Z21-Z23 scale index of rows 0-3; Z24/Z25 decoded weights;
-// Z26 expanded weight scales; Z27 int32 sum; Z28 combined scale; Z29
-// nibble table; K1 odd words. SI/DI stream 0 codes
-// and scales, R12/AX the distance between streams' codes and scales, BX
-// and R14 stream 3's codes and scales.
-func avx512S4() {
-	name := fmt.Sprintf("int8Dot%s512S4", kindName(true, s16))
-	rowKernelStart(name)
-	p("MOVQ lut+64(FP), AX")
-	p("VBROADCASTI32X4 (AX), Z29")
-	p("MOVQ idx+72(FP), AX")
-	p("MOVQ R8, BX")
-	p("VMOVDQU32 64(AX), Z30")
-	p("MOVL $0xAAAAAAAA, AX")
-	p("KMOVD AX, K1")
-	p("SHLQ $15, BX") // word index sstride/2, in the odd word
-	p("VPBROADCASTD BX, Z28")
-	p("VPADDD Z28, Z30, Z21")
-	p("VPADDD Z28, Z21, Z22")
-	p("VPADDD Z28, Z22, Z23")
-	p("MOVL $0x80808080, AX")
-	p("VPBROADCASTD AX, Z31")
-	const rcb, shift = 64, 8
-	p("MOVQ chunks+48(FP), R12")
-	p("IMULQ R13, R12")
-	p("MOVQ R12, AX")
-	p("IMULQ R8, AX")
-	p("SHLQ $2, AX")
-	p("SHLQ $%d, R12", shift)
-	groupStart(name)
-	for z := range 16 {
-		p("VPXORD Z%d, Z%d, Z%d", z, z, z)
-	}
-	label(name + "_chunk")
-	p("LEAQ (SI)(R12*2), BX")
-	p("ADDQ R12, BX")
-	p("LEAQ (DI)(AX*2), R14")
-	p("ADDQ AX, R14")
-	if prefetchS4 > 0 {
-		for _, b := range []string{"(SI)", "(SI)(R12*1)", "(SI)(R12*2)", "(BX)"} {
-			for off := 0; off < 4*rcb; off += 64 {
-				p("%s %d%s", prefetchOp, prefetchS4+off, b)
-			}
-		}
-	}
-	p("VMOVDQU8 (R9), Z16")
-	p("VMOVDQU8 64(R9), Z17")
-	p("VMOVDQU32 (R10)(R11*1), Z18")
-	p("VMOVUPS (R10), Z19")
-	codes := []string{"(SI)", "(SI)(R12*1)", "(SI)(R12*2)", "(BX)"}
-	scales := []string{"(DI)", "(DI)(AX*1)", "(DI)(AX*2)", "(R14)"}
-	idx := []int{30, 21, 22, 23}
-	for st := range 4 {
-		p("VMOVDQU8 %s, Z20", scales[st])
-		for g := range 4 {
-			p("VMOVDQU8 %d%s, Z25", g*rcb, codes[st])
-			p("VPERMB Z29, Z25, Z24")
-			p("VPSRLW $4, Z25, Z25")
-			p("VPERMB Z29, Z25, Z25")
-			p("VPERMW.Z Z20, Z%d, K1, Z26", idx[g])
-			p("VMOVDQA32 Z18, Z27")
-			p("VPDPBUSD Z16, Z24, Z27")
-			p("VPDPBUSD Z17, Z25, Z27")
-			p("VCVTDQ2PS Z27, Z27")
-			p("VMULPS Z19, Z26, Z28")
-			p("VFMADD231PS Z28, Z27, Z%d", 4*st+g)
-		}
-	}
-	chunkEnd(name, 4*rcb)
-	// out[(s·groups)·4+g] = sum of the lanes of Z(4s+g).
-	p("MOVQ groups+56(FP), BX")
-	p("SHLQ $4, BX")
-	p("LEAQ (DX)(BX*2), R14")
-	p("ADDQ BX, R14")
-	outs := []string{"(DX)", "(DX)(BX*1)", "(DX)(BX*2)", "(R14)"}
-	for st := range 4 {
-		for g := range 4 {
-			z := 4*st + g
-			p("VEXTRACTF64X4 $1, Z%d, Y16", z)
-			p("VADDPS Y16, Y%d, Y16", z)
-			p("VEXTRACTF32X4 $1, Y16, X17")
-			p("VADDPS X17, X16, X16")
-			p("VPERMILPS $0x4E, X16, X17")
-			p("VADDPS X17, X16, X16")
-			p("VPERMILPS $0xB1, X16, X17")
-			p("VADDSS X17, X16, X16")
-			p("VMOVSS X16, %d%s", 4*g, outs[st])
-		}
-	}
-	groupEnd(name, "$16")
-}
-
-// avx2 writes NVFP4's AVX2 G=4 × R=1 kernel (VPMADDUBSW + VPMADDWD).
-// Registers: Y0-Y3 accumulators; Y4 nibble table; Y5 nibble mask; Y6 int16
-// ones; Y7/Y8 scale index of each half chunk; Y9-Y13 temporaries; Y14 a
-// row-chunk's 16-bit scales widened to f32.
-func avx2() {
-	name := fmt.Sprintf("int8Dot%s256R1", kindName(true, s16))
-	rowKernelStart(name)
-	p("MOVQ lut+64(FP), AX")
-	p("VBROADCASTI128 (AX), Y4")
-	p("MOVQ idx+72(FP), AX")
-	p("VMOVDQU (AX), Y7")
-	p("VMOVDQU 32(AX), Y8")
-	p("MOVL $0x0F0F0F0F, AX")
-	p("MOVD AX, X5")
-	p("VPBROADCASTD X5, Y5")
-	p("MOVL $0x00010001, AX")
-	p("MOVD AX, X6")
-	p("VPBROADCASTD X6, Y6")
-	const rcb = 64
-	groupStart(name)
-	for g := range 4 {
-		p("VPXOR Y%d, Y%d, Y%d", g, g, g)
-	}
-	label(name + "_chunk")
-	p("LEAQ (DI)(R8*2), BX")
-	p("ADDQ R8, BX")
-	for g := range 4 {
-		p("VPMOVZXWD %s, Y14", scaleAddr(g))
-		p("VPSLLD $16, Y14, Y14")
-		for h := range 2 {
-			p("VMOVDQU %d(SI), Y10", g*rcb+32*h)
-			p("VPAND Y5, Y10, Y9")
-			p("VPSRLW $4, Y10, Y10")
-			p("VPAND Y5, Y10, Y10")
-			p("VPSHUFB Y9, Y4, Y9")
-			p("VPSHUFB Y10, Y4, Y10")
-			p("VPMADDUBSW %d(R9), Y9, Y9", 32*h)
-			p("VPMADDUBSW %d(R9), Y10, Y10", 64+32*h)
-			p("VPADDW Y10, Y9, Y9")
-			p("VPMADDWD Y6, Y9, Y9")
-			p("VPADDD %d(R10)(R11*1), Y9, Y9", 32*h)
-			p("VCVTDQ2PS Y9, Y9")
-			p("VPERMPS Y14, Y%d, Y13", 7+h)
-			p("VMULPS %d(R10), Y13, Y13", 32*h)
-			p("VFMADD231PS Y13, Y9, Y%d", g)
-		}
-	}
-	p("ADDQ $%d, SI", 4*rcb)
-	p("LEAQ (BX)(R8*1), DI")
-	p("ADDQ $128, R9")
-	p("ADDQ $64, R10")
-	p("DECQ CX")
-	p("JNZ %s_chunk", name)
-	for g := range 4 {
-		p("VEXTRACTF128 $1, Y%d, X12", g)
-		p("VADDPS X12, X%d, X12", g)
-		p("VPERMILPS $0x4E, X12, X13")
-		p("VADDPS X13, X12, X12")
-		p("VPERMILPS $0xB1, X12, X13")
-		p("VADDSS X13, X12, X12")
-		p("VMOVSS X12, %d(DX)", 4*g)
-	}
-	groupEnd(name, "$16")
-}
-
-// avx512DS writes the one-row kernel for the transposed packing of MXFP4
-// and Q4_0 (int8DotNib<E8|H16>D512R1): zmm j of a group's row-chunks
+// avx512DS writes the one-row kernel for the transposed packing
+// (int8Dot<Nib|Q8><E4|E8|H16>D512R1): zmm j of a group's row-chunks
 // holds, in lane g and dword b, dword j of block b's low view lane of row
 // g (its high nibbles: of the high view lane), so that VPDPBUSD against
 // the activation step j (low nibbles) or 4+j (high), prepared by
@@ -461,9 +153,10 @@ func avx2() {
 // GB/s of codes when the machine's 2-thread read roof is 80; four streams
 // with prefetches were slower still).
 // Registers: Z0 f32 sums (lane 4g+b); Z8, Z9 decoded codes; Z10, Z11 int32
-// dots (low, high; Z10 starts at the corrections); Z12 temporary; Z14
-// weight scales; Z16-Z23 activation steps; Z29 nibble table; Z30 the index
-// of lanes 0, 4, 8, 12.
+// dots (low, high; Z10 starts at the corrections; with halves: first and
+// second blocks, each starting at its corrections); Z12 temporary; Z14,
+// Z15 weight scales; Z16-Z23 activation steps; Z29 nibble table; Z30 the
+// index of lanes 0, 4, 8, 12.
 func avx512DS(nib bool, sk scaleKind) {
 	name := fmt.Sprintf("int8Dot%sD512R1", kindName(nib, sk))
 	rowKernelStart(name)
@@ -490,8 +183,13 @@ func avx512DS(nib bool, sk scaleKind) {
 	for st := range 8 {
 		p("VBROADCASTI32X4 %d(R9), Z%d", 16*st, 16+st)
 	}
-	p("VMOVDQU32 (R10)(R11*1), Z10")
-	p("VPXORD Z11, Z11, Z11")
+	if halves(sk) {
+		p("VBROADCASTI32X4 (R10)(R11*1), Z10")
+		p("VBROADCASTI32X4 16(R10)(R11*1), Z11")
+	} else {
+		p("VMOVDQU32 (R10)(R11*1), Z10")
+		p("VPXORD Z11, Z11, Z11")
+	}
 	for j := range 4 {
 		if nib {
 			p("VMOVDQU8 %d(SI), Z9", 64*j)
@@ -503,20 +201,36 @@ func avx512DS(nib bool, sk scaleKind) {
 			p("VPXORD %d(SI), Z31, Z8", 64*j)
 			p("VPXORD %d(SI), Z31, Z9", 256+64*j)
 		}
-		p("VPDPBUSD Z%d, Z8, Z10", 16+j)
-		p("VPDPBUSD Z%d, Z9, Z11", 20+j)
+		lo, hi := 10, 11
+		if halves(sk) {
+			lo, hi = 10+j/2, 10+j/2
+		}
+		p("VPDPBUSD Z%d, Z8, Z%d", 16+j, lo)
+		p("VPDPBUSD Z%d, Z9, Z%d", 20+j, hi)
 	}
-	p("VPADDD Z11, Z10, Z10")
-	p("VCVTDQ2PS Z10, Z10")
 	switch sk {
+	case e4:
+		p("VCVTDQ2PS Z10, Z10")
+		p("VCVTDQ2PS Z11, Z11")
+		e4Load("(DI)", 14)
+		e4Load("16(DI)", 15)
+		p("VMULPS Z14, Z10, Z10")
+		p("VFMADD231PS Z15, Z11, Z10")
+		p("VFMADD231PS (R10), Z10, Z0")
 	case e8:
+		p("VPADDD Z11, Z10, Z10")
+		p("VCVTDQ2PS Z10, Z10")
 		p("VPMOVZXBD (DI), Z14")
 		p("VPSLLD $23, Z14, Z14")
+		p("VMULPS (R10), Z14, Z14")
+		p("VFMADD231PS Z14, Z10, Z0")
 	default:
+		p("VPADDD Z11, Z10, Z10")
+		p("VCVTDQ2PS Z10, Z10")
 		p("VCVTPH2PS (DI), Z14")
+		p("VMULPS (R10), Z14, Z14")
+		p("VFMADD231PS Z14, Z10, Z0")
 	}
-	p("VMULPS (R10), Z14, Z14")
-	p("VFMADD231PS Z14, Z10, Z0")
 	chunkEnd(name, cb)
 	// out[4q+g] = sum over the blocks b of lane 4g+b.
 	p("VSHUFPS $0xB1, Z0, Z0, Z12")
@@ -528,14 +242,15 @@ func avx512DS(nib bool, sk scaleKind) {
 	groupEnd(name, "$16")
 }
 
-// avx2D writes int8DotNib<E8|H16>D256R1, the AVX2 one-row kernel for the
-// transposed packing (see avx512DS): each half of zmm j is a ymm holding
-// rows 2h and 2h+1, the activation steps come from int8GemmPrep's layout
-// (gemmPrepGo on AVX2), broadcast to both lanes.
+// avx2D writes int8Dot<Nib|Q8><E4|E8|H16>D256R1, the AVX2 one-row kernel
+// for the transposed packing (see avx512DS): each half of zmm j is a ymm
+// holding rows 2h and 2h+1, the activation steps come from int8GemmPrep's
+// layout (gemmPrepGo on AVX2), broadcast to both lanes.
 // Registers: Y0, Y1 f32 sums (rows 0-1, 2-3; lane 4g'+b); Y2 nibble
-// table; Y3 0x0F bytes; Y4 0x0001 words; Y5, Y6 int32 dots; Y7 step j's
-// activations, Y14 step 4+j's; Y8-Y11 temporaries; Y12 activation
-// scales; Y13 weight scales.
+// table; Y3 0x0F bytes; Y4 0x0001 words; Y5, Y6 int32 dots (with halves:
+// of the first blocks, Y10, Y11 of the second); Y7 step j's activations,
+// Y14 step 4+j's; Y8-Y11 temporaries; Y12 activation scales; Y13, Y15
+// weight scales.
 func avx2D(nib bool, sk scaleKind) {
 	name := fmt.Sprintf("int8Dot%sD256R1", kindName(nib, sk))
 	rowKernelStart(name)
@@ -561,10 +276,16 @@ func avx2D(nib bool, sk scaleKind) {
 			p("%s %d(SI)", prefetchOp, prefetch+off)
 		}
 	}
-	if nib {
+	switch {
+	case halves(sk):
+		p("VBROADCASTI128 (R10)(R11*1), Y5")
+		p("VMOVDQA Y5, Y6")
+		p("VBROADCASTI128 16(R10)(R11*1), Y10")
+		p("VMOVDQA Y10, Y11")
+	case nib:
 		p("VMOVDQU (R10)(R11*1), Y5")
 		p("VMOVDQA Y5, Y6")
-	} else {
+	default:
 		// x·sign(w) times |w|: no correction needed.
 		p("VPXOR Y5, Y5, Y5")
 		p("VPXOR Y6, Y6, Y6")
@@ -598,12 +319,28 @@ func avx2D(nib bool, sk scaleKind) {
 				p("VPMADDWD Y4, Y8, Y8")
 				p("VPADDD Y8, Y9, Y9")
 			}
-			p("VPADDD Y9, Y%d, Y%d", 5+h, 5+h)
+			d := 5 + h
+			if halves(sk) && j >= 2 {
+				d = 10 + h
+			}
+			p("VPADDD Y9, Y%d, Y%d", d, d)
 		}
 	}
 	p("VMOVUPS (R10), Y12")
 	for h := range 2 {
 		p("VCVTDQ2PS Y%d, Y%d", 5+h, 5+h)
+		if halves(sk) {
+			p("VCVTDQ2PS Y%d, Y%d", 10+h, 10+h)
+			for v, r := range []int{13, 15} {
+				p("VPMOVZXBW %d(DI), X%d", 16*v+8*h, r)
+				p("VPSLLW $7, X%d, X%d", r, r)
+				p("VCVTPH2PS X%d, Y%d", r, r)
+			}
+			p("VMULPS Y13, Y%d, Y%d", 5+h, 5+h)
+			p("VFMADD231PS Y15, Y%d, Y%d", 10+h, 5+h)
+			p("VFMADD231PS Y12, Y%d, Y%d", 5+h, h)
+			continue
+		}
 		switch sk {
 		case e8:
 			p("VPMOVZXBD %d(DI), Y13", 8*h)
@@ -629,16 +366,19 @@ func avx2D(nib bool, sk scaleKind) {
 	groupEnd(name, "$16")
 }
 
-// exact512D writes f32DotNib<E8|H16>D512, the Exact kernel for the
-// transposed packing (see avx512DS): lane g of zmm j holds row g's
+// exact512D writes f32Dot<Nib|Q8><E4|E8|H16>D512, the Exact kernel for
+// the transposed packing (see avx512DS): lane g of zmm j holds row g's
 // dword j of each block's low view lane, decoded exactly through ftab
-// (halved for E8: its scales load as 2^(e-127)) and scaled by the block's
-// scale, against f32 activations prepared by prepExact in the matching
-// order (orderD: step s, then block, then byte).
+// (which undoes the factor the scales load with: halved for E8, times
+// 2^8 for E4) and scaled by the block's scale, against f32 activations
+// prepared by prepExact in the matching order (orderD or orderDNV: step
+// s, then block, then byte).
 // Registers: Z0-Z3 and Z12-Z15 accumulators (row g: low, high steps); Z4
 // the f32 nibble table; Z5-Z8 the scale index of row g (dword 4b+t:
-// slot 4g+b, for E8 in its top byte); Z9 scales; Z10, Z11 temporaries; K1
-// top bytes (E8); Z28 the chunk's scales as f32 (H16).
+// slot 4g+b, for E8 in its top byte); Z9 scales (with halves: of the
+// first blocks, Z26 of the second); Z10, Z11 temporaries; K1 top bytes
+// (E8); Z28 the chunk's scales as f32 (H16; with halves: of the first
+// blocks, Z27 of the second).
 func exact512D(nib bool, sk scaleKind) {
 	name := fmt.Sprintf("f32Dot%sD512", kindName(nib, sk))
 	exactStart(name, sk)
@@ -652,18 +392,30 @@ func exact512D(nib bool, sk scaleKind) {
 			p("%s %d(SI)", prefetchOp, prefetch+off)
 		}
 	}
-	if sk == h16 {
+	switch sk {
+	case h16:
 		p("VCVTPH2PS (DI), Z28")
+	case e4:
+		e4Load("(DI)", 28)
+		e4Load("16(DI)", 27)
 	}
 	for g := range 4 {
-		if sk == h16 {
+		switch sk {
+		case e8:
+			scaleLoad("(DI)", fmt.Sprintf("Z%d", 5+g), "Z9")
+		case e4:
+			p("VPERMPS Z27, Z%d, Z26", 5+g)
+			fallthrough
+		default:
 			p("VPERMPS Z28, Z%d, Z9", 5+g)
-		} else {
-			scaleLoad(sk, "(DI)", fmt.Sprintf("Z%d", 5+g), "Z9")
 		}
 		for j := range 4 {
 			if nib {
-				exactNibbles(64*j+16*g, 64*j, g)
+				sc := 9
+				if halves(sk) && j >= 2 {
+					sc = 26
+				}
+				exactNibbles(64*j+16*g, 64*j, g, sc)
 				continue
 			}
 			for v := range 2 {
@@ -676,40 +428,6 @@ func exact512D(nib bool, sk scaleKind) {
 	}
 	p("ADDQ $%d, SI", cb)
 	p("LEAQ (DI)(R8*4), DI")
-	p("ADDQ $512, R9")
-	p("DECQ CX")
-	p("JNZ %s_chunk", name)
-	exactGroupEnd(name)
-}
-
-// exact512 writes NVFP4's one-row Exact kernel: codes decoded exactly to
-// f32 through a 16-entry VPERMPS table, times their block scale, FMA with
-// f32 activations in the views' order.
-// Registers: Z0-Z3 and Z12-Z15 accumulators (low and high view); Z4 the
-// f32 nibble table; Z5-Z8 the scale index of each lane; Z9 scales; Z10,
-// Z11 temporaries; K1 odd words.
-func exact512() {
-	const sk = s16
-	name := fmt.Sprintf("f32Dot%s512", kindName(true, sk))
-	const rcb = 64
-	exactStart(name, sk)
-	label(name + "_chunk")
-	p("LEAQ (DI)(R8*2), BX")
-	p("ADDQ R8, BX")
-	if prefetch > 0 {
-		for off := 0; off < 4*rcb; off += 64 {
-			p("%s %d(SI)", prefetchOp, prefetch+off)
-		}
-		p("%s %d(DI)", prefetchOp, prefetch/4)
-	}
-	for g := range 4 {
-		for l := range 4 {
-			scaleLoad(sk, scaleAddr(g), fmt.Sprintf("Z%d", 5+l), "Z9")
-			exactNibbles(g*rcb+16*l, 64*l, g)
-		}
-	}
-	p("ADDQ $%d, SI", 4*rcb)
-	p("LEAQ (BX)(R8*1), DI")
 	p("ADDQ $512, R9")
 	p("DECQ CX")
 	p("JNZ %s_chunk", name)
@@ -743,17 +461,17 @@ func exactStart(name string, sk scaleKind) {
 }
 
 // exactNibbles decodes the 16 code bytes at codes(SI) exactly (Z4 the
-// table, Z9 their scales) and adds their low nibbles times the
+// table, Z(sc) their scales) and adds their low nibbles times the
 // activations at x(R9) to row g's Z(g), their high nibbles times those
 // 256 bytes later to Z(12+g).
-func exactNibbles(codes, x, g int) {
+func exactNibbles(codes, x, g, sc int) {
 	p("VPMOVZXBD %d(SI), Z10", codes)
 	p("VPERMPS Z4, Z10, Z11")
-	p("VMULPS Z9, Z11, Z11")
+	p("VMULPS Z%d, Z11, Z11", sc)
 	p("VFMADD231PS %d(R9), Z11, Z%d", x, g)
 	p("VPSRLD $4, Z10, Z10")
 	p("VPERMPS Z4, Z10, Z11")
-	p("VMULPS Z9, Z11, Z11")
+	p("VMULPS Z%d, Z11, Z11", sc)
 	p("VFMADD231PS %d(R9), Z11, Z%d", 256+x, 12+g)
 }
 
@@ -869,28 +587,36 @@ func quant() {
 	p("RET")
 }
 
-// Decoded-panel ("D") kernels for large M (spc = 4 only). A group's
-// row-chunk is decoded once into a panel of plain bytes that a VNNI-only
-// kernel then reads for many activation rows. The panel holds, per chunk
-// and group (i8DecBytes apart, decG groups per chunk), eight zmm of codes
+// Decoded-panel ("D") kernels for large M. A group's row-chunk is decoded
+// once into a panel of plain bytes that a VNNI-only kernel then reads for
+// many activation rows. The panel holds, per chunk and group (decBytes
+// apart, decG groups per chunk), eight zmm of codes
 // plus off: zmm s has lane g (weight row g of the group) and dword b
 // (block b of the chunk) holding the four bytes of step s of that block
 // (steps 0-3 are the low view's dwords, 4-7 the high view's), then the
-// 16 f32 weight scales in the same lane order 4g+b. The activations are
+// 16 f32 weight scales in the same lane order 4g+b (with halves: the
+// first blocks' 16, then the second's). The activations are
 // prepared to match (gemmPrep): per record, steps 0-7 as 16 bytes each
 // (dword b: block b), 4 block scales and 4 block corrections. A VPDPBUSD
 // of zmm s with the broadcast 16 activation bytes of step s then adds to
 // lane 4g+b the block dot of row g, block b, so eight of them finish a
 // block's exact int32 dot without any horizontal reduction.
 
-// decBytes is a group's decoded row-chunk in the panel; decG the groups
-// per chunk of the panel and decR the activation rows of a block (the
-// gemm kernel's register block).
+// decG is the groups per chunk of the panel and decR the activation rows
+// of a block (the gemm kernel's register block).
 const (
-	decBytes = 576
-	decG     = 3
-	decR     = 4
+	decG = 3
+	decR = 4
 )
+
+// decBytes is the size of a group's decoded row-chunk for scales sk:
+// eight zmm of codes and 16 f32 scales, 32 with halves.
+func decBytes(sk scaleKind) int {
+	if halves(sk) {
+		return 640
+	}
+	return 576
+}
 
 // decPrefetch makes the panel decoder prefetch, with decPrefetchOp.
 var (
@@ -934,8 +660,12 @@ func avx512Dec(nib bool, sk scaleKind) {
 	p("VBROADCASTI32X4 (AX), Z29")
 	p("MOVL $0x80808080, AX")
 	p("VPBROADCASTD AX, Z31")
-	if sk == e8 {
+	switch sk {
+	case e8:
 		p("MOVL $128, AX")
+		p("VPBROADCASTD AX, Z30")
+	case e4:
+		p("MOVL $0x43000000, AX") // 128.0
 		p("VPBROADCASTD AX, Z30")
 	}
 	rcb := 128
@@ -957,7 +687,7 @@ func avx512Dec(nib bool, sk scaleKind) {
 		}
 		p("%s (R10)(R14*1)", decPrefetchOp)
 	}
-	// The codes are packed transposed (see int8Format.dlayout): nibble zmm
+	// The codes are packed transposed (see int8Format.pack): nibble zmm
 	// j holds the panel's steps j and 4+j, Q8 zmm s step s.
 	if nib {
 		for j := range 4 {
@@ -987,18 +717,24 @@ func avx512Dec(nib bool, sk scaleKind) {
 		p("VCVTDQ2PS Z4, Z4")
 	case h16:
 		p("VCVTPH2PS (R10), Z4")
-	default:
-		panic("avx512Dec: no decoder for the top halves of f32")
+	case e4:
+		// The format's scales (halved for the doubled codes): the
+		// loaded 2^-8 times the value, times 128.
+		e4Load("(R10)", 4)
+		p("VMULPS Z30, Z4, Z4")
+		e4Load("16(R10)", 5)
+		p("VMULPS Z30, Z5, Z5")
+		p("VMOVDQU32 Z5, 576(R11)")
 	}
 	p("VMOVDQU32 Z4, 512(R11)")
 	p("ADDQ $%d, R9", 4*rcb)
 	p("ADDQ R8, R10")
-	p("ADDQ $%d, R11", decG*decBytes)
+	p("ADDQ $%d, R11", decG*decBytes(sk))
 	p("DECQ CX")
 	p("JNZ %s_chunk", name)
 	p("ADDQ gcodes+40(FP), SI")
 	p("ADDQ gscales+48(FP), DI")
-	groupEnd(name, fmt.Sprintf("$%d", decBytes))
+	groupEnd(name, fmt.Sprintf("$%d", decBytes(sk)))
 }
 
 // avx512Gemm writes int8GemmD512 (int8GemmDE512 if exp: the panel holds
@@ -1022,11 +758,16 @@ func avx512Dec(nib bool, sk scaleKind) {
 // pf+pfo and the two pfg and 2·pfg after, until it has prefetched pfn
 // bytes there: the driver points them at the three groups of the panel it
 // decodes decAhead panels later and spreads them over the call with pfs.
-func avx512Gemm(exp bool) {
+func avx512Gemm(sk scaleKind) {
 	name := "int8GemmD512"
-	if exp {
+	exp := sk == e8
+	switch sk {
+	case e8:
 		name = "int8GemmDE512"
+	case e4:
+		name = "int8GemmDH512"
 	}
+	db := decBytes(sk)
 	fmt.Fprintf(&out, "\n// func %s(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)\n", name)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-128\n", name)
 	p("MOVQ xq+8(FP), R14")
@@ -1082,44 +823,56 @@ func avx512Gemm(exp bool) {
 		p("JA %s_pf", name)
 		label(name + "_nopf")
 	}
-	// The corrections of act row r start the dots of its decG groups.
-	for r := range decR {
-		p("VMOVDQU32 %d(R10)(R11*1), Z%d", 64*r, 12+decG*r)
-		for q := 1; q < decG; q++ {
-			p("VMOVDQA32 Z%d, Z%d", 12+decG*r, 12+decG*r+q)
-		}
+	// With halves, the first blocks' steps, then the second's, each
+	// from their corrections and to their scales.
+	passes := [][]int{{0, 1, 2, 3, 4, 5, 6, 7}}
+	if halves(sk) {
+		passes = [][]int{{0, 1, 4, 5}, {2, 3, 6, 7}}
 	}
-	for s := range 8 {
+	for h, steps := range passes {
+		// The corrections of act row r start the dots of its decG groups.
+		for r := range decR {
+			if halves(sk) {
+				p("VBROADCASTI32X4 %d(R10)(R11*1), Z%d", 64*r+16*h, 12+decG*r)
+			} else {
+				p("VMOVDQU32 %d(R10)(R11*1), Z%d", 64*r, 12+decG*r)
+			}
+			for q := 1; q < decG; q++ {
+				p("VMOVDQA32 Z%d, Z%d", 12+decG*r, 12+decG*r+q)
+			}
+		}
+		for _, s := range steps {
+			for q := range decG {
+				p("VMOVDQU32 %d(SI), Z%d", q*db+64*s, 24+q)
+			}
+			for r := range decR {
+				p("VBROADCASTI32X4 %d(R9), Z27", 128*r+16*s)
+				for q := range decG {
+					p("VPDPBUSD Z27, Z%d, Z%d", 24+q, 12+decG*r+q)
+				}
+			}
+		}
+		// The groups' weight scales (or exponents), once per chunk.
 		for q := range decG {
-			p("VMOVDQU32 %d(SI), Z%d", q*decBytes+64*s, 24+q)
+			p("VMOVUPS %d(SI), Z%d", q*db+512+64*h, 24+q)
 		}
 		for r := range decR {
-			p("VBROADCASTI32X4 %d(R9), Z27", 128*r+16*s)
+			p("VMOVUPS %d(R10), Z28", 64*r)
 			for q := range decG {
-				p("VPDPBUSD Z27, Z%d, Z%d", 24+q, 12+decG*r+q)
-			}
-		}
-	}
-	// The groups' weight scales (or exponents), once per chunk.
-	for q := range decG {
-		p("VMOVUPS %d(SI), Z%d", q*decBytes+512, 24+q)
-	}
-	for r := range decR {
-		p("VMOVUPS %d(R10), Z28", 64*r)
-		for q := range decG {
-			a := decG*r + q
-			if exp {
+				a := decG*r + q
+				if exp {
+					p("VCVTDQ2PS Z%d, Z%d", 12+a, 12+a)
+					p("VSCALEFPS Z%d, Z%d, Z%d", 24+q, 12+a, 12+a)
+					p("VFMADD231PS Z28, Z%d, Z%d", 12+a, a)
+					continue
+				}
+				p("VMULPS Z%d, Z28, Z29", 24+q)
 				p("VCVTDQ2PS Z%d, Z%d", 12+a, 12+a)
-				p("VSCALEFPS Z%d, Z%d, Z%d", 24+q, 12+a, 12+a)
-				p("VFMADD231PS Z28, Z%d, Z%d", 12+a, a)
-				continue
+				p("VFMADD231PS Z29, Z%d, Z%d", 12+a, a)
 			}
-			p("VMULPS Z%d, Z28, Z29", 24+q)
-			p("VCVTDQ2PS Z%d, Z%d", 12+a, 12+a)
-			p("VFMADD231PS Z29, Z%d, Z%d", 12+a, a)
 		}
 	}
-	p("ADDQ $%d, SI", decG*decBytes)
+	p("ADDQ $%d, SI", decG*db)
 	p("ADDQ $%d, R9", decR*128)
 	p("ADDQ $%d, R10", decR*64)
 	p("DECQ CX")
@@ -1169,8 +922,11 @@ func avx512Gemm(exp bool) {
 // of each block's four dword corrections) at xs[16i:], xc[16i:], block b
 // in dword b of every 128-bit lane (a 128-bit broadcast from memory costs
 // a shuffle µop on the ports VPDPBUSD needs; a plain load does not).
-func gemmPrep() {
-	const name = "int8GemmPrep512"
+func gemmPrep(halved bool) {
+	name := "int8GemmPrep512"
+	if halved {
+		name = "int8GemmPrepH512"
+	}
 	fmt.Fprintf(&out, "\n// func %s(xq *int8, xs *float32, xc *int32, n int)\n", name)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-32\n", name)
 	p("MOVQ xq+0(FP), SI")
@@ -1191,10 +947,18 @@ func gemmPrep() {
 	// (lane j, dword b: dword 4b+j), leaving the sums in every lane.
 	p("VPERMD (DI), Z29, Z2")
 	p("VPERMD (DX), Z30, Z3")
-	p("VSHUFI32X4 $0x4E, Z3, Z3, Z4")
-	p("VPADDD Z4, Z3, Z3")
-	p("VSHUFI32X4 $0xB1, Z3, Z3, Z4")
-	p("VPADDD Z4, Z3, Z3")
+	if halved {
+		// Lanes 0-1 sum to the first blocks', 2-3 to the second's:
+		// laid out as lanes 0, 2, 0, 2.
+		p("VSHUFI32X4 $0xB1, Z3, Z3, Z4")
+		p("VPADDD Z4, Z3, Z3")
+		p("VSHUFI32X4 $0x88, Z3, Z3, Z3")
+	} else {
+		p("VSHUFI32X4 $0x4E, Z3, Z3, Z4")
+		p("VPADDD Z4, Z3, Z3")
+		p("VSHUFI32X4 $0xB1, Z3, Z3, Z4")
+		p("VPADDD Z4, Z3, Z3")
+	}
 	p("VMOVDQU32 Z2, (DI)")
 	p("VMOVDQU32 Z3, (DX)")
 	p("ADDQ $128, SI")
@@ -1207,8 +971,8 @@ func gemmPrep() {
 }
 
 // main writes act_int8_amd64.s (or the file -o names). Optional
-// arguments, for experiments: the one-row prefetch distance, the prefetch
-// instruction and the four-stream prefetch distance.
+// arguments, for experiments: the one-row prefetch distance and the
+// prefetch instruction.
 func main() {
 	dst := flag.String("o", "act_int8_amd64.s", "output `file`")
 	flag.Parse()
@@ -1219,33 +983,21 @@ func main() {
 	if len(args) > 1 {
 		prefetchOp = args[1]
 	}
-	if len(args) > 2 {
-		fmt.Sscan(args[2], &prefetchS4)
-	}
 	out.WriteString("// Code generated by act_int8_gen.go; DO NOT EDIT.\n\n//go:build amd64 && gc && !noasm\n\n#include \"textflag.h\"\n")
-	// NVFP4 (16-bit scales, spc = 8) runs the per-dword kernels; the
-	// formats with spc = 4 (MXFP4, Q4_0, Q8_0) are packed transposed and
-	// run the D family.
 	for _, v := range []struct {
 		nib bool
 		sk  scaleKind
-	}{{true, s16}, {true, e8}, {true, h16}, {false, h16}} {
-		if v.sk != s16 {
-			avx512DS(v.nib, v.sk)
-			avx512Dec(v.nib, v.sk)
-			avx2D(v.nib, v.sk)
-			exact512D(v.nib, v.sk)
-			continue
-		}
-		avx512(1)
-		avx512(4)
-		avx512S4()
-		avx2()
-		exact512()
+	}{{true, e4}, {true, e8}, {true, h16}, {false, h16}} {
+		avx512DS(v.nib, v.sk)
+		avx512Dec(v.nib, v.sk)
+		avx2D(v.nib, v.sk)
+		exact512D(v.nib, v.sk)
 	}
-	avx512Gemm(false)
-	avx512Gemm(true)
-	gemmPrep()
+	avx512Gemm(h16)
+	avx512Gemm(e8)
+	avx512Gemm(e4)
+	gemmPrep(false)
+	gemmPrep(true)
 	quant()
 	if err := os.WriteFile(*dst, out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)

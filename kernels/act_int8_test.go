@@ -330,18 +330,80 @@ func TestMXFP4ScaleBytes(t *testing.T) {
 	}
 }
 
+// TestNVFP4ScaleBytes checks the E4M3 scale bytes the assembly kernels
+// load as f16 (b<<7): zero, every subnormal and normal byte up to 0x7E run
+// the fast kernels, against the generic one, in one row (R1) and in the D
+// kernels; a NaN byte (0x7F) or one with the sign bit set make the
+// matrix run the generic kernels, bit for bit.
+func TestNVFP4ScaleBytes(t *testing.T) {
+	const n, k = 9, 384
+	cases := []struct {
+		name    string
+		bad     byte // one block's scale, or 0 for none
+		generic bool
+	}{{"all-bytes", 0, false}, {"nan", 0x7F, true}, {"negative", 0x88, true}, {"negative-zero", 0x80, true}}
+	bb := format.NVFP4.BlockBytes()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(tc.bad), 4))
+			rows := make([]byte, n*format.NVFP4.RowBytes(k))
+			for i := range rows {
+				rows[i] = byte(rng.IntN(256))
+			}
+			for b, j := 0, 0; b < len(rows); b, j = b+bb, j+1 {
+				rows[b] = byte(j % 0x7F) // every byte 0x00-0x7E
+			}
+			if tc.bad != 0 {
+				rows[5*bb] = tc.bad
+			}
+			w, err := Pack(format.NVFP4, n, k, rows, 0.37)
+			require.NoError(t, err)
+			require.Equal(t, tc.generic, w.generic, "generic kernels only")
+			for _, m := range []int{1, 3} {
+				x := randMatrix(rng, m, k)
+				_, mag := reference(w, rows, x, m)
+				for _, prec := range []Precision{Fast, Exact} {
+					w.Precision = prec
+					generic := genericAt(w, x, m)
+					for _, impl := range Impls() {
+						y := make([]float32, m*n)
+						impl.MatMul(nil, y, w, x, m)
+						what := fmt.Sprintf("m=%d impl=%s %s", m, impl.Name, prec)
+						if !tc.generic {
+							checkClose(t, y, generic(impl), mag, implTolerance, what+" vs generic")
+							continue
+						}
+						for i, want := range generic(impl) {
+							got := float64(y[i])
+							if got != want && !(math.IsNaN(got) && math.IsNaN(want)) {
+								t.Fatalf("%s: y[%d] = %g, want the generic kernel's %g", what, i, got, want)
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestInt8ScaleStorage checks that every int8-path format says how it
-// stores its scales, in exactly one way, and that the formats with one
-// scale per 32 weights use the transposed packing their kernels need.
+// stores its scales, in exactly one way, that only NVFP4 has two blocks
+// per dword lane (halves), and that the packed matrix holds no more than
+// the file's bytes (codes and scales as in the file, K padded to a chunk,
+// N to a group) and the kernels' 64 bytes of padding.
 func TestInt8ScaleStorage(t *testing.T) {
-	for _, f := range []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8, q80Int8} {
+	for _, f := range int8Formats {
 		n := 0
-		for _, set := range []bool{f.scale16, f.scaleF16, f.scale8} {
+		for _, set := range []bool{f.scaleE4, f.scaleF16, f.scale8} {
 			if set {
 				n++
 			}
 		}
-		assert.Equal(t, 1, n, "%s: scale16, scaleF16, scale8", f.t)
-		assert.Equal(t, f.spc == 4, f.dlayout, "%s: dlayout", f.t)
+		assert.Equal(t, 1, n, "%s: scaleE4, scaleF16, scale8", f.t)
+		assert.Equal(t, f.scaleE4, f.halves(), "%s: halves", f.t)
+		const rows, k = 8, 4 * i8ChunkK
+		w, err := Quantize(f.t, rows, k, make([]float32, rows*k), format.Options{})
+		require.NoError(t, err)
+		assert.Equal(t, rows*f.t.RowBytes(k)+64, len(w.data), "%s: packed bytes", f.t)
 	}
 }

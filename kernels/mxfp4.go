@@ -14,7 +14,6 @@ var mxfp4Int8 = newInt8Format(int8Format{
 	t:        format.MXFP4,
 	nibbles:  true,
 	scale8:   true,
-	dlayout:  true,
 	order:    orderMX,
 	spc:      4,
 	off:      12,

@@ -11,7 +11,6 @@ var q40Int8 = newInt8Format(int8Format{
 	spc:      4,
 	off:      8,
 	hdrBytes: 2,
-	dlayout:  true,
 	scaleF16: true,
 	lut:      [16]uint8{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
 	scale:    f16Scale,

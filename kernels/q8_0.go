@@ -12,7 +12,6 @@ var q80Int8 = newInt8Format(int8Format{
 	off:      128,
 	hdrBytes: 2,
 	scaleF16: true,
-	dlayout:  true,
 	scale:    f16Scale,
 })
 
