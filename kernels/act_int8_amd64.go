@@ -84,6 +84,8 @@ func f32DotQ8H16D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups 
 // apart, from w and ws at a group's chunk) over chunks chunks into a panel
 // at dst, and prefetches the codes pf and the scales spf bytes ahead of
 // those it reads (the driver points them at the panel it decodes next).
+// The NVFP4 one multiplies the scales by wscale, 128 times the tensor
+// scale (the others ignore it), so the gemm's sums are the outputs.
 // Chunk c of group q lands at dst[(c·decG+q)·576:] (640 for NVFP4):
 // eight zmm of codes plus off, zmm s with lane g (weight row g) and dword
 // b (block b) holding step s of the block (s < 4: dword s of the block's
@@ -122,16 +124,16 @@ func f32DotQ8H16D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups 
 // They need AVX-512 F/BW/VL, VBMI and VNNI.
 
 //go:noescape
-func int8DecNibE4512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+func int8DecNibE4512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
 
 //go:noescape
-func int8DecNibE8512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+func int8DecNibE8512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
 
 //go:noescape
-func int8DecNibH16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+func int8DecNibH16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
 
 //go:noescape
-func int8DecQ8H16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
+func int8DecQ8H16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
 
 //go:noescape
 func int8GemmD512(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
@@ -172,16 +174,16 @@ const (
 )
 
 // decode runs d's panel decoder.
-func (d decKind) decode(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte) {
+func (d decKind) decode(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32) {
 	switch d {
 	case decNibE4:
-		int8DecNibE4512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
+		int8DecNibE4512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
 	case decNibE8:
-		int8DecNibE8512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
+		int8DecNibE8512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
 	case decNibH16:
-		int8DecNibH16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
+		int8DecNibH16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
 	case decQ8H16:
-		int8DecQ8H16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst)
+		int8DecQ8H16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
 	default:
 		panic("kernels: no D kernel")
 	}
@@ -364,7 +366,7 @@ const decAhead = 2
 func (f *int8Format) rowsDec(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
 	chunks := w.kp / i8ChunkK
 	mp := roundUp(m, decR)
-	ts := f.tensorScale(w)
+	wscale := 128 * f.tensorScale(w)
 	rcb, sstride := f.rowChunkBytes(), f.spc*f.scaleBytes()
 	gBytes, gScales := chunks*i8Group*rcb, chunks*i8Group*sstride
 	so := f.scaleOffset(w)
@@ -405,7 +407,7 @@ func (f *int8Format) rowsDec(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 				dg, dk := kt/tiles*decG, kt%tiles*decKT-k0
 				pf, spf := dg*gBytes+dk*i8Group*rcb, dg*gScales+dk*i8Group*sstride
 				wc := &w.data[gs*gBytes+k0*i8Group*rcb]
-				k.dec.decode(wc, &w.data[so+gs*gScales+k0*i8Group*sstride], sstride, kc, ng, gBytes, gScales, pf, spf, &f.lut, &panel[0])
+				k.dec.decode(wc, &w.data[so+gs*gScales+k0*i8Group*sstride], sstride, kc, ng, gBytes, gScales, pf, spf, &f.lut, &panel[0], wscale)
 				rec := i0*chunks + k0*decR
 				// Spread over the whole gemm call (kc·nb chunk runs): in
 				// bursts, the prefetches filled the miss buffers and
@@ -419,14 +421,6 @@ func (f *int8Format) rowsDec(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 			if !direct {
 				for i := range rows {
 					copy(y[(i0+i)*w.N+c0:][:cols], out[i*decG*i8Group:])
-				}
-			}
-			if ts != 1 { // NVFP4's tensor scale
-				for i := range rows {
-					yr := y[(i0+i)*w.N+c0:][:cols]
-					for j := range yr {
-						yr[j] *= ts
-					}
 				}
 			}
 		}

@@ -91,8 +91,8 @@ int8DotNibE4D512R1_chunk:
 	VZEROUPPER
 	RET
 
-// func int8DecNibE4512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
-TEXT ·int8DecNibE4512(SB), NOSPLIT, $0-88
+// func int8DecNibE4512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
+TEXT ·int8DecNibE4512(SB), NOSPLIT, $0-92
 	MOVQ w+0(FP), SI
 	MOVQ ws+8(FP), DI
 	MOVQ sstride+16(FP), R8
@@ -105,8 +105,7 @@ TEXT ·int8DecNibE4512(SB), NOSPLIT, $0-88
 	VBROADCASTI32X4 (AX), Z29
 	MOVL $0x80808080, AX
 	VPBROADCASTD AX, Z31
-	MOVL $0x43000000, AX
-	VPBROADCASTD AX, Z30
+	VBROADCASTSS wscale+88(FP), Z30
 int8DecNibE4512_group:
 	MOVQ SI, R9
 	MOVQ DI, R10
@@ -643,8 +642,8 @@ int8DotNibE8D512R1_chunk:
 	VZEROUPPER
 	RET
 
-// func int8DecNibE8512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
-TEXT ·int8DecNibE8512(SB), NOSPLIT, $0-88
+// func int8DecNibE8512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
+TEXT ·int8DecNibE8512(SB), NOSPLIT, $0-92
 	MOVQ w+0(FP), SI
 	MOVQ ws+8(FP), DI
 	MOVQ sstride+16(FP), R8
@@ -1170,8 +1169,8 @@ int8DotNibH16D512R1_chunk:
 	VZEROUPPER
 	RET
 
-// func int8DecNibH16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
-TEXT ·int8DecNibH16512(SB), NOSPLIT, $0-88
+// func int8DecNibH16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
+TEXT ·int8DecNibH16512(SB), NOSPLIT, $0-92
 	MOVQ w+0(FP), SI
 	MOVQ ws+8(FP), DI
 	MOVQ sstride+16(FP), R8
@@ -1682,8 +1681,8 @@ int8DotQ8H16D512R1_chunk:
 	VZEROUPPER
 	RET
 
-// func int8DecQ8H16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)
-TEXT ·int8DecQ8H16512(SB), NOSPLIT, $0-88
+// func int8DecQ8H16512(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
+TEXT ·int8DecQ8H16512(SB), NOSPLIT, $0-92
 	MOVQ w+0(FP), SI
 	MOVQ ws+8(FP), DI
 	MOVQ sstride+16(FP), R8

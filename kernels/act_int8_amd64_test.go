@@ -261,7 +261,7 @@ func BenchmarkInt8DecKernels(b *testing.B) {
 			for b.Loop() {
 				for gs := 0; gs < n/i8Group; gs += decG {
 					for c0 := 0; c0 < chunks; c0 += decKT {
-						dec.decode(&w.data[gs*gBytes+c0*i8Group*rcb], &w.data[so+gs*gScales+c0*i8Group*sstride], sstride, decKT, decG, gBytes, gScales, 0, 0, &f.lut, &panel[0])
+						dec.decode(&w.data[gs*gBytes+c0*i8Group*rcb], &w.data[so+gs*gScales+c0*i8Group*sstride], sstride, decKT, decG, gBytes, gScales, 0, 0, &f.lut, &panel[0], 128*f.tensorScale(w))
 					}
 				}
 			}
@@ -276,7 +276,7 @@ func BenchmarkInt8DecKernels(b *testing.B) {
 		rcb, sstride := f.rowChunkBytes(), f.spc*f.scaleBytes()
 		gBytes, gScales := chunks*i8Group*rcb, chunks*i8Group*sstride
 		var panel [decKT * decG * decBytes]byte
-		k8.dec.decode(&w.data[0], &w.data[f.scaleOffset(w)], sstride, decKT, decG, gBytes, gScales, 0, 0, &f.lut, &panel[0])
+		k8.dec.decode(&w.data[0], &w.data[f.scaleOffset(w)], sstride, decKT, decG, gBytes, gScales, 0, 0, &f.lut, &panel[0], 128*f.tensorScale(w))
 		for _, nb := range []int{1, 2, 16} {
 			m := nb * decR
 			s := new(scratch)

@@ -646,8 +646,8 @@ func transIdx() {
 // Z30 128 in each dword (E8), Z31 0x80 bytes.
 func avx512Dec(nib bool, sk scaleKind) {
 	name := fmt.Sprintf("int8Dec%s512", kindName(nib, sk))
-	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-92\n", name)
 	p("MOVQ w+0(FP), SI")
 	p("MOVQ ws+8(FP), DI")
 	p("MOVQ sstride+16(FP), R8")
@@ -665,8 +665,7 @@ func avx512Dec(nib bool, sk scaleKind) {
 		p("MOVL $128, AX")
 		p("VPBROADCASTD AX, Z30")
 	case e4:
-		p("MOVL $0x43000000, AX") // 128.0
-		p("VPBROADCASTD AX, Z30")
+		p("VBROADCASTSS wscale+88(FP), Z30")
 	}
 	rcb := 128
 	if nib {
@@ -718,8 +717,9 @@ func avx512Dec(nib bool, sk scaleKind) {
 	case h16:
 		p("VCVTPH2PS (R10), Z4")
 	case e4:
-		// The format's scales (halved for the doubled codes): the
-		// loaded 2^-8 times the value, times 128.
+		// The format's scales (halved for the doubled codes) times the
+		// tensor scale: the loaded 2^-8 times the value, times wscale
+		// (128 times the tensor scale).
 		e4Load("(R10)", 4)
 		p("VMULPS Z30, Z4, Z4")
 		e4Load("16(R10)", 5)
