@@ -306,27 +306,35 @@ func TestMXFP4ScaleBytes(t *testing.T) {
 			for i := range x {
 				x[i] = float32(math.Ldexp(float64(x[i]), tc.xExp))
 			}
-			_, mag := reference(w, rows, x, m)
-			for _, prec := range []Precision{Fast, Exact} {
-				w.Precision = prec
-				generic := genericAt(w, x, m)
-				for _, impl := range Impls() {
-					y := make([]float32, m*n)
-					impl.MatMul(nil, y, w, x, m)
-					what := fmt.Sprintf("impl=%s %s", impl.Name, prec)
-					if !tc.generic {
-						checkClose(t, y, generic(impl), mag, implTolerance, what+" vs generic")
-						continue
-					}
-					for i, want := range generic(impl) {
-						got := float64(y[i])
-						if got != want && !(math.IsNaN(got) && math.IsNaN(want)) {
-							t.Fatalf("%s: y[%d] = %g, want the generic kernel's %g", what, i, got, want)
-						}
-					}
+			checkAgainstGeneric(t, w, rows, x, m, "")
+		})
+	}
+}
+
+// checkAgainstGeneric runs every Impl on w and x at both precisions
+// against the generic kernel: within implTolerance of Σ|x·w|, or bit for
+// bit (NaN as NaN) if w runs the generic kernels anyway.
+func checkAgainstGeneric(t *testing.T, w *Matrix, rows []byte, x []float32, m int, what string) {
+	t.Helper()
+	_, mag := reference(w, rows, x, m)
+	for _, prec := range []Precision{Fast, Exact} {
+		w.Precision = prec
+		generic := genericAt(w, x, m)
+		for _, impl := range Impls() {
+			y := make([]float32, m*w.N)
+			impl.MatMul(nil, y, w, x, m)
+			what := fmt.Sprintf("%simpl=%s %s", what, impl.Name, prec)
+			if !w.generic {
+				checkClose(t, y, generic(impl), mag, implTolerance, what+" vs generic")
+				continue
+			}
+			for i, want := range generic(impl) {
+				got := float64(y[i])
+				if got != want && !(math.IsNaN(got) && math.IsNaN(want)) {
+					t.Fatalf("%s: y[%d] = %g, want the generic kernel's %g", what, i, got, want)
 				}
 			}
-		})
+		}
 	}
 }
 
@@ -360,27 +368,7 @@ func TestNVFP4ScaleBytes(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.generic, w.generic, "generic kernels only")
 			for _, m := range []int{1, 3} {
-				x := randMatrix(rng, m, k)
-				_, mag := reference(w, rows, x, m)
-				for _, prec := range []Precision{Fast, Exact} {
-					w.Precision = prec
-					generic := genericAt(w, x, m)
-					for _, impl := range Impls() {
-						y := make([]float32, m*n)
-						impl.MatMul(nil, y, w, x, m)
-						what := fmt.Sprintf("m=%d impl=%s %s", m, impl.Name, prec)
-						if !tc.generic {
-							checkClose(t, y, generic(impl), mag, implTolerance, what+" vs generic")
-							continue
-						}
-						for i, want := range generic(impl) {
-							got := float64(y[i])
-							if got != want && !(math.IsNaN(got) && math.IsNaN(want)) {
-								t.Fatalf("%s: y[%d] = %g, want the generic kernel's %g", what, i, got, want)
-							}
-						}
-					}
-				}
+				checkAgainstGeneric(t, w, rows, randMatrix(rng, m, k), m, fmt.Sprintf("m=%d ", m))
 			}
 		})
 	}
