@@ -823,54 +823,10 @@ func avx512Gemm(sk scaleKind) {
 		p("JA %s_pf", name)
 		label(name + "_nopf")
 	}
-	// With halves, the first blocks' steps, then the second's, each
-	// from their corrections and to their scales.
-	passes := [][]int{{0, 1, 2, 3, 4, 5, 6, 7}}
 	if halves(sk) {
-		passes = [][]int{{0, 1, 4, 5}, {2, 3, 6, 7}}
-	}
-	for h, steps := range passes {
-		// The corrections of act row r start the dots of its decG groups.
-		for r := range decR {
-			if halves(sk) {
-				p("VBROADCASTI32X4 %d(R10)(R11*1), Z%d", 64*r+16*h, 12+decG*r)
-			} else {
-				p("VMOVDQU32 %d(R10)(R11*1), Z%d", 64*r, 12+decG*r)
-			}
-			for q := 1; q < decG; q++ {
-				p("VMOVDQA32 Z%d, Z%d", 12+decG*r, 12+decG*r+q)
-			}
-		}
-		for _, s := range steps {
-			for q := range decG {
-				p("VMOVDQU32 %d(SI), Z%d", q*db+64*s, 24+q)
-			}
-			for r := range decR {
-				p("VBROADCASTI32X4 %d(R9), Z27", 128*r+16*s)
-				for q := range decG {
-					p("VPDPBUSD Z27, Z%d, Z%d", 24+q, 12+decG*r+q)
-				}
-			}
-		}
-		// The groups' weight scales (or exponents), once per chunk.
-		for q := range decG {
-			p("VMOVUPS %d(SI), Z%d", q*db+512+64*h, 24+q)
-		}
-		for r := range decR {
-			p("VMOVUPS %d(R10), Z28", 64*r)
-			for q := range decG {
-				a := decG*r + q
-				if exp {
-					p("VCVTDQ2PS Z%d, Z%d", 12+a, 12+a)
-					p("VSCALEFPS Z%d, Z%d, Z%d", 24+q, 12+a, 12+a)
-					p("VFMADD231PS Z28, Z%d, Z%d", 12+a, a)
-					continue
-				}
-				p("VMULPS Z%d, Z28, Z29", 24+q)
-				p("VCVTDQ2PS Z%d, Z%d", 12+a, 12+a)
-				p("VFMADD231PS Z29, Z%d, Z%d", 12+a, a)
-			}
-		}
+		gemmChunkHalves(db)
+	} else {
+		gemmChunk(db, exp)
 	}
 	p("ADDQ $%d, SI", decG*db)
 	p("ADDQ $%d, R9", decR*128)
@@ -913,6 +869,91 @@ func avx512Gemm(sk scaleKind) {
 	p("JNZ %s_block", name)
 	p("VZEROUPPER")
 	p("RET")
+}
+
+// gemmChunk writes the body of the gemm kernel's chunk loop for one
+// block per lane (see avx512Gemm).
+func gemmChunk(db int, exp bool) {
+	// The corrections of act row r start the dots of its decG groups.
+	for r := range decR {
+		p("VMOVDQU32 %d(R10)(R11*1), Z%d", 64*r, 12+decG*r)
+		for q := 1; q < decG; q++ {
+			p("VMOVDQA32 Z%d, Z%d", 12+decG*r, 12+decG*r+q)
+		}
+	}
+	for s := range 8 {
+		for q := range decG {
+			p("VMOVDQU32 %d(SI), Z%d", q*db+64*s, 24+q)
+		}
+		for r := range decR {
+			p("VBROADCASTI32X4 %d(R9), Z27", 128*r+16*s)
+			for q := range decG {
+				p("VPDPBUSD Z27, Z%d, Z%d", 24+q, 12+decG*r+q)
+			}
+		}
+	}
+	// The groups' weight scales (or exponents), once per chunk.
+	for q := range decG {
+		p("VMOVUPS %d(SI), Z%d", q*db+512, 24+q)
+	}
+	for r := range decR {
+		p("VMOVUPS %d(R10), Z28", 64*r)
+		for q := range decG {
+			a := decG*r + q
+			if exp {
+				p("VCVTDQ2PS Z%d, Z%d", 12+a, 12+a)
+				p("VSCALEFPS Z%d, Z%d, Z%d", 24+q, 12+a, 12+a)
+				p("VFMADD231PS Z28, Z%d, Z%d", 12+a, a)
+				continue
+			}
+			p("VMULPS Z%d, Z28, Z29", 24+q)
+			p("VCVTDQ2PS Z%d, Z%d", 12+a, 12+a)
+			p("VFMADD231PS Z29, Z%d, Z%d", 12+a, a)
+		}
+	}
+}
+
+// gemmChunkHalves writes the chunk body for two blocks per lane (NVFP4):
+// two passes of two activation rows each, whose int32 dots (Z(12 + 6r' +
+// 3h + q) for row r' of the pass, half h, group q) are all live, so that
+// a row and group take float32(dotA)·sA + float32(dotB)·sB, then one FMA
+// with the activation scale: five float ops per pair of blocks, where a
+// pass per half took six.
+func gemmChunkHalves(db int) {
+	ia := func(r2, h, q int) int { return 12 + 6*r2 + 3*h + q }
+	for rp := 0; rp < decR; rp += 2 {
+		for r2 := range 2 {
+			for h := range 2 {
+				p("VBROADCASTI32X4 %d(R10)(R11*1), Z%d", 64*(rp+r2)+16*h, ia(r2, h, 0))
+				for q := 1; q < decG; q++ {
+					p("VMOVDQA32 Z%d, Z%d", ia(r2, h, 0), ia(r2, h, q))
+				}
+			}
+		}
+		for s := range 8 {
+			h := s / 2 % 2 // steps 0, 1, 4, 5: the first blocks
+			for q := range decG {
+				p("VMOVDQU32 %d(SI), Z%d", q*db+64*s, 24+q)
+			}
+			for r2 := range 2 {
+				p("VBROADCASTI32X4 %d(R9), Z27", 128*(rp+r2)+16*s)
+				for q := range decG {
+					p("VPDPBUSD Z27, Z%d, Z%d", 24+q, ia(r2, h, q))
+				}
+			}
+		}
+		for r2 := range 2 {
+			r := rp + r2
+			for q := range decG {
+				da, db2 := ia(r2, 0, q), ia(r2, 1, q)
+				p("VCVTDQ2PS Z%d, Z%d", da, da)
+				p("VCVTDQ2PS Z%d, Z%d", db2, db2)
+				p("VMULPS %d(SI), Z%d, Z%d", q*db+512, da, da)
+				p("VFMADD231PS %d(SI), Z%d, Z%d", q*db+576, db2, da)
+				p("VFMADD231PS %d(R10), Z%d, Z%d", 64*r, da, decG*r+q)
+			}
+		}
+	}
 }
 
 // gemmPrep writes int8GemmPrep512, which rearranges n activation records
