@@ -118,8 +118,9 @@ func f32DotQ8H16D512(w *byte, ws *byte, sstride int, x *float32, chunks, groups 
 // the VPDPBUSD ports one float op per eight VPDPBUSD instead of two. Each
 // chunk they run, they prefetch pfs bytes (a multiple of 128) of each of
 // the three groups at pf+pfo, pfg apart, until pfn bytes.
-// int8GemmDH512 runs NVFP4's panels: the steps of the first blocks from
-// their corrections to their scales, then those of the second.
+// int8GemmDH512 runs NVFP4's panels: two activation rows at a time, the
+// dots of both blocks of each lane, each from its corrections, then
+// float32(dotA)·sA + float32(dotB)·sB times the activation scale.
 //
 // They need AVX-512 F/BW/VL, VBMI and VNNI.
 
