@@ -148,6 +148,21 @@ func int8GemmDH512(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, b
 //go:noescape
 func int8GemmPrep512(xq *int8, xs *float32, xc *int32, n int)
 
+// int8DecNibE8256, int8DecNibH16256 and int8GemmD256 are the AVX2 D
+// kernels of MXFP4 and Q4_0 (AVX2, F16C and FMA): the decoders write the
+// same panel as the AVX-512 ones but with f32 scale values (MXFP4's too),
+// and int8GemmD256 does what int8GemmD512 does with VPMADDUBSW and
+// VPMADDWD, keeping its f32 sums in acc.
+//
+//go:noescape
+func int8DecNibE8256(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
+
+//go:noescape
+func int8DecNibH16256(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
+
+//go:noescape
+func int8GemmD256(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
+
 //go:noescape
 func int8GemmPrepH512(xq *int8, xs *float32, xc *int32, n int)
 
@@ -167,11 +182,13 @@ const (
 type decKind uint8
 
 const (
-	decNone   decKind = iota // no D kernels
-	decNibE4                 // NVFP4: int8DecNibE4512, int8GemmDH512
-	decNibE8                 // MXFP4: int8DecNibE8512, int8GemmDE512
-	decNibH16                // Q4_0: int8DecNibH16512, int8GemmD512
-	decQ8H16                 // Q8_0: int8DecQ8H16512, int8GemmD512
+	decNone     decKind = iota // no D kernels
+	decNibE4                   // NVFP4: int8DecNibE4512, int8GemmDH512
+	decNibE8                   // MXFP4: int8DecNibE8512, int8GemmDE512
+	decNibH16                  // Q4_0: int8DecNibH16512, int8GemmD512
+	decQ8H16                   // Q8_0: int8DecQ8H16512, int8GemmD512
+	decNibE8A2                 // MXFP4 on AVX2: int8DecNibE8256, int8GemmD256
+	decNibH16A2                // Q4_0 on AVX2: int8DecNibH16256, int8GemmD256
 )
 
 // decode runs d's panel decoder.
@@ -185,6 +202,10 @@ func (d decKind) decode(w *byte, ws *byte, sstride int, chunks, groups, gcodes, 
 		int8DecNibH16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
 	case decQ8H16:
 		int8DecQ8H16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
+	case decNibE8A2:
+		int8DecNibE8256(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
+	case decNibH16A2:
+		int8DecNibH16256(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
 	default:
 		panic("kernels: no D kernel")
 	}
@@ -198,6 +219,9 @@ func (d decKind) gemm(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks
 		return
 	case decNibE8:
 		int8GemmDE512(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
+		return
+	case decNibE8A2, decNibH16A2:
+		int8GemmD256(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
 		return
 	}
 	int8GemmD512(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
@@ -224,8 +248,9 @@ type int8Kernels struct {
 // useDec reports whether k runs the D kernels for m activation rows.
 func (k *int8Kernels) useDec(m int) bool { return k.dec != decNone && m >= k.decMinM }
 
-// int8AVX512 holds each format's AVX-512 kernels (for tests).
-var int8AVX512 = map[*int8Format]*int8Kernels{}
+// int8AVX512 and int8AVX2 hold each format's kernels at those tiers (for
+// tests).
+var int8AVX512, int8AVX2 = map[*int8Format]*int8Kernels{}, map[*int8Format]*int8Kernels{}
 
 func init() {
 	for _, f := range []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8, q80Int8} {
@@ -239,7 +264,7 @@ func init() {
 		case f.scale8:
 			k512.dec = decNibE8
 			k512.r1, k512.exact = int8DotNibE8D512R1, f32DotNibE8D512
-			k256.r1 = int8DotNibE8D256R1
+			k256.r1, k256.dec = int8DotNibE8D256R1, decNibE8A2
 		case !f.nibbles:
 			k512.dec = decQ8H16
 			k512.r1, k512.exact = int8DotQ8H16D512R1, f32DotQ8H16D512
@@ -247,13 +272,13 @@ func init() {
 		default:
 			k512.dec = decNibH16
 			k512.r1, k512.exact = int8DotNibH16D512R1, f32DotNibH16D512
-			k256.r1 = int8DotNibH16D256R1
+			k256.r1, k256.dec = int8DotNibH16D256R1, decNibH16A2
 		}
-		k512.decMinM = decMinM
+		k512.decMinM, k256.decMinM = decMinM, decMinMAVX2
 		halves := f.halves()
 		k512.rearrange = func(s *scratch, n int) { gemmPrep(s, n, halves) }
 		k256.rearrange = func(s *scratch, n int) { gemmPrepGo(s, n, halves) }
-		int8AVX512[f] = &k512
+		int8AVX512[f], int8AVX2[f] = &k512, &k256
 		registerTier(f.t, AVX512, f.asmGemm(&k512))
 		registerTier(f.t, AVX2, f.asmGemm(&k256))
 	}
@@ -353,6 +378,12 @@ func gemmPrep(s *scratch, n int, halves bool) {
 
 // decMinM is the smallest M the D kernels run for.
 const decMinM = 2
+
+// decMinMAVX2 is decMinM for the AVX2 D kernels: at M = 2 (a block of
+// four rows, two of them padding) they lost to two one-row passes on Zen 5
+// (11264×2048 MXFP4, two threads: 485-487µs against 365-387µs) and won
+// from M = 3 (485-508µs against 526-583µs).
+const decMinMAVX2 = 3
 
 // decAhead is how many panels ahead the kernels prefetch. At 1 the gemm
 // kernel's prefetches arrived late: on Zen 5 (4096×4096 MXFP4, one

@@ -110,20 +110,18 @@ func TestInt8CallSplits(t *testing.T) {
 
 // TestInt8DecKernels checks the D kernels (decoded panels, large M) where
 // the dispatch selects them: the AVX-512 gemm of every int8 format must
-// pick them for every M >= 2, and rowsDec must match the generic kernel
+// pick them for every M >= 2, the AVX2 gemm of MXFP4 and Q4_0 for M >= 3,
+// and rowsDec must match the generic kernel
 // (implTolerance of Σ|x·w|) on M around the block of four rows and the
 // tile of decMT rows, K ending inside a panel of decKT chunks and inside a
 // chunk, N ending inside a panel of decG groups and inside a group, with
 // misaligned activations and outputs, on one and two threads.
 func TestInt8DecKernels(t *testing.T) {
-	if Best().Tier < AVX512 {
-		t.Skip("no AVX-512")
+	if Best().Tier < AVX2 {
+		t.Skip("no AVX2")
 	}
 	ms := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 17, 33, 255, 256, 257}
-	cases := []struct {
-		n, k int
-		ms   []int
-	}{
+	cases := []decCase{
 		{13, 1056, ms}, {50, 160, ms}, {4, 32, ms},
 		{100, 2080, []int{2, 8, 9, 70}}, // two threads, three panels of chunks
 	}
@@ -134,42 +132,66 @@ func TestInt8DecKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(14, 15))
 	pool := NewPool(2)
 	defer func() { require.NoError(t, pool.Close()) }()
-	impl := allImpls[AVX512]
-	for _, f := range int8Formats {
-		k := int8AVX512[f]
-		require.NotEqual(t, decNone, k.dec, "%s: no D kernel", f.t)
-		for _, m := range ms {
-			assert.Equal(t, m >= 2, k.useDec(m), "%s: D kernels for m=%d", f.t, m)
+	tiers := []struct {
+		tier    Tier
+		kernels map[*int8Format]*int8Kernels
+		formats []*int8Format
+		minM    int
+	}{
+		{AVX2, int8AVX2, []*int8Format{mxfp4Int8, q40Int8}, 3},
+		{AVX512, int8AVX512, int8Formats, 2},
+	}
+	for _, tc := range tiers {
+		if Best().Tier < tc.tier {
+			continue
 		}
-		for _, c := range cases {
-			n, kk := c.n, c.k
-			w, err := Quantize(f.t, n, kk, randMatrix(rng, n, kk), format.Options{})
-			require.NoError(t, err)
-			for _, m := range c.ms {
-				t.Run(fmt.Sprintf("%s/n=%d/k=%d/m=%d", f.t, n, kk, m), func(t *testing.T) {
-					off := 1 + m%3
-					x, _ := guarded(m*kk, off)
-					copy(x, randMatrix(rng, m, kk))
-					want := genericAt(w, x, m)(impl)
-					mag := int8Mag(w, x, m)
-					// rowsDec itself, on its own preparation.
-					s := new(scratch)
-					f.prep(w, x, m, decR, quantizeChunks512, s)
-					gemmPrep(s, roundUp(m, decR)*(w.kp/i8ChunkK), f.halves())
+		for _, f := range tc.formats {
+			testDecKernels(t, allImpls[tc.tier], f, tc.kernels[f], tc.minM, ms, cases, rng, pool)
+		}
+	}
+}
+
+// decCase is a matrix shape and the activation rows TestInt8DecKernels
+// runs it with.
+type decCase struct {
+	n, k int
+	ms   []int
+}
+
+// testDecKernels is TestInt8DecKernels for one tier's kernels k of f.
+func testDecKernels(t *testing.T, impl *Impl, f *int8Format, k *int8Kernels, minM int, ms []int, cases []decCase, rng *rand.Rand, pool *Pool) {
+	require.NotEqual(t, decNone, k.dec, "%s %s: no D kernel", impl.Name, f.t)
+	for _, m := range ms {
+		assert.Equal(t, m >= minM, k.useDec(m), "%s %s: D kernels for m=%d", impl.Name, f.t, m)
+	}
+	for _, c := range cases {
+		n, kk := c.n, c.k
+		w, err := Quantize(f.t, n, kk, randMatrix(rng, n, kk), format.Options{})
+		require.NoError(t, err)
+		for _, m := range c.ms {
+			t.Run(fmt.Sprintf("%s/%s/n=%d/k=%d/m=%d", impl.Name, f.t, n, kk, m), func(t *testing.T) {
+				off := 1 + m%3
+				x, _ := guarded(m*kk, off)
+				copy(x, randMatrix(rng, m, kk))
+				want := genericAt(w, x, m)(impl)
+				mag := int8Mag(w, x, m)
+				// rowsDec itself, on its own preparation.
+				s := new(scratch)
+				f.prep(w, x, m, decR, k.quant, s)
+				k.rearrange(s, roundUp(m, decR)*(w.kp/i8ChunkK))
+				y, whole := guarded(m*n, off)
+				f.rowsDec(k, w, y, m, 0, n, s)
+				checkGuards(t, whole, m*n, off, "rowsDec")
+				checkClose(t, y, want, mag, implTolerance, "rowsDec")
+				// Through MatMul, on one and two threads.
+				for _, p := range []*Pool{nil, pool} {
 					y, whole := guarded(m*n, off)
-					f.rowsDec(k, w, y, m, 0, n, s)
-					checkGuards(t, whole, m*n, off, "rowsDec")
-					checkClose(t, y, want, mag, implTolerance, "rowsDec")
-					// Through MatMul, on one and two threads.
-					for _, p := range []*Pool{nil, pool} {
-						y, whole := guarded(m*n, off)
-						impl.MatMul(p, y, w, x, m)
-						what := fmt.Sprintf("MatMul threads=%d", p.Threads())
-						checkGuards(t, whole, m*n, off, what)
-						checkClose(t, y, want, mag, implTolerance, what)
-					}
-				})
-			}
+					impl.MatMul(p, y, w, x, m)
+					what := fmt.Sprintf("MatMul threads=%d", p.Threads())
+					checkGuards(t, whole, m*n, off, what)
+					checkClose(t, y, want, mag, implTolerance, what)
+				}
+			})
 		}
 	}
 }

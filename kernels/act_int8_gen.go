@@ -768,34 +768,7 @@ func avx512Gemm(sk scaleKind) {
 		name = "int8GemmDH512"
 	}
 	db := decBytes(sk)
-	fmt.Fprintf(&out, "\n// func %s(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-128\n", name)
-	p("MOVQ xq+8(FP), R14")
-	p("MOVQ xs+16(FP), R15")
-	p("MOVQ xc+24(FP), R11")
-	p("SUBQ R15, R11")
-	p("MOVQ blocks+40(FP), R12")
-	p("MOVQ acc+56(FP), R13")
-	p("MOVQ out+72(FP), DX")
-	// AX: a block's activation codes; the bstride slot: its scales (and
-	// corrections); R8 the prefetch cursor, DI the distance between the
-	// prefetched groups, the pfn slot the cursor's end.
-	p("MOVQ bstride+48(FP), AX")
-	p("MOVQ AX, CX")
-	p("SHLQ $7, AX")
-	p("SHLQ $6, CX")
-	p("MOVQ CX, bstride+48(FP)")
-	p("MOVQ pf+88(FP), R8")
-	p("ADDQ pfo+96(FP), R8")
-	p("MOVQ pfg+104(FP), DI")
-	p("MOVQ pfn+112(FP), CX")
-	p("ADDQ R8, CX")
-	p("MOVQ CX, pfn+112(FP)")
-	label(name + "_block")
-	p("MOVQ wd+0(FP), SI")
-	p("MOVQ R14, R9")
-	p("MOVQ R15, R10")
-	p("MOVQ chunks+32(FP), CX")
+	gemmStart(name)
 	nacc := decG * decR
 	p("CMPB first+64(FP), $0")
 	p("JNE %s_zero", name)
@@ -807,22 +780,7 @@ func avx512Gemm(sk scaleKind) {
 	for a := range nacc {
 		p("VPXORD Z%d, Z%d, Z%d", a, a, a)
 	}
-	label(name + "_chunk")
-	if gemmPrefetch {
-		p("CMPQ R8, pfn+112(FP)")
-		p("JAE %s_nopf", name)
-		p("MOVQ pfs+120(FP), BX")
-		label(name + "_pf")
-		for off := 0; off < 128; off += 64 {
-			p("PREFETCHT0 %d(R8)", off)
-			p("PREFETCHT0 %d(R8)(DI*1)", off)
-			p("PREFETCHT0 %d(R8)(DI*2)", off)
-		}
-		p("ADDQ $128, R8")
-		p("SUBQ $128, BX")
-		p("JA %s_pf", name)
-		label(name + "_nopf")
-	}
+	gemmPrefetchCodes(name)
 	if halves(sk) {
 		gemmChunkHalves(db)
 	} else {
@@ -859,8 +817,72 @@ func avx512Gemm(sk scaleKind) {
 			p("VMOVUPS X%d, %d(CX)", a, 16*q)
 		}
 	}
+	gemmNext(name)
+}
+
+// gemmStart writes a gemm kernel's header and setup, up to the start of
+// a block: R14, R15 the block's activation codes and scales, R11 the
+// distance from the scales to the corrections, R12 blocks left, R13 acc,
+// DX out; AX a block's activation code bytes, the bstride slot its scale
+// bytes; R8 the prefetch cursor, DI the distance between the prefetched
+// groups, the pfn slot the cursor's end; then per block SI the panel, R9
+// and R10 the chunk's activation codes and scales, CX chunks left.
+func gemmStart(name string) {
+	fmt.Fprintf(&out, "\n// func %s(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-128\n", name)
+	p("MOVQ xq+8(FP), R14")
+	p("MOVQ xs+16(FP), R15")
+	p("MOVQ xc+24(FP), R11")
+	p("SUBQ R15, R11")
+	p("MOVQ blocks+40(FP), R12")
+	p("MOVQ acc+56(FP), R13")
+	p("MOVQ out+72(FP), DX")
+	p("MOVQ bstride+48(FP), AX")
+	p("MOVQ AX, CX")
+	p("SHLQ $7, AX")
+	p("SHLQ $6, CX")
+	p("MOVQ CX, bstride+48(FP)")
+	p("MOVQ pf+88(FP), R8")
+	p("ADDQ pfo+96(FP), R8")
+	p("MOVQ pfg+104(FP), DI")
+	p("MOVQ pfn+112(FP), CX")
+	p("ADDQ R8, CX")
+	p("MOVQ CX, pfn+112(FP)")
+	label(name + "_block")
+	p("MOVQ wd+0(FP), SI")
+	p("MOVQ R14, R9")
+	p("MOVQ R15, R10")
+	p("MOVQ chunks+32(FP), CX")
+}
+
+// gemmPrefetchCodes writes the start of a gemm kernel's chunk: the
+// prefetch of pfs bytes of the three groups' codes at the cursor (see
+// avx512Gemm).
+func gemmPrefetchCodes(name string) {
+	label(name + "_chunk")
+	if !gemmPrefetch {
+		return
+	}
+	p("CMPQ R8, pfn+112(FP)")
+	p("JAE %s_nopf", name)
+	p("MOVQ pfs+120(FP), BX")
+	label(name + "_pf")
+	for off := 0; off < 128; off += 64 {
+		p("PREFETCHT0 %d(R8)", off)
+		p("PREFETCHT0 %d(R8)(DI*1)", off)
+		p("PREFETCHT0 %d(R8)(DI*2)", off)
+	}
+	p("ADDQ $128, R8")
+	p("SUBQ $128, BX")
+	p("JA %s_pf", name)
+	label(name + "_nopf")
+}
+
+// gemmNext ends a gemm kernel's block: acc, out and the activations move
+// to the next block.
+func gemmNext(name string) {
 	label(name + "_next")
-	p("ADDQ $%d, R13", 64*nacc)
+	p("ADDQ $%d, R13", 64*decG*decR)
 	p("MOVQ ldo+80(FP), SI")
 	p("LEAQ (DX)(SI*4), DX")
 	p("ADDQ AX, R14")
@@ -956,6 +978,178 @@ func gemmChunkHalves(db int) {
 	}
 }
 
+// avx2Dec writes int8Dec<NibE8|NibH16>256, the AVX2 panel decoder of the
+// nibble formats with one block per lane: the same panel as avx512Dec
+// (codes plus off by VPSHUFB, both ymm halves of each zmm), but with the
+// scales as f32 values for int8GemmD256: MXFP4's E8M0 byte e as
+// 2^(e-127)·0.5 (e<<23, halved: exact, and 0 for e = 0, whose codes the
+// Go side guarantees are all ±0).
+// Registers: Y0, Y1 codes, Y2 nibble table, Y3 0x0F bytes, Y4 0.5 (E8),
+// Y5 scales.
+func avx2Dec(sk scaleKind) {
+	name := fmt.Sprintf("int8Dec%s256", kindName(true, sk))
+	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-92\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ ws+8(FP), DI")
+	p("MOVQ sstride+16(FP), R8")
+	p("SHLQ $2, R8")
+	p("MOVQ groups+32(FP), R13")
+	p("MOVQ spf+64(FP), R14")
+	p("MOVQ dst+80(FP), DX")
+	p("MOVQ lut+72(FP), AX")
+	p("VBROADCASTI128 (AX), Y2")
+	p("MOVL $0x0F0F0F0F, AX")
+	p("MOVD AX, X3")
+	p("VPBROADCASTD X3, Y3")
+	if sk == e8 {
+		p("MOVL $0x3F000000, AX") // 0.5
+		p("MOVD AX, X4")
+		p("VPBROADCASTD X4, Y4")
+	}
+	db := decBytes(sk)
+	label(name + "_group")
+	p("MOVQ SI, R9")
+	p("MOVQ DI, R10")
+	p("MOVQ DX, R11")
+	p("MOVQ chunks+24(FP), CX")
+	label(name + "_chunk")
+	if decPrefetch {
+		p("%s (R10)(R14*1)", decPrefetchOp)
+	}
+	for j := range 4 {
+		for hh := range 2 {
+			o := 64*j + 32*hh
+			p("VMOVDQU %d(R9), Y0", o)
+			p("VPAND Y3, Y0, Y1")
+			p("VPSRLW $4, Y0, Y0")
+			p("VPAND Y3, Y0, Y0")
+			p("VPSHUFB Y1, Y2, Y1")
+			p("VPSHUFB Y0, Y2, Y0")
+			p("VMOVDQU Y1, %d(R11)", o)
+			p("VMOVDQU Y0, %d(R11)", o+256)
+		}
+	}
+	for hh := range 2 {
+		switch sk {
+		case e8:
+			p("VPMOVZXBD %d(R10), Y5", 8*hh)
+			p("VPSLLD $23, Y5, Y5")
+			p("VMULPS Y4, Y5, Y5")
+		case h16:
+			p("VCVTPH2PS %d(R10), Y5", 16*hh)
+		default:
+			panic("avx2Dec: no AVX2 decoder for this scale kind")
+		}
+		p("VMOVUPS Y5, %d(R11)", 512+32*hh)
+	}
+	p("ADDQ $256, R9")
+	p("ADDQ R8, R10")
+	p("ADDQ $%d, R11", decG*db)
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	p("ADDQ gcodes+40(FP), SI")
+	p("ADDQ gscales+48(FP), DI")
+	groupEnd(name, fmt.Sprintf("$%d", db))
+}
+
+// avx2Gemm writes int8GemmD256, int8GemmD512 for AVX2 on the panels of
+// avx2Dec (f32 scales, one block per lane). A panel zmm is two ymm (rows
+// 0-1 and 2-3 of the group); VPMADDUBSW of one with the broadcast step of
+// an activation row adds pairs of products into words, which VPMADDWD
+// widens to dwords every four steps (FP4: 4·2·24·127 < 2^15). One
+// activation row at a time: its six dots (3 groups × 2 ymm) start at the
+// corrections, and each chunk adds float32(dot)·(wscale·ascale) to the
+// per-lane sums in acc, which stay in memory (zeroed first if first is
+// set); if last is set it writes the row sums to out as avx512Gemm does.
+// Registers: Y0-Y5 int32 dots (group q, half h: Y(2q+h)); Y6-Y11 their
+// word sums, then the f32 sums; Y12 activation step, then activation
+// scales; Y13 codes, then combined scales; Y14 corrections; Y15 0x0001
+// words.
+func avx2Gemm() {
+	const name = "int8GemmD256"
+	db := decBytes(h16)
+	gemmStart(name)
+	p("MOVL $0x00010001, BX")
+	p("MOVD BX, X15")
+	p("VPBROADCASTD X15, Y15")
+	nacc := decG * decR
+	p("CMPB first+64(FP), $0")
+	p("JE %s_chunk", name)
+	p("VXORPS Y6, Y6, Y6")
+	for a := range nacc {
+		p("VMOVUPS Y6, %d(R13)", 64*a)
+		p("VMOVUPS Y6, %d(R13)", 64*a+32)
+	}
+	gemmPrefetchCodes(name)
+	for r := range decR {
+		p("VMOVDQU %d(R10)(R11*1), Y14", 64*r)
+		for i := range 2 * decG {
+			p("VMOVDQA Y14, Y%d", i)
+		}
+		for s := range 8 {
+			p("VBROADCASTI128 %d(R9), Y12", 128*r+16*s)
+			for q := range decG {
+				for h := range 2 {
+					i := 2*q + h
+					p("VMOVDQU %d(SI), Y13", q*db+64*s+32*h)
+					if s%4 == 0 {
+						p("VPMADDUBSW Y12, Y13, Y%d", 6+i)
+						continue
+					}
+					p("VPMADDUBSW Y12, Y13, Y13")
+					p("VPADDW Y13, Y%d, Y%d", 6+i, 6+i)
+				}
+			}
+			if s%4 == 3 {
+				for i := range 2 * decG {
+					p("VPMADDWD Y15, Y%d, Y%d", 6+i, 6+i)
+					p("VPADDD Y%d, Y%d, Y%d", 6+i, i, i)
+				}
+			}
+		}
+		p("VMOVUPS %d(R10), Y12", 64*r)
+		for q := range decG {
+			for h := range 2 {
+				i := 2*q + h
+				a := 64*(decG*r+q) + 32*h
+				p("VCVTDQ2PS Y%d, Y%d", i, i)
+				p("VMULPS %d(SI), Y12, Y13", q*db+512+32*h)
+				p("VMOVUPS %d(R13), Y%d", a, 6+i)
+				p("VFMADD231PS Y13, Y%d, Y%d", i, 6+i)
+				p("VMOVUPS Y%d, %d(R13)", 6+i, a)
+			}
+		}
+	}
+	p("ADDQ $%d, SI", decG*db)
+	p("ADDQ $%d, R9", decR*128)
+	p("ADDQ $%d, R10", decR*64)
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	p("CMPB last+65(FP), $0")
+	p("JE %s_next", name)
+	// Row g's sum is lanes 4g..4g+3: rows 0-1 in the first ymm, 2-3 in
+	// the second; two VHADDPS leave, per 128-bit lane, rows (0, 2) and
+	// (1, 3), which VUNPCKLPS puts in order.
+	p("MOVQ DX, CX")
+	p("MOVQ ldo+80(FP), BX")
+	for r := range decR {
+		if r > 0 {
+			p("ADDQ BX, CX")
+		}
+		for q := range decG {
+			a := 64 * (decG*r + q)
+			p("VMOVUPS %d(R13), Y0", a)
+			p("VHADDPS %d(R13), Y0, Y0", a+32)
+			p("VHADDPS Y0, Y0, Y0")
+			p("VEXTRACTF128 $1, Y0, X1")
+			p("VUNPCKLPS X1, X0, X0")
+			p("VMOVUPS X0, %d(CX)", 16*q)
+		}
+	}
+	gemmNext(name)
+}
+
 // gemmPrep writes int8GemmPrep512, which rearranges n activation records
 // prepared for the other kernels in place for the D kernel: the codes'
 // dwords transposed within each view (step s = view s/4, dword s%4 of
@@ -1037,6 +1231,9 @@ func main() {
 	avx512Gemm(h16)
 	avx512Gemm(e8)
 	avx512Gemm(e4)
+	avx2Dec(e8)
+	avx2Dec(h16)
+	avx2Gemm()
 	gemmPrep(false)
 	gemmPrep(true)
 	quant()
