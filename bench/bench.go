@@ -499,6 +499,16 @@ func roofProbe(path string, tier string, m int) string {
 	if m == 1 {
 		return roofline.ReadDRAM
 	}
+	return computeRoof(path, tier)
+}
+
+// ComputeRoof names the roofline probe of the compute peak of the fast
+// matmul path impl runs for weights of type t ("" when there is none).
+func ComputeRoof(impl *kernels.Impl, t format.Type) string {
+	return computeRoof(impl.PathFor(t, kernels.Fast).String(), tierName(impl.TierFor(t)))
+}
+
+func computeRoof(path, tier string) string {
 	switch path {
 	case kernels.PathF32FMA.String():
 		if tier == "avx512" {

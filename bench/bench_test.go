@@ -311,3 +311,18 @@ func TestNumAndDur(t *testing.T) {
 	assert.Equal(t, "250µs", dur(250e-6))
 	assert.False(t, math.IsNaN(fakeLimits().Multi.FMAGflops()))
 }
+
+// TestComputeRoof checks the compute roof bench model divides prefill by:
+// that of the path the kernels run for the format at the impl's tier.
+func TestComputeRoof(t *testing.T) {
+	want := map[kernels.Tier]map[format.Type]string{
+		kernels.Generic: {format.MXFP4: "", format.F16: ""},
+		kernels.AVX2:    {format.MXFP4: roofline.Int8YMM, format.Q4_0: roofline.Int8YMM, format.F16: roofline.FMAYMM},
+		kernels.AVX512:  {format.MXFP4: roofline.VNNIZMM, format.NVFP4: roofline.VNNIZMM, format.F16: roofline.FMAZMM, format.F8E4M3Row: roofline.BF16ZMM},
+	}
+	for _, impl := range kernels.Impls() {
+		for ft, roof := range want[impl.Tier] {
+			assert.Equal(t, roof, ComputeRoof(impl, ft), "%s %s", impl.Name, ft)
+		}
+	}
+}

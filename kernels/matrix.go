@@ -99,6 +99,17 @@ func (w *Matrix) Path(impl *Impl) Path {
 	return g.path(w.Precision)
 }
 
+// PathFor returns the arithmetic impl's matmul runs for weights of type t
+// at precision p (PathScalar for a type without kernels).
+func (impl *Impl) PathFor(t format.Type, p Precision) Path {
+	f, err := kernelsFor(t)
+	if err != nil {
+		return PathScalar
+	}
+	g, _ := f.lookup(impl.Tier)
+	return g.path(p)
+}
+
 // Row writes row i of W, decoded to f32, into dst[:K]. Embedding lookups
 // use it; so do tests as a reference.
 func (w *Matrix) Row(i int, dst []float32) {

@@ -17,9 +17,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mnemo-ai/mnemo/bench"
 	"github.com/mnemo-ai/mnemo/bench/roofline"
 	"github.com/mnemo-ai/mnemo/engine"
 	"github.com/mnemo-ai/mnemo/engine/model"
+	"github.com/mnemo-ai/mnemo/kernels"
 	"github.com/mnemo-ai/mnemo/kernels/format"
 	"github.com/mnemo-ai/mnemo/kvcache"
 )
@@ -76,17 +78,6 @@ type Result struct {
 // decode step streams.
 type matrixByter interface {
 	MatrixBytes() map[format.Type]int64
-}
-
-// roofFor names the compute roof of a format's fast matmul path.
-func roofFor(t format.Type) string {
-	switch t {
-	case format.F32, format.F16:
-		return roofline.FMAZMM
-	case format.BF16, format.F8E4M3Row, format.MXF8E4M3, format.MXF8E5M2:
-		return roofline.BF16ZMM
-	}
-	return roofline.VNNIZMM
 }
 
 // Run measures m. name labels the result.
@@ -225,7 +216,9 @@ func Run(ctx context.Context, m engine.Model, name string, opt Options) (Result,
 	}
 	if !opt.SkipRoofline {
 		f, _ := format.ParseType(res.Format)
-		res.ComputeRoofName = roofFor(f)
+		// The roof of the path the CPU kernels run for this format at
+		// the active tier (AVX-512 VNNI, or VPMADDUBSW on AVX2, ...).
+		res.ComputeRoofName = bench.ComputeRoof(kernels.Active(), f)
 		p, err := readGBs(roofline.ReadDRAM, res.ComputeRoofName)
 		if err != nil {
 			return res, err
