@@ -255,7 +255,7 @@ var int8AVX512, int8AVX2 = map[*int8Format]*int8Kernels{}, map[*int8Format]*int8
 func init() {
 	for _, f := range []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8, q80Int8} {
 		k512 := int8Kernels{path: PathInt8Dot, quant: quantizeChunks512}
-		k256 := int8Kernels{path: PathInt8Madd}
+		k256 := int8Kernels{path: PathInt8Madd, quant: quantizeChunks256}
 		switch {
 		case f.scaleE4:
 			k512.dec = decNibE4
@@ -511,8 +511,25 @@ func (f *int8Format) rowsExactAsm(k exactKernel, w *Matrix, y []float32, m, n0, 
 //go:noescape
 func quantChunks512(x *float32, chunks int, xq *int8, xqStride int, sa *float32, cr *int32, sStride int, negOff int, nv bool)
 
+// quantChunks256 is quantChunks512 for AVX2 (and F16C, FMA: the AVX2
+// tier), bit for bit.
+//
+//go:noescape
+func quantChunks256(x *float32, chunks int, xq *int8, xqStride int, sa *float32, cr *int32, sStride int, negOff int, nv bool)
+
+// quantizeChunks256 is the AVX2 chunkQuantizer.
+func quantizeChunks256(f *int8Format, x []float32, rb int, xq []int8, sa []float32, cr []int32) {
+	quantizeChunksWith(quantChunks256, f, x, rb, xq, sa, cr)
+}
+
 // quantizeChunks512 is the AVX-512 chunkQuantizer.
 func quantizeChunks512(f *int8Format, x []float32, rb int, xq []int8, sa []float32, cr []int32) {
+	quantizeChunksWith(quantChunks512, f, x, rb, xq, sa, cr)
+}
+
+// quantizeChunksWith runs the assembly quantizer q as a chunkQuantizer.
+func quantizeChunksWith(q func(x *float32, chunks int, xq *int8, xqStride int, sa *float32, cr *int32, sStride int, negOff int, nv bool),
+	f *int8Format, x []float32, rb int, xq []int8, sa []float32, cr []int32) {
 	chunks := len(x) / i8ChunkK
 	last := (chunks - 1) * rb
 	xq = xq[:(last+1)*i8ChunkK]
@@ -521,5 +538,5 @@ func quantizeChunks512(f *int8Format, x []float32, rb int, xq []int8, sa []float
 	raceWriteSlice(xq)
 	raceWriteSlice(sa)
 	raceWriteSlice(cr)
-	quantChunks512(&x[0], chunks, &xq[0], rb*i8ChunkK, &sa[0], &cr[0], rb*i8Dwords*4, int(-f.off), f.order == orderNV)
+	q(&x[0], chunks, &xq[0], rb*i8ChunkK, &sa[0], &cr[0], rb*i8Dwords*4, int(-f.off), f.order == orderNV)
 }

@@ -587,6 +587,121 @@ func quant() {
 	p("RET")
 }
 
+// quant256 writes quantChunks256, quantChunks512 for AVX2: the same
+// results bit for bit, the block's 32 codes packed by VPACKSSDW and
+// VPACKSSWB (saturating like VPMOVSDB; |q| <= 127 anyway) and put in
+// order by VPERMD (MX: 0-31 in order, lo view the first 16; NV: lo view
+// q[0:8] ++ q[16:24]), the corrections summed by VPMADDUBSW and VPMADDWD.
+// Registers: Y0-Y3 a block's values, then codes; Y4-Y6 temporaries; Y8
+// NaN; Y9 the code order; Y10 0x01 bytes; Y11 0x0001 words; Y12 -off;
+// Y13 the abs mask; X14 127.0.
+func quant256() {
+	const name = "quantChunks256"
+	fmt.Fprintf(&out, "\n// func %s(x *float32, chunks int, xq *int8, xqStride int, sa *float32, cr *int32, sStride int, negOff int, nv bool)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-65\n", name)
+	p("MOVQ x+0(FP), SI")
+	p("MOVQ chunks+8(FP), CX")
+	p("MOVQ xq+16(FP), DI")
+	p("MOVQ xqStride+24(FP), R8")
+	p("MOVQ sa+32(FP), R9")
+	p("MOVQ cr+40(FP), R10")
+	p("MOVQ sStride+48(FP), R11")
+	p("MOVQ negOff+56(FP), AX")
+	p("MOVQ AX, X12")
+	p("VPBROADCASTD X12, Y12")
+	p("MOVL $0x7FFFFFFF, AX")
+	p("MOVQ AX, X13")
+	p("VPBROADCASTD X13, Y13")
+	p("MOVL $0x42FE0000, AX") // 127.0
+	p("MOVQ AX, X14")
+	p("MOVL $0x01010101, AX")
+	p("MOVQ AX, X10")
+	p("VPBROADCASTD X10, Y10")
+	p("MOVL $0x00010001, AX")
+	p("MOVQ AX, X11")
+	p("VPBROADCASTD X11, Y11")
+	p("MOVL $0x7FC00000, AX")
+	p("MOVQ AX, X8")
+	p("VPBROADCASTD X8, X8")
+	// The code order as dword indexes into the packed block, whose
+	// dwords hold q[0:4], q[8:12], q[16:20], q[24:28], then q[4:8], ...
+	p("MOVQ $0x0703060205010400, AX") // MX: 0, 4, 1, 5, 2, 6, 3, 7
+	p("MOVBLZX nv+64(FP), DX")
+	p("TESTQ DX, DX")
+	p("JZ %s_order", name)
+	p("MOVQ $0x0703050106020400, AX") // NV: 0, 4, 2, 6, 1, 5, 3, 7
+	label(name + "_order")
+	p("MOVQ AX, X9")
+	p("VPMOVZXBD X9, Y9")
+	label(name + "_loop")
+	for b := range 4 {
+		l := fmt.Sprintf("%s_b%d", name, b)
+		for v := range 4 {
+			p("VMOVUPS %d(SI), Y%d", 128*b+32*v, v)
+		}
+		p("VPAND Y13, Y0, Y4")
+		p("VPAND Y13, Y1, Y5")
+		p("VPMAXUD Y5, Y4, Y4")
+		p("VPAND Y13, Y2, Y5")
+		p("VPMAXUD Y5, Y4, Y4")
+		p("VPAND Y13, Y3, Y5")
+		p("VPMAXUD Y5, Y4, Y4")
+		p("VEXTRACTI128 $1, Y4, X5")
+		p("VPMAXUD X5, X4, X4")
+		p("VPSHUFD $0x4E, X4, X5")
+		p("VPMAXUD X5, X4, X4")
+		p("VPSHUFD $0xB1, X4, X5")
+		p("VPMAXUD X5, X4, X4")
+		p("VMOVD X4, AX")
+		p("CMPL AX, $0x7F800000")
+		p("JAE %s_nan", l)
+		p("CMPL AX, $0x%X", 0x0F800000)
+		p("JB %s_zero", l)
+		p("VDIVSS X4, X14, X5") // id = 127/amax
+		p("VDIVSS X14, X4, X4") // d = amax/127
+		p("VBROADCASTSS X5, Y5")
+		p("VBROADCASTSS X4, X4")
+		for v := range 4 {
+			p("VMULPS Y5, Y%d, Y%d", v, v)
+			p("VCVTPS2DQ Y%d, Y%d", v, v)
+		}
+		p("VPACKSSDW Y1, Y0, Y0")
+		p("VPACKSSDW Y3, Y2, Y2")
+		p("VPACKSSWB Y2, Y0, Y0")
+		p("VPERMD Y0, Y9, Y0")
+		p("JMP %s_store", l)
+		label(l + "_nan")
+		p("VMOVDQA X8, X4")
+		p("JMP %s_clear", l)
+		label(l + "_zero")
+		p("VPXOR X4, X4, X4")
+		label(l + "_clear")
+		p("VPXOR Y0, Y0, Y0")
+		label(l + "_store")
+		p("VMOVUPS X4, %d(R9)", 16*b)
+		p("VMOVDQU X0, %d(DI)", 16*b)
+		p("VEXTRACTI128 $1, Y0, %d(DI)", 64+16*b)
+	}
+	for h := range 2 {
+		p("VMOVDQU %d(DI), Y4", 32*h)
+		p("VPMADDUBSW Y4, Y10, Y4")
+		p("VMOVDQU %d(DI), Y5", 64+32*h)
+		p("VPMADDUBSW Y5, Y10, Y5")
+		p("VPADDW Y5, Y4, Y4")
+		p("VPMADDWD Y11, Y4, Y4")
+		p("VPMULLD Y12, Y4, Y4")
+		p("VMOVDQU Y4, %d(R10)", 32*h)
+	}
+	p("ADDQ $512, SI")
+	p("ADDQ R8, DI")
+	p("ADDQ R11, R9")
+	p("ADDQ R11, R10")
+	p("DECQ CX")
+	p("JNZ %s_loop", name)
+	p("VZEROUPPER")
+	p("RET")
+}
+
 // Decoded-panel ("D") kernels for large M. A group's row-chunk is decoded
 // once into a panel of plain bytes that a VNNI-only kernel then reads for
 // many activation rows. The panel holds, per chunk and group (decBytes
@@ -1237,6 +1352,7 @@ func main() {
 	gemmPrep(false)
 	gemmPrep(true)
 	quant()
+	quant256()
 	if err := os.WriteFile(*dst, out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
