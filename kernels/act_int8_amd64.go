@@ -148,17 +148,24 @@ func int8GemmDH512(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, b
 //go:noescape
 func int8GemmPrep512(xq *int8, xs *float32, xc *int32, n int)
 
-// int8DecNibE8256, int8DecNibH16256 and int8GemmD256 are the AVX2 D
-// kernels of MXFP4 and Q4_0 (AVX2, F16C and FMA): the decoders write the
-// same panel as the AVX-512 ones but with f32 scale values (MXFP4's too),
-// and int8GemmD256 does what int8GemmD512 does with VPMADDUBSW and
-// VPMADDWD, keeping its f32 sums in acc.
+// int8DecNib<E4|E8|H16>256, int8GemmD256 and int8GemmDH256 are the AVX2
+// D kernels of NVFP4, MXFP4 and Q4_0 (AVX2, F16C and FMA): the decoders
+// write the same panel as the AVX-512 ones but with f32 scale values
+// (MXFP4's too), and int8GemmD256 (int8GemmDH256 for NVFP4's two blocks
+// per lane) does what int8GemmD512 does with VPMADDUBSW and VPMADDWD,
+// keeping its f32 sums in acc.
 //
+//go:noescape
+func int8DecNibE4256(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
+
 //go:noescape
 func int8DecNibE8256(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
 
 //go:noescape
 func int8DecNibH16256(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
+
+//go:noescape
+func int8GemmDH256(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
 
 //go:noescape
 func int8GemmD256(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
@@ -187,6 +194,7 @@ const (
 	decNibE8                   // MXFP4: int8DecNibE8512, int8GemmDE512
 	decNibH16                  // Q4_0: int8DecNibH16512, int8GemmD512
 	decQ8H16                   // Q8_0: int8DecQ8H16512, int8GemmD512
+	decNibE4A2                 // NVFP4 on AVX2: int8DecNibE4256, int8GemmDH256
 	decNibE8A2                 // MXFP4 on AVX2: int8DecNibE8256, int8GemmD256
 	decNibH16A2                // Q4_0 on AVX2: int8DecNibH16256, int8GemmD256
 )
@@ -202,6 +210,8 @@ func (d decKind) decode(w *byte, ws *byte, sstride int, chunks, groups, gcodes, 
 		int8DecNibH16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
 	case decQ8H16:
 		int8DecQ8H16512(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
+	case decNibE4A2:
+		int8DecNibE4256(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
 	case decNibE8A2:
 		int8DecNibE8256(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
 	case decNibH16A2:
@@ -219,6 +229,9 @@ func (d decKind) gemm(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks
 		return
 	case decNibE8:
 		int8GemmDE512(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
+		return
+	case decNibE4A2:
+		int8GemmDH256(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
 		return
 	case decNibE8A2, decNibH16A2:
 		int8GemmD256(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
@@ -260,7 +273,7 @@ func init() {
 		case f.scaleE4:
 			k512.dec = decNibE4
 			k512.r1, k512.exact = int8DotNibE4D512R1, f32DotNibE4D512
-			k256.r1 = int8DotNibE4D256R1
+			k256.r1, k256.dec = int8DotNibE4D256R1, decNibE4A2
 		case f.scale8:
 			k512.dec = decNibE8
 			k512.r1, k512.exact = int8DotNibE8D512R1, f32DotNibE8D512

@@ -120,7 +120,7 @@ func TestInt8CallSplits(t *testing.T) {
 
 // TestInt8DecKernels checks the D kernels (decoded panels, large M) where
 // the dispatch selects them: the AVX-512 gemm of every int8 format must
-// pick them for every M >= 2, the AVX2 gemm of MXFP4 and Q4_0 for M >= 3,
+// pick them for every M >= 2, the AVX2 gemm of all but Q8_0 for M >= 3,
 // and rowsDec must match the generic kernel
 // (implTolerance of Σ|x·w|) on M around the block of four rows and the
 // tile of decMT rows, K ending inside a panel of decKT chunks and inside a
@@ -148,7 +148,7 @@ func TestInt8DecKernels(t *testing.T) {
 		formats []*int8Format
 		minM    int
 	}{
-		{AVX2, int8AVX2, []*int8Format{mxfp4Int8, q40Int8}, 3},
+		{AVX2, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, 3},
 		{AVX512, int8AVX512, int8Formats, 2},
 	}
 	for _, tc := range tiers {

@@ -1093,14 +1093,14 @@ func gemmChunkHalves(db int) {
 	}
 }
 
-// avx2Dec writes int8Dec<NibE8|NibH16>256, the AVX2 panel decoder of the
-// nibble formats with one block per lane: the same panel as avx512Dec
-// (codes plus off by VPSHUFB, both ymm halves of each zmm), but with the
-// scales as f32 values for int8GemmD256: MXFP4's E8M0 byte e as
-// 2^(e-127)·0.5 (e<<23, halved: exact, and 0 for e = 0, whose codes the
-// Go side guarantees are all ±0).
-// Registers: Y0, Y1 codes, Y2 nibble table, Y3 0x0F bytes, Y4 0.5 (E8),
-// Y5 scales.
+// avx2Dec writes int8Dec<NibE4|NibE8|NibH16>256, the AVX2 panel decoders
+// of the nibble formats: the same panel as avx512Dec (codes plus off by
+// VPSHUFB, both ymm halves of each zmm), but with the scales as f32
+// values for int8GemmD256 (int8GemmDH256 for NVFP4): MXFP4's E8M0 byte e
+// as 2^(e-127)·0.5 (e<<23, halved: exact, and 0 for e = 0, whose codes
+// the Go side guarantees are all ±0), NVFP4's as avx512Dec writes them.
+// Registers: Y0, Y1 codes, Y2 nibble table, Y3 0x0F bytes, Y4 0.5 (E8)
+// or wscale (E4), Y5 scales.
 func avx2Dec(sk scaleKind) {
 	name := fmt.Sprintf("int8Dec%s256", kindName(true, sk))
 	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)\n", name)
@@ -1117,10 +1117,13 @@ func avx2Dec(sk scaleKind) {
 	p("MOVL $0x0F0F0F0F, AX")
 	p("MOVD AX, X3")
 	p("VPBROADCASTD X3, Y3")
-	if sk == e8 {
+	switch sk {
+	case e8:
 		p("MOVL $0x3F000000, AX") // 0.5
 		p("MOVD AX, X4")
 		p("VPBROADCASTD X4, Y4")
+	case e4:
+		p("VBROADCASTSS wscale+88(FP), Y4")
 	}
 	db := decBytes(sk)
 	label(name + "_group")
@@ -1153,8 +1156,16 @@ func avx2Dec(sk scaleKind) {
 			p("VMULPS Y4, Y5, Y5")
 		case h16:
 			p("VCVTPH2PS %d(R10), Y5", 16*hh)
-		default:
-			panic("avx2Dec: no AVX2 decoder for this scale kind")
+		case e4:
+			// Both blocks' scales, as the AVX-512 decoder writes them.
+			for h := range 2 {
+				p("VPMOVZXBW %d(R10), X5", 16*h+8*hh)
+				p("VPSLLW $7, X5, X5")
+				p("VCVTPH2PS X5, Y5")
+				p("VMULPS Y4, Y5, Y5")
+				p("VMOVUPS Y5, %d(R11)", 512+64*h+32*hh)
+			}
+			continue
 		}
 		p("VMOVUPS Y5, %d(R11)", 512+32*hh)
 	}
@@ -1168,8 +1179,10 @@ func avx2Dec(sk scaleKind) {
 	groupEnd(name, fmt.Sprintf("$%d", db))
 }
 
-// avx2Gemm writes int8GemmD256, int8GemmD512 for AVX2 on the panels of
-// avx2Dec (f32 scales, one block per lane). A panel zmm is two ymm (rows
+// avx2Gemm writes int8GemmD256 (int8GemmDH256 with halves: NVFP4, the
+// first blocks' steps and then the second's, each from their corrections
+// to their scales), int8GemmD512 for AVX2 on the panels of avx2Dec (f32
+// scales). A panel zmm is two ymm (rows
 // 0-1 and 2-3 of the group); VPMADDUBSW of one with the broadcast step of
 // an activation row adds pairs of products into words, which VPMADDWD
 // widens to dwords every four steps (FP4: 4·2·24·127 < 2^15). One
@@ -1181,9 +1194,18 @@ func avx2Dec(sk scaleKind) {
 // word sums, then the f32 sums; Y12 activation step, then activation
 // scales; Y13 codes, then combined scales; Y14 corrections; Y15 0x0001
 // words.
-func avx2Gemm() {
-	const name = "int8GemmD256"
-	db := decBytes(h16)
+func avx2Gemm(sk scaleKind) {
+	name := "int8GemmD256"
+	if halves(sk) {
+		name = "int8GemmDH256"
+	}
+	db := decBytes(sk)
+	// With halves, the first blocks' steps, then the second's, each
+	// from their corrections to their scales.
+	passes := [][]int{{0, 1, 2, 3, 4, 5, 6, 7}}
+	if halves(sk) {
+		passes = [][]int{{0, 1, 4, 5}, {2, 3, 6, 7}}
+	}
 	gemmStart(name)
 	p("MOVL $0x00010001, BX")
 	p("MOVD BX, X15")
@@ -1198,41 +1220,47 @@ func avx2Gemm() {
 	}
 	gemmPrefetchCodes(name)
 	for r := range decR {
-		p("VMOVDQU %d(R10)(R11*1), Y14", 64*r)
-		for i := range 2 * decG {
-			p("VMOVDQA Y14, Y%d", i)
-		}
-		for s := range 8 {
-			p("VBROADCASTI128 %d(R9), Y12", 128*r+16*s)
+		for half, steps := range passes {
+			if halves(sk) {
+				p("VBROADCASTI128 %d(R10)(R11*1), Y14", 64*r+16*half)
+			} else {
+				p("VMOVDQU %d(R10)(R11*1), Y14", 64*r)
+			}
+			for i := range 2 * decG {
+				p("VMOVDQA Y14, Y%d", i)
+			}
+			for n, s := range steps {
+				p("VBROADCASTI128 %d(R9), Y12", 128*r+16*s)
+				for q := range decG {
+					for h := range 2 {
+						i := 2*q + h
+						p("VMOVDQU %d(SI), Y13", q*db+64*s+32*h)
+						if n%4 == 0 {
+							p("VPMADDUBSW Y12, Y13, Y%d", 6+i)
+							continue
+						}
+						p("VPMADDUBSW Y12, Y13, Y13")
+						p("VPADDW Y13, Y%d, Y%d", 6+i, 6+i)
+					}
+				}
+				if n%4 == 3 {
+					for i := range 2 * decG {
+						p("VPMADDWD Y15, Y%d, Y%d", 6+i, 6+i)
+						p("VPADDD Y%d, Y%d, Y%d", 6+i, i, i)
+					}
+				}
+			}
+			p("VMOVUPS %d(R10), Y12", 64*r)
 			for q := range decG {
 				for h := range 2 {
 					i := 2*q + h
-					p("VMOVDQU %d(SI), Y13", q*db+64*s+32*h)
-					if s%4 == 0 {
-						p("VPMADDUBSW Y12, Y13, Y%d", 6+i)
-						continue
-					}
-					p("VPMADDUBSW Y12, Y13, Y13")
-					p("VPADDW Y13, Y%d, Y%d", 6+i, 6+i)
+					a := 64*(decG*r+q) + 32*h
+					p("VCVTDQ2PS Y%d, Y%d", i, i)
+					p("VMULPS %d(SI), Y12, Y13", q*db+512+64*half+32*h)
+					p("VMOVUPS %d(R13), Y%d", a, 6+i)
+					p("VFMADD231PS Y13, Y%d, Y%d", i, 6+i)
+					p("VMOVUPS Y%d, %d(R13)", 6+i, a)
 				}
-			}
-			if s%4 == 3 {
-				for i := range 2 * decG {
-					p("VPMADDWD Y15, Y%d, Y%d", 6+i, 6+i)
-					p("VPADDD Y%d, Y%d, Y%d", 6+i, i, i)
-				}
-			}
-		}
-		p("VMOVUPS %d(R10), Y12", 64*r)
-		for q := range decG {
-			for h := range 2 {
-				i := 2*q + h
-				a := 64*(decG*r+q) + 32*h
-				p("VCVTDQ2PS Y%d, Y%d", i, i)
-				p("VMULPS %d(SI), Y12, Y13", q*db+512+32*h)
-				p("VMOVUPS %d(R13), Y%d", a, 6+i)
-				p("VFMADD231PS Y13, Y%d, Y%d", i, 6+i)
-				p("VMOVUPS Y%d, %d(R13)", 6+i, a)
 			}
 		}
 	}
@@ -1346,9 +1374,11 @@ func main() {
 	avx512Gemm(h16)
 	avx512Gemm(e8)
 	avx512Gemm(e4)
+	avx2Dec(e4)
 	avx2Dec(e8)
 	avx2Dec(h16)
-	avx2Gemm()
+	avx2Gemm(h16)
+	avx2Gemm(e4)
 	gemmPrep(false)
 	gemmPrep(true)
 	quant()
