@@ -493,13 +493,11 @@ func exactGroupEnd(name string) {
 	groupEnd(name, "$16")
 }
 
-// quant writes quantChunks512, the activation quantizer (quantizeChunk for
-// whole chunks). Registers: SI x, CX chunks left, DI xq, R8 xq stride, R9 sa,
-// R10 cr, R11 sa/cr stride, DX nv; Z31 abs mask, X30 127.0, Z29 0x01
-// bytes, Z28 -off, X8 NaN; Z0-Z7 temporaries.
-func quant() {
-	fmt.Fprintf(&out, "\n// func quantChunks512(x *float32, chunks int, xq *int8, xqStride int, sa *float32, cr *int32, sStride int, negOff int, nv bool)\n")
-	fmt.Fprintf(&out, "TEXT ·quantChunks512(SB), NOSPLIT, $0-65\n")
+// quantStart writes a quantizer's header and loads its arguments (see
+// quant), negOff into AX.
+func quantStart(name string) {
+	fmt.Fprintf(&out, "\n// func %s(x *float32, chunks int, xq *int8, xqStride int, sa *float32, cr *int32, sStride int, negOff int, nv bool)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-65\n", name)
 	p("MOVQ x+0(FP), SI")
 	p("MOVQ chunks+8(FP), CX")
 	p("MOVQ xq+16(FP), DI")
@@ -508,6 +506,14 @@ func quant() {
 	p("MOVQ cr+40(FP), R10")
 	p("MOVQ sStride+48(FP), R11")
 	p("MOVQ negOff+56(FP), AX")
+}
+
+// quant writes quantChunks512, the activation quantizer (quantizeChunk for
+// whole chunks). Registers: SI x, CX chunks left, DI xq, R8 xq stride, R9 sa,
+// R10 cr, R11 sa/cr stride, DX nv; Z31 abs mask, X30 127.0, Z29 0x01
+// bytes, Z28 -off, X8 NaN; Z0-Z7 temporaries.
+func quant() {
+	quantStart("quantChunks512")
 	p("VPBROADCASTD AX, Z28")
 	p("MOVBLZX nv+64(FP), DX")
 	p("MOVL $0x7FFFFFFF, AX")
@@ -597,16 +603,7 @@ func quant() {
 // Y13 the abs mask; X14 127.0.
 func quant256() {
 	const name = "quantChunks256"
-	fmt.Fprintf(&out, "\n// func %s(x *float32, chunks int, xq *int8, xqStride int, sa *float32, cr *int32, sStride int, negOff int, nv bool)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-65\n", name)
-	p("MOVQ x+0(FP), SI")
-	p("MOVQ chunks+8(FP), CX")
-	p("MOVQ xq+16(FP), DI")
-	p("MOVQ xqStride+24(FP), R8")
-	p("MOVQ sa+32(FP), R9")
-	p("MOVQ cr+40(FP), R10")
-	p("MOVQ sStride+48(FP), R11")
-	p("MOVQ negOff+56(FP), AX")
+	quantStart(name)
 	p("MOVQ AX, X12")
 	p("VPBROADCASTD X12, Y12")
 	p("MOVL $0x7FFFFFFF, AX")
