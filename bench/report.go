@@ -31,6 +31,7 @@ var roofLabels = map[string]string{
 	roofline.FMAYMM:    "fp32 FMA ymm",
 	roofline.BF16ZMM:   "bf16 dot zmm",
 	roofline.VNNIZMM:   "int8 VNNI zmm",
+	roofline.VNNIYMM:   "int8 VNNI ymm",
 	roofline.Int8ZMM:   "int8 madd zmm",
 	roofline.Int8YMM:   "int8 madd ymm",
 }

@@ -37,6 +37,12 @@ func bf16ZMM(acc *[24][16]float32, a, b uint32, n int)
 //go:noescape
 func vnniZMM(acc *[24][16]int32, a, b uint32, n int)
 
+// vnniYMM is vnniZMM on ymm registers with the AVX-VNNI (VEX) encoding and
+// 12 accumulators.
+//
+//go:noescape
+func vnniYMM(acc *[12][8]int32, a, b uint32, n int)
+
 // int8YMM does n times: for i, j: acc[i][j] += Σk u8(a>>8k)*s8(b>>8k),
 // through VPMADDUBSW+VPMADDWD (saturating at the int16 step).
 //
@@ -99,6 +105,12 @@ func computeProbes() []computeProbe {
 		ps = append(ps, computeProbe{id: VNNIZMM, opsPerIter: 24 * 64 * 2, newRun: func() func(int) {
 			var acc [24][16]int32
 			return func(n int) { vnniZMM(&acc, 0x01010101, 0, n) }
+		}})
+	}
+	if cpuid.CPU.Supports(cpuid.AVX2, cpuid.AVXVNNI) {
+		ps = append(ps, computeProbe{id: VNNIYMM, opsPerIter: 12 * 32 * 2, newRun: func() func(int) {
+			var acc [12][8]int32
+			return func(n int) { vnniYMM(&acc, 0x01010101, 0, n) }
 		}})
 	}
 	if cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW) {

@@ -128,6 +128,17 @@ func TestInt8Probes(t *testing.T) {
 			vnniZMM(&acc, int8A, int8B, n)
 			check(t, rows, n)
 		})
+		t.Run("vnni_ymm", func(t *testing.T) {
+			needs(t, cpuid.AVX2, cpuid.AVXVNNI)
+			var acc [12][8]int32
+			rows := make([][]int32, 12)
+			for i := range rows {
+				rows[i] = acc[i][:]
+			}
+			init(rows)
+			vnniYMM(&acc, int8A, int8B, n)
+			check(t, rows, n)
+		})
 		t.Run("int8_zmm", func(t *testing.T) {
 			needs(t, cpuid.AVX512F, cpuid.AVX512BW)
 			var acc [12][16]int32

@@ -29,13 +29,14 @@ const (
 	FMAYMM    = "fma_ymm"    // VFMADD231PS ymm, GFLOP/s
 	BF16ZMM   = "bf16_zmm"   // VDPBF16PS zmm, GFLOP/s
 	VNNIZMM   = "vnni_zmm"   // VPDPBUSD zmm, GOP/s
+	VNNIYMM   = "vnni_ymm"   // VPDPBUSD ymm (AVX-VNNI, VEX), GOP/s
 	Int8ZMM   = "int8_zmm"   // VPMADDUBSW+VPMADDWD+VPADDD zmm, GOP/s
 	Int8YMM   = "int8_ymm"   // VPMADDUBSW+VPMADDWD+VPADDD ymm, GOP/s
 )
 
 // Probes lists every probe name in report order.
 func Probes() []string {
-	return []string{ReadDRAM, ReadCache, ReadGo, FMAZMM, FMAYMM, BF16ZMM, VNNIZMM, Int8ZMM, Int8YMM}
+	return []string{ReadDRAM, ReadCache, ReadGo, FMAZMM, FMAYMM, BF16ZMM, VNNIZMM, VNNIYMM, Int8ZMM, Int8YMM}
 }
 
 // Unit returns the unit a probe's value is in: "GB/s", "GFLOP/s" or "GOP/s".
@@ -44,7 +45,7 @@ func Unit(probe string) string {
 	switch probe {
 	case ReadDRAM, ReadCache, ReadGo:
 		return "GB/s"
-	case VNNIZMM, Int8ZMM, Int8YMM:
+	case VNNIZMM, VNNIYMM, Int8ZMM, Int8YMM:
 		return "GOP/s"
 	default:
 		return "GFLOP/s"
@@ -68,8 +69,10 @@ type Peaks struct {
 	FMAYMMGflops float64 `json:"fma_ymm_gflops"`
 	// BF16Gflops is the VDPBF16PS zmm peak (4 FLOP per 32-bit lane).
 	BF16Gflops float64 `json:"bf16_gflops"`
-	// VNNIGops is the VPDPBUSD zmm peak (2 OP per byte pair).
-	VNNIGops float64 `json:"vnni_gops"`
+	// VNNIGops is the VPDPBUSD zmm peak (2 OP per byte pair), VNNIYMMGops
+	// the AVX-VNNI ymm one.
+	VNNIGops    float64 `json:"vnni_gops"`
+	VNNIYMMGops float64 `json:"vnni_ymm_gops"`
 	// Int8ZMMGops and Int8YMMGops are the int8 dot peaks without VNNI
 	// (VPMADDUBSW+VPMADDWD+VPADDD), 2 OP per byte pair.
 	Int8ZMMGops float64 `json:"int8_zmm_gops"`
@@ -108,6 +111,8 @@ func (p *Peaks) field(probe string) *float64 {
 		return &p.BF16Gflops
 	case VNNIZMM:
 		return &p.VNNIGops
+	case VNNIYMM:
+		return &p.VNNIYMMGops
 	case Int8ZMM:
 		return &p.Int8ZMMGops
 	case Int8YMM:

@@ -59,7 +59,7 @@ func TestSplit(t *testing.T) {
 
 func TestUnitAndValue(t *testing.T) {
 	p := Peaks{ReadGBs: 1, CacheReadGBs: 2, GoReadGBs: 3, FMAZMMGflops: 4, FMAYMMGflops: 5,
-		BF16Gflops: 6, VNNIGops: 7, Int8ZMMGops: 8, Int8YMMGops: 9}
+		BF16Gflops: 6, VNNIGops: 7, Int8ZMMGops: 8, Int8YMMGops: 9, VNNIYMMGops: 10}
 	seen := map[float64]bool{}
 	for _, probe := range Probes() {
 		v, ok := p.Value(probe)
