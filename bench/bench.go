@@ -518,6 +518,9 @@ func computeRoof(path, tier string) string {
 	case kernels.PathBF16Dot.String():
 		return roofline.BF16ZMM
 	case kernels.PathInt8Dot.String():
+		if tier == "avx2" { // AVX-VNNI
+			return roofline.VNNIYMM
+		}
 		return roofline.VNNIZMM
 	case kernels.PathInt8Madd.String():
 		if tier == "avx512" {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/cpuid/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -59,7 +60,7 @@ func must[T any](v T, err error) T {
 // which roof each case is compared with.
 func fakeLimits() *roofline.Limits {
 	p := roofline.Peaks{ReadGBs: 30, ReadImpl: "avx512", CacheReadGBs: 200, GoReadGBs: 29,
-		FMAZMMGflops: 250, FMAYMMGflops: 125, BF16Gflops: 500, VNNIGops: 1000, Int8ZMMGops: 490, Int8YMMGops: 245}
+		FMAZMMGflops: 250, FMAYMMGflops: 125, BF16Gflops: 500, VNNIGops: 1000, VNNIYMMGops: 510, Int8ZMMGops: 490, Int8YMMGops: 245}
 	single, multi := p, p
 	single.Threads, multi.Threads = 1, 2
 	return &roofline.Limits{Single: single, Multi: multi}
@@ -203,6 +204,7 @@ func TestRoofProbe(t *testing.T) {
 		{kernels.PathBF16Dot, "avx512", 64, roofline.BF16ZMM},
 		{kernels.PathInt8Dot, "avx512", 8, roofline.VNNIZMM},
 		{kernels.PathInt8Madd, "avx2", 8, roofline.Int8YMM},
+		{kernels.PathInt8Dot, "avx2", 8, roofline.VNNIYMM},
 		{kernels.PathInt8Madd, "avx512", 8, roofline.Int8ZMM},
 		{kernels.PathScalar, "generic", 8, ""},
 	}
@@ -315,14 +317,26 @@ func TestNumAndDur(t *testing.T) {
 // TestComputeRoof checks the compute roof bench model divides prefill by:
 // that of the path the kernels run for the format at the impl's tier.
 func TestComputeRoof(t *testing.T) {
+	avx2Int8 := roofline.Int8YMM
+	if cpuid.CPU.Supports(cpuid.AVXVNNI) {
+		avx2Int8 = roofline.VNNIYMM // the AVX2 tier's D kernels use AVX-VNNI
+	}
 	want := map[kernels.Tier]map[format.Type]string{
 		kernels.Generic: {format.MXFP4: "", format.F16: ""},
-		kernels.AVX2:    {format.MXFP4: roofline.Int8YMM, format.Q4_0: roofline.Int8YMM, format.F16: roofline.FMAYMM},
+		kernels.AVX2:    {format.MXFP4: avx2Int8, format.Q4_0: avx2Int8, format.Q8_0: roofline.Int8YMM, format.F16: roofline.FMAYMM},
 		kernels.AVX512:  {format.MXFP4: roofline.VNNIZMM, format.NVFP4: roofline.VNNIZMM, format.F16: roofline.FMAZMM, format.F8E4M3Row: roofline.BF16ZMM},
 	}
 	for _, impl := range kernels.Impls() {
 		for ft, roof := range want[impl.Tier] {
 			assert.Equal(t, roof, ComputeRoof(impl, ft), "%s %s", impl.Name, ft)
 		}
+	}
+}
+
+// TestRoofLabels checks that every roofline probe has a name in the
+// tables and plots.
+func TestRoofLabels(t *testing.T) {
+	for _, probe := range roofline.Probes() {
+		assert.NotEmpty(t, roofLabels[probe], probe)
 	}
 }

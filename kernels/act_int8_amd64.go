@@ -5,6 +5,8 @@ package kernels
 import (
 	"sync"
 	"unsafe"
+
+	"github.com/klauspost/cpuid/v2"
 )
 
 //go:generate go run act_int8_gen.go
@@ -153,7 +155,9 @@ func int8GemmPrep512(xq *int8, xs *float32, xc *int32, n int)
 // write the same panel as the AVX-512 ones but with f32 scale values
 // (MXFP4's too), and int8GemmD256 (int8GemmDH256 for NVFP4's two blocks
 // per lane) does what int8GemmD512 does with VPMADDUBSW and VPMADDWD,
-// keeping its f32 sums in acc.
+// keeping its f32 sums in acc. int8GemmDV256 and int8GemmDHV256 do the
+// same with the AVX-VNNI VPDPBUSD (VEX-encoded, ymm), two activation rows
+// at a time, where the CPU has it (avxVNNI).
 //
 //go:noescape
 func int8DecNibE4256(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
@@ -166,6 +170,12 @@ func int8DecNibH16256(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gs
 
 //go:noescape
 func int8GemmDH256(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
+
+//go:noescape
+func int8GemmDV256(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
+
+//go:noescape
+func int8GemmDHV256(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
 
 //go:noescape
 func int8GemmD256(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
@@ -231,9 +241,17 @@ func (d decKind) gemm(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks
 		int8GemmDE512(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
 		return
 	case decNibE4A2:
+		if avxVNNI {
+			int8GemmDHV256(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
+			return
+		}
 		int8GemmDH256(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
 		return
 	case decNibE8A2, decNibH16A2:
+		if avxVNNI {
+			int8GemmDV256(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
+			return
+		}
 		int8GemmD256(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
 		return
 	}
@@ -261,6 +279,11 @@ type int8Kernels struct {
 // useDec reports whether k runs the D kernels for m activation rows.
 func (k *int8Kernels) useDec(m int) bool { return k.dec != decNone && m >= k.decMinM }
 
+// avxVNNI makes the AVX2 tier's D kernels use the AVX-VNNI gemm kernels
+// (int8GemmDV256, int8GemmDHV256): Intel's CPUs since Alder Lake have it
+// without AVX-512. Tests switch it to run both.
+var avxVNNI = cpuid.CPU.Supports(cpuid.AVXVNNI)
+
 // int8AVX512 and int8AVX2 hold each format's kernels at those tiers (for
 // tests).
 var int8AVX512, int8AVX2 = map[*int8Format]*int8Kernels{}, map[*int8Format]*int8Kernels{}
@@ -269,6 +292,9 @@ func init() {
 	for _, f := range []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8, q80Int8} {
 		k512 := int8Kernels{path: PathInt8Dot, quant: quantizeChunks512}
 		k256 := int8Kernels{path: PathInt8Madd, quant: quantizeChunks256}
+		if avxVNNI && f.nibbles { // the D kernels' arithmetic
+			k256.path = PathInt8Dot
+		}
 		switch {
 		case f.scaleE4:
 			k512.dec = decNibE4

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/klauspost/cpuid/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -120,7 +121,8 @@ func TestInt8CallSplits(t *testing.T) {
 
 // TestInt8DecKernels checks the D kernels (decoded panels, large M) where
 // the dispatch selects them: the AVX-512 gemm of every int8 format must
-// pick them for every M >= 2, the AVX2 gemm of all but Q8_0 for M >= 3,
+// pick them for every M >= 2, the AVX2 gemm of all but Q8_0 for M >= 3
+// (with and without AVX-VNNI),
 // and rowsDec must match the generic kernel
 // (implTolerance of Σ|x·w|) on M around the block of four rows and the
 // tile of decMT rows, K ending inside a panel of decKT chunks and inside a
@@ -144,19 +146,29 @@ func TestInt8DecKernels(t *testing.T) {
 	defer func() { require.NoError(t, pool.Close()) }()
 	tiers := []struct {
 		tier    Tier
+		vnni    bool // the AVX2 tier with AVX-VNNI
 		kernels map[*int8Format]*int8Kernels
 		formats []*int8Format
 		minM    int
 	}{
-		{AVX2, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, 3},
-		{AVX512, int8AVX512, int8Formats, 2},
+		{AVX2, false, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, 3},
+		{AVX2, true, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, 3},
+		{AVX512, false, int8AVX512, int8Formats, 2},
 	}
+	defer func(v bool) { avxVNNI = v }(avxVNNI)
 	for _, tc := range tiers {
-		if Best().Tier < tc.tier {
+		if Best().Tier < tc.tier || tc.vnni && !cpuid.CPU.Supports(cpuid.AVXVNNI) {
 			continue
 		}
+		avxVNNI = tc.vnni
 		for _, f := range tc.formats {
-			testDecKernels(t, allImpls[tc.tier], f, tc.kernels[f], tc.minM, ms, cases, rng, pool)
+			name := allImpls[tc.tier].Name
+			if tc.vnni {
+				name += "+vnni"
+			}
+			t.Run(name+"/"+f.t.String(), func(t *testing.T) {
+				testDecKernels(t, allImpls[tc.tier], f, tc.kernels[f], tc.minM, ms, cases, rng, pool)
+			})
 		}
 	}
 }
@@ -179,7 +191,7 @@ func testDecKernels(t *testing.T, impl *Impl, f *int8Format, k *int8Kernels, min
 		w, err := Quantize(f.t, n, kk, randMatrix(rng, n, kk), format.Options{})
 		require.NoError(t, err)
 		for _, m := range c.ms {
-			t.Run(fmt.Sprintf("%s/%s/n=%d/k=%d/m=%d", impl.Name, f.t, n, kk, m), func(t *testing.T) {
+			t.Run(fmt.Sprintf("n=%d/k=%d/m=%d", n, kk, m), func(t *testing.T) {
 				off := 1 + m%3
 				x, _ := guarded(m*kk, off)
 				copy(x, randMatrix(rng, m, kk))

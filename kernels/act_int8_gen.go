@@ -1266,6 +1266,13 @@ func avx2Gemm(sk scaleKind) {
 	p("ADDQ $%d, R10", decR*64)
 	p("DECQ CX")
 	p("JNZ %s_chunk", name)
+	avx2GemmLast(name)
+	gemmNext(name)
+}
+
+// avx2GemmLast writes, if last is set, the row sums of acc to out (see
+// avx2Gemm).
+func avx2GemmLast(name string) {
 	p("CMPB last+65(FP), $0")
 	p("JE %s_next", name)
 	// Row g's sum is lanes 4g..4g+3: rows 0-1 in the first ymm, 2-3 in
@@ -1287,6 +1294,100 @@ func avx2Gemm(sk scaleKind) {
 			p("VMOVUPS X0, %d(CX)", 16*q)
 		}
 	}
+}
+
+// vpdpbusdVEX writes VPDPBUSD Y(acc), Y(u8), Y(s8) in its AVX-VNNI (VEX)
+// encoding, as bytes: Go's assembler only writes the EVEX one, which
+// machines with AVX-VNNI but no AVX-512 cannot run. acc += the sums of
+// four u8(u8 byte)·s8(s8 byte) products per dword.
+func vpdpbusdVEX(acc, u8, s8 int) {
+	r := ^acc >> 3 & 1
+	b := ^s8 >> 3 & 1
+	b1 := r<<7 | 1<<6 | b<<5 | 0x02  // R̄ X̄ B̄, map 0F38
+	b2 := (^u8&0xF)<<3 | 1<<2 | 0x01 // W0, v̄vvv, L256, pp 66
+	modrm := 0xC0 | (acc&7)<<3 | s8&7
+	p("BYTE $0xC4; BYTE $0x%02X; BYTE $0x%02X; BYTE $0x50; BYTE $0x%02X // VPDPBUSD Y%d, Y%d, Y%d (VEX)", b1, b2, modrm, s8, u8, acc)
+}
+
+// avx2GemmVNNI writes int8GemmDV256 (int8GemmDHV256 with halves), the AVX2
+// gemm for machines with AVX-VNNI: int8GemmD256 with one VEX VPDPBUSD per
+// step in place of VPMADDUBSW, VPADDW and the widening, and two
+// activation rows per pass over the panel (their twelve dots live, the
+// codes loaded once for both).
+// Registers: Y0-Y11 int32 dots (row r' of the pair, group q, half h:
+// Y(6r'+2q+h)); Y12, Y13 the two rows' activation steps, then the f32
+// sums; Y14 corrections, then activation scales; Y15 codes, then
+// combined scales.
+func avx2GemmVNNI(sk scaleKind) {
+	name := "int8GemmDV256"
+	if halves(sk) {
+		name = "int8GemmDHV256"
+	}
+	db := decBytes(sk)
+	passes := [][]int{{0, 1, 2, 3, 4, 5, 6, 7}}
+	if halves(sk) {
+		passes = [][]int{{0, 1, 4, 5}, {2, 3, 6, 7}}
+	}
+	acc := func(r2, q, h int) int { return 6*r2 + 2*q + h }
+	gemmStart(name)
+	nacc := decG * decR
+	p("CMPB first+64(FP), $0")
+	p("JE %s_chunk", name)
+	p("VXORPS Y12, Y12, Y12")
+	for a := range nacc {
+		p("VMOVUPS Y12, %d(R13)", 64*a)
+		p("VMOVUPS Y12, %d(R13)", 64*a+32)
+	}
+	gemmPrefetchCodes(name)
+	for rp := 0; rp < decR; rp += 2 {
+		for half, steps := range passes {
+			for r2 := range 2 {
+				r := rp + r2
+				if halves(sk) {
+					p("VBROADCASTI128 %d(R10)(R11*1), Y14", 64*r+16*half)
+				} else {
+					p("VMOVDQU %d(R10)(R11*1), Y14", 64*r)
+				}
+				for q := range decG {
+					for h := range 2 {
+						p("VMOVDQA Y14, Y%d", acc(r2, q, h))
+					}
+				}
+			}
+			for _, s := range steps {
+				p("VBROADCASTI128 %d(R9), Y12", 128*rp+16*s)
+				p("VBROADCASTI128 %d(R9), Y13", 128*(rp+1)+16*s)
+				for q := range decG {
+					for h := range 2 {
+						p("VMOVDQU %d(SI), Y15", q*db+64*s+32*h)
+						vpdpbusdVEX(acc(0, q, h), 15, 12)
+						vpdpbusdVEX(acc(1, q, h), 15, 13)
+					}
+				}
+			}
+			for r2 := range 2 {
+				r := rp + r2
+				p("VMOVUPS %d(R10), Y14", 64*r)
+				for q := range decG {
+					for h := range 2 {
+						i := acc(r2, q, h)
+						a := 64*(decG*r+q) + 32*h
+						p("VCVTDQ2PS Y%d, Y%d", i, i)
+						p("VMULPS %d(SI), Y14, Y15", q*db+512+64*half+32*h)
+						p("VMOVUPS %d(R13), Y12", a)
+						p("VFMADD231PS Y15, Y%d, Y12", i)
+						p("VMOVUPS Y12, %d(R13)", a)
+					}
+				}
+			}
+		}
+	}
+	p("ADDQ $%d, SI", decG*db)
+	p("ADDQ $%d, R9", decR*128)
+	p("ADDQ $%d, R10", decR*64)
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	avx2GemmLast(name)
 	gemmNext(name)
 }
 
@@ -1376,6 +1477,8 @@ func main() {
 	avx2Dec(h16)
 	avx2Gemm(h16)
 	avx2Gemm(e4)
+	avx2GemmVNNI(h16)
+	avx2GemmVNNI(e4)
 	gemmPrep(false)
 	gemmPrep(true)
 	quant()
