@@ -1196,25 +1196,12 @@ func avx2Gemm(sk scaleKind) {
 	if halves(sk) {
 		name = "int8GemmDH256"
 	}
-	db := decBytes(sk)
-	// With halves, the first blocks' steps, then the second's, each
-	// from their corrections to their scales.
-	passes := [][]int{{0, 1, 2, 3, 4, 5, 6, 7}}
-	if halves(sk) {
-		passes = [][]int{{0, 1, 4, 5}, {2, 3, 6, 7}}
-	}
+	db, passes := decBytes(sk), stepPasses(sk)
 	gemmStart(name)
 	p("MOVL $0x00010001, BX")
 	p("MOVD BX, X15")
 	p("VPBROADCASTD X15, Y15")
-	nacc := decG * decR
-	p("CMPB first+64(FP), $0")
-	p("JE %s_chunk", name)
-	p("VXORPS Y6, Y6, Y6")
-	for a := range nacc {
-		p("VMOVUPS Y6, %d(R13)", 64*a)
-		p("VMOVUPS Y6, %d(R13)", 64*a+32)
-	}
+	avx2ZeroAcc(name, 6)
 	gemmPrefetchCodes(name)
 	for r := range decR {
 		for half, steps := range passes {
@@ -1270,6 +1257,29 @@ func avx2Gemm(sk scaleKind) {
 	gemmNext(name)
 }
 
+// stepPasses lists the panel steps an AVX2 gemm kernel runs in one pass
+// each: all eight, or with halves the first blocks' (0, 1, 4, 5) and then
+// the second's (2, 3, 6, 7), each pass from their corrections to their
+// scales.
+func stepPasses(sk scaleKind) [][]int {
+	if halves(sk) {
+		return [][]int{{0, 1, 4, 5}, {2, 3, 6, 7}}
+	}
+	return [][]int{{0, 1, 2, 3, 4, 5, 6, 7}}
+}
+
+// avx2ZeroAcc writes, if first is set, zeros over the block's f32 sums in
+// acc (with Y(y) as the zero register); else it jumps to the chunk loop.
+func avx2ZeroAcc(name string, y int) {
+	p("CMPB first+64(FP), $0")
+	p("JE %s_chunk", name)
+	p("VXORPS Y%d, Y%d, Y%d", y, y, y)
+	for a := range decG * decR {
+		p("VMOVUPS Y%d, %d(R13)", y, 64*a)
+		p("VMOVUPS Y%d, %d(R13)", y, 64*a+32)
+	}
+}
+
 // avx2GemmLast writes, if last is set, the row sums of acc to out (see
 // avx2Gemm).
 func avx2GemmLast(name string) {
@@ -1323,21 +1333,10 @@ func avx2GemmVNNI(sk scaleKind) {
 	if halves(sk) {
 		name = "int8GemmDHV256"
 	}
-	db := decBytes(sk)
-	passes := [][]int{{0, 1, 2, 3, 4, 5, 6, 7}}
-	if halves(sk) {
-		passes = [][]int{{0, 1, 4, 5}, {2, 3, 6, 7}}
-	}
+	db, passes := decBytes(sk), stepPasses(sk)
 	acc := func(r2, q, h int) int { return 6*r2 + 2*q + h }
 	gemmStart(name)
-	nacc := decG * decR
-	p("CMPB first+64(FP), $0")
-	p("JE %s_chunk", name)
-	p("VXORPS Y12, Y12, Y12")
-	for a := range nacc {
-		p("VMOVUPS Y12, %d(R13)", 64*a)
-		p("VMOVUPS Y12, %d(R13)", 64*a+32)
-	}
+	avx2ZeroAcc(name, 12)
 	gemmPrefetchCodes(name)
 	for rp := 0; rp < decR; rp += 2 {
 		for half, steps := range passes {
