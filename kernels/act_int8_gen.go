@@ -508,6 +508,20 @@ func quantStart(name string) {
 	p("MOVQ negOff+56(FP), AX")
 }
 
+// quantScales writes a quantizer's block scales from the block's largest
+// |x| bits in amax: to l_nan if they are NaN or ±Inf, to l_zero if below
+// 2^-96 (i8TinyBits), else id = 127/amax and d = amax/127 (c127 holds
+// 127.0; d may be amax itself).
+func quantScales(l, amax, c127, id, d string) {
+	p("VMOVD %s, AX", amax)
+	p("CMPL AX, $0x7F800000")
+	p("JAE %s_nan", l)
+	p("CMPL AX, $0x%X", 0x0F800000)
+	p("JB %s_zero", l)
+	p("VDIVSS %s, %s, %s", amax, c127, id) // id = 127/amax
+	p("VDIVSS %s, %s, %s", c127, amax, d)  // d = amax/127
+}
+
 // quant writes quantChunks512, the activation quantizer (quantizeChunk for
 // whole chunks). Registers: SI x, CX chunks left, DI xq, R8 xq stride, R9 sa,
 // R10 cr, R11 sa/cr stride, DX nv; Z31 abs mask, X30 127.0, Z29 0x01
@@ -540,13 +554,7 @@ func quant() {
 		p("VPMAXUD X3, X2, X2")
 		p("VPSHUFD $0xB1, X2, X3")
 		p("VPMAXUD X3, X2, X2")
-		p("VMOVD X2, AX")
-		p("CMPL AX, $0x7F800000")
-		p("JAE %s_nan", l)
-		p("CMPL AX, $0x%X", 0x0F800000)
-		p("JB %s_zero", l)
-		p("VDIVSS X2, X30, X3") // id = 127/amax
-		p("VDIVSS X30, X2, X4") // d = amax/127
+		quantScales(l, "X2", "X30", "X3", "X4")
 		p("VBROADCASTSS X3, Z3")
 		p("VBROADCASTSS X4, X4")
 		p("VMULPS Z3, Z0, Z0")
@@ -649,13 +657,7 @@ func quant256() {
 		p("VPMAXUD X5, X4, X4")
 		p("VPSHUFD $0xB1, X4, X5")
 		p("VPMAXUD X5, X4, X4")
-		p("VMOVD X4, AX")
-		p("CMPL AX, $0x7F800000")
-		p("JAE %s_nan", l)
-		p("CMPL AX, $0x%X", 0x0F800000)
-		p("JB %s_zero", l)
-		p("VDIVSS X4, X14, X5") // id = 127/amax
-		p("VDIVSS X14, X4, X4") // d = amax/127
+		quantScales(l, "X4", "X14", "X5", "X4")
 		p("VBROADCASTSS X5, Y5")
 		p("VBROADCASTSS X4, X4")
 		for v := range 4 {
