@@ -292,9 +292,6 @@ func init() {
 	for _, f := range []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8, q80Int8} {
 		k512 := int8Kernels{path: PathInt8Dot, quant: quantizeChunks512}
 		k256 := int8Kernels{path: PathInt8Madd, quant: quantizeChunks256}
-		if avxVNNI && f.nibbles { // the D kernels' arithmetic
-			k256.path = PathInt8Dot
-		}
 		switch {
 		case f.scaleE4:
 			k512.dec = decNibE4
@@ -314,6 +311,9 @@ func init() {
 			k256.r1, k256.dec = int8DotNibH16D256R1, decNibH16A2
 		}
 		k512.decMinM, k256.decMinM = decMinM, decMinMAVX2
+		if avxVNNI && k256.dec != decNone { // the D kernels' arithmetic
+			k256.path = PathInt8Dot
+		}
 		halves := f.halves()
 		k512.rearrange = func(s *scratch, n int) { gemmPrep(s, n, halves) }
 		k256.rearrange = func(s *scratch, n int) { gemmPrepGo(s, n, halves) }

@@ -522,6 +522,23 @@ func quantScales(l, amax, c127, id, d string) {
 	p("VDIVSS %s, %s, %s", c127, amax, d)  // d = amax/127
 }
 
+// quantSpecial ends a quantizer's normal block at l_store and writes its
+// special ones: scales NaN (X8) for l_nan, 0 for l_zero, into X4, and the
+// code registers codes cleared, then l_store.
+func quantSpecial(l string, codes ...string) {
+	p("JMP %s_store", l)
+	label(l + "_nan")
+	p("VMOVDQA X8, X4")
+	p("JMP %s_clear", l)
+	label(l + "_zero")
+	p("VPXOR X4, X4, X4")
+	label(l + "_clear")
+	for _, r := range codes {
+		p("VPXOR %s, %s, %s", r, r, r)
+	}
+	label(l + "_store")
+}
+
 // quant writes quantChunks512, the activation quantizer (quantizeChunk for
 // whole chunks). Registers: SI x, CX chunks left, DI xq, R8 xq stride, R9 sa,
 // R10 cr, R11 sa/cr stride, DX nv; Z31 abs mask, X30 127.0, Z29 0x01
@@ -563,16 +580,7 @@ func quant() {
 		p("VCVTPS2DQ Z1, Z1")
 		p("VPMOVSDB Z0, X0")
 		p("VPMOVSDB Z1, X1")
-		p("JMP %s_store", l)
-		label(l + "_nan")
-		p("VMOVDQA X8, X4")
-		p("JMP %s_clear", l)
-		label(l + "_zero")
-		p("VPXOR X4, X4, X4")
-		label(l + "_clear")
-		p("VPXOR X0, X0, X0")
-		p("VPXOR X1, X1, X1")
-		label(l + "_store")
+		quantSpecial(l, "X0", "X1")
 		p("VMOVUPS X4, %d(R9)", 16*b)
 		p("TESTQ DX, DX")
 		p("JZ %s_mx", l)
@@ -668,15 +676,7 @@ func quant256() {
 		p("VPACKSSDW Y3, Y2, Y2")
 		p("VPACKSSWB Y2, Y0, Y0")
 		p("VPERMD Y0, Y9, Y0")
-		p("JMP %s_store", l)
-		label(l + "_nan")
-		p("VMOVDQA X8, X4")
-		p("JMP %s_clear", l)
-		label(l + "_zero")
-		p("VPXOR X4, X4, X4")
-		label(l + "_clear")
-		p("VPXOR Y0, Y0, Y0")
-		label(l + "_store")
+		quantSpecial(l, "Y0")
 		p("VMOVUPS X4, %d(R9)", 16*b)
 		p("VMOVDQU X0, %d(DI)", 16*b)
 		p("VEXTRACTI128 $1, Y0, %d(DI)", 64+16*b)
