@@ -58,6 +58,25 @@ func int8DotQ8H16D512R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 //go:noescape
 func int8DotQ8H16D256R1(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)
 
+// int8Dot<...>D512RM are the few-rows kernels: the one-row kernel's walk
+// for m activation rows (prepared with rb = m: chunk c's records of the m
+// rows consecutive), each group-chunk's codes decoded into registers once
+// and run against every row, so that m rows cost one decode and no panel.
+// Row r's outputs go to out + r·ldo (bytes); acc holds the rows' per-lane
+// sums (16 f32 per row). Same scales and order of sums as R1.
+
+//go:noescape
+func int8DotNibE4D512RM(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibE8D512RM(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibH16D512RM(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotQ8H16D512RM(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
 // f32DotNibE4D512, f32DotNibE8D512, f32DotNibH16D512 and f32DotQ8H16D512
 // are the Exact kernels: for groups consecutive groups (w, ws as for the
 // int8 kernels) and one activation row x prepared by prepExact (128 f32
@@ -262,10 +281,13 @@ type exactKernel func(w *byte, ws *byte, sstride int, x *float32, chunks, groups
 
 type int8Kernel func(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)
 
+type int8KernelM func(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
 // int8Kernels are one format's kernels at one tier.
 type int8Kernels struct {
 	path  Path
-	r1    int8Kernel // one activation row at a time
+	r1    int8Kernel  // one activation row at a time
+	rm    int8KernelM // up to rmMaxM rows at a time (nil: none)
 	quant chunkQuantizer
 	exact exactKernel // Exact precision (nil: the generic kernel)
 	// dec names the D kernels, used when m >= decMinM (decNone: never).
@@ -278,6 +300,9 @@ type int8Kernels struct {
 
 // useDec reports whether k runs the D kernels for m activation rows.
 func (k *int8Kernels) useDec(m int) bool { return k.dec != decNone && m >= k.decMinM }
+
+// useRM reports whether k runs the few-rows kernel for m activation rows.
+func (k *int8Kernels) useRM(m int) bool { return k.rm != nil && m > 1 && m <= rmMaxM }
 
 // avxVNNI makes the AVX2 tier's D kernels use the AVX-VNNI gemm kernels
 // (int8GemmDV256, int8GemmDHV256): Intel's CPUs since Alder Lake have it
@@ -295,19 +320,19 @@ func init() {
 		switch {
 		case f.scaleE4:
 			k512.dec = decNibE4
-			k512.r1, k512.exact = int8DotNibE4D512R1, f32DotNibE4D512
+			k512.r1, k512.rm, k512.exact = int8DotNibE4D512R1, int8DotNibE4D512RM, f32DotNibE4D512
 			k256.r1, k256.dec = int8DotNibE4D256R1, decNibE4A2
 		case f.scale8:
 			k512.dec = decNibE8
-			k512.r1, k512.exact = int8DotNibE8D512R1, f32DotNibE8D512
+			k512.r1, k512.rm, k512.exact = int8DotNibE8D512R1, int8DotNibE8D512RM, f32DotNibE8D512
 			k256.r1, k256.dec = int8DotNibE8D256R1, decNibE8A2
 		case !f.nibbles:
 			k512.dec = decQ8H16
-			k512.r1, k512.exact = int8DotQ8H16D512R1, f32DotQ8H16D512
+			k512.r1, k512.rm, k512.exact = int8DotQ8H16D512R1, int8DotQ8H16D512RM, f32DotQ8H16D512
 			k256.r1 = int8DotQ8H16D256R1
 		default:
 			k512.dec = decNibH16
-			k512.r1, k512.exact = int8DotNibH16D512R1, f32DotNibH16D512
+			k512.r1, k512.rm, k512.exact = int8DotNibH16D512R1, int8DotNibH16D512RM, f32DotNibH16D512
 			k256.r1, k256.dec = int8DotNibH16D256R1, decNibH16A2
 		}
 		k512.decMinM, k256.decMinM = decMinM, decMinMAVX2
@@ -343,6 +368,9 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 			case w.Precision == Fast && k.useDec(m):
 				f.prep(w, x, m, decR, k.quant, s)
 				k.rearrange(s, roundUp(m, decR)*(w.kp/i8ChunkK))
+			case w.Precision == Fast && k.useRM(m):
+				f.prep(w, x, m, m, k.quant, s)
+				k.rearrange(s, m*(w.kp/i8ChunkK))
 			case w.Precision == Fast:
 				f.prep(w, x, m, 1, k.quant, s)
 				k.rearrange(s, m*(w.kp/i8ChunkK))
@@ -370,8 +398,13 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 // i8CallGroups is how many weight groups one one-row kernel call covers.
 const i8CallGroups = 256
 
-// rowsAsm runs k.r1 over rows [n0, n1), one activation row at a time.
+// rowsAsm runs k.r1 over rows [n0, n1), one activation row at a time,
+// or k.rm over up to rmMaxM rows at a time.
 func (f *int8Format) rowsAsm(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
+	if k.useRM(m) {
+		f.rowsAsmM(k.rm, w, y, m, n0, n1, s)
+		return
+	}
 	chunks := w.kp / i8ChunkK
 	ts := f.asmScale(w)
 	gBytes, gScales := chunks*i8Group*f.rowChunkBytes(), chunks*i8Group*f.spc*f.scaleBytes()
@@ -389,6 +422,53 @@ func (f *int8Format) rowsAsm(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 			lo, hi := i*w.N+gs*i8Group, i*w.N+min(w.N, ge*i8Group)
 			for j, v := range out[:hi-lo] {
 				y[lo+j] = v * ts
+			}
+		}
+	}
+}
+
+// rmMaxM is the most activation rows the few-rows kernels run (the D
+// kernels take more: decMinM); rmGroups is how many weight groups one call
+// covers. On Zen 5 (two threads, weights streamed from memory) they beat
+// the D kernels at M = 2 (11264×2048 MXFP4: 236-240 against 195-196 µs;
+// NVFP4 292-304 against 231-233; Q8_0 565-689 against 390-407) and M = 3
+// (MXFP4 242-279 against 201-205 µs), and lost at M = 4 (MXFP4 235-244
+// against 240-246, NVFP4 263-296 against 287-297). From cache they win at
+// M = 4 and 8 too; from memory the D kernels' panel prefetch wins there.
+const (
+	rmMaxM   = 3
+	rmGroups = 64
+)
+
+// rmBuf is a few-rows call's output and sums.
+type rmBuf struct {
+	out [rmMaxM * rmGroups * 4]float32
+	acc [rmMaxM * 16]float32
+}
+
+var rmBufs = sync.Pool{New: func() any { return new(rmBuf) }}
+
+// rowsAsmM runs the few-rows kernel rm over rows [n0, n1) for all m
+// (at most rmMaxM) activation rows.
+func (f *int8Format) rowsAsmM(rm int8KernelM, w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
+	chunks := w.kp / i8ChunkK
+	ts := f.asmScale(w)
+	gBytes, gScales := chunks*i8Group*f.rowChunkBytes(), chunks*i8Group*f.spc*f.scaleBytes()
+	so := f.scaleOffset(w)
+	g0, g1 := n0/i8Group, roundUp(n1, i8Group)/i8Group
+	f.raceRead(w, s, g0, g1, m)
+	sstride := f.spc * f.scaleBytes()
+	buf := rmBufs.Get().(*rmBuf)
+	defer rmBufs.Put(buf)
+	for gs := g0; gs < g1; gs += rmGroups {
+		ge := min(g1, gs+rmGroups)
+		ldo := (ge - gs) * i8Group
+		rm(&w.data[gs*gBytes], &w.data[so+gs*gScales], sstride, &s.i8[0], &s.sc[0], &s.i32[0], chunks, ge-gs, &f.lut, &buf.out[0], m, &buf.acc[0], 4*ldo)
+		lo, hi := gs*i8Group, min(w.N, ge*i8Group)
+		for r := range m {
+			row := y[r*w.N:]
+			for j, v := range buf.out[r*ldo : r*ldo+hi-lo] {
+				row[lo+j] = v * ts
 			}
 		}
 	}
@@ -415,8 +495,9 @@ func gemmPrep(s *scratch, n int, halves bool) {
 	int8GemmPrep512(&xq[0], &xs[0], &xc[0], n)
 }
 
-// decMinM is the smallest M the D kernels run for.
-const decMinM = 2
+// decMinM is the smallest M the AVX-512 D kernels run for: below it the
+// few-rows kernels do (rmMaxM).
+const decMinM = rmMaxM + 1
 
 // decMinMAVX2 is decMinM for the AVX2 D kernels: at M = 2 (a block of
 // four rows, two of them padding) they lost to two one-row passes on Zen 5

@@ -242,6 +242,139 @@ func avx512DS(nib bool, sk scaleKind) {
 	groupEnd(name, "$16")
 }
 
+// avx512RM writes int8Dot<Nib|Q8><E4|E8|H16>D512RM, the few-rows kernel:
+// the one-row kernel's walk (see avx512DS), one stream of groups, for m
+// activation rows at once. Each group-chunk's codes are decoded into
+// registers once, then a loop over the rows runs the eight VPDPBUSD of
+// each against them: m rows pay one decode and write no panel, where the
+// D kernels pad a block to decR rows. The rows' per-lane f32 sums live in
+// acc (16 per row, L1-resident); row r's outputs go to out + r·ldo
+// (bytes). The activations are prepared with rb = m: chunk c's records of
+// the m rows are consecutive, so they stream as three sequential arrays.
+// (Two groups per pass, sharing each activation broadcast, ran faster
+// from cache but slower on weights streamed from memory: two streams.)
+// Registers: Z0-Z7 the chunk's decoded steps; Z8 raw codes; Z9 weight
+// scales (Z14, Z15 with halves); Z10, Z11 int32 dots (with halves: the
+// first and second blocks', else the even and odd steps': chains of four
+// VPDPBUSD); Z12 a combined scale, then temporary; Z13 a row's sums;
+// Z16-Z19 activation steps; Z29 nibble table; Z30 the index of lanes 0, 4,
+// 8, 12; Z31 0x80 bytes (Q8). SI, DI, R8, R11, CX, R13, DX as in
+// avx512DS, R9, R10 the chunk's first row, BX its corrections, AX the row
+// offset r·64, R14 m·64, R12 acc.
+func avx512RM(nib bool, sk scaleKind) {
+	name := fmt.Sprintf("int8Dot%sD512RM", kindName(nib, sk))
+	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-104\n", name)
+	p("MOVQ " + prologue)
+	p("MOVQ m+80(FP), R14")
+	p("SHLQ $6, R14")
+	p("MOVQ acc+88(FP), R12")
+	cb := 256 // code bytes per chunk
+	if nib {
+		p("MOVQ lut+64(FP), AX")
+		p("VBROADCASTI32X4 (AX), Z29")
+	} else {
+		cb = 512
+		p("MOVL $0x80808080, AX")
+		p("VPBROADCASTD AX, Z31")
+	}
+	p("MOVL $0x0C080400, AX")
+	p("VMOVD AX, X30")
+	p("VPMOVZXBD X30, Z30")
+	groupStart(name)
+	p("VPXORD Z13, Z13, Z13")
+	p("XORQ AX, AX")
+	label(name + "_zero")
+	p("VMOVUPS Z13, (R12)(AX*1)")
+	p("ADDQ $64, AX")
+	p("CMPQ AX, R14")
+	p("JLT %s_zero", name)
+	label(name + "_chunk")
+	if prefetch > 0 {
+		for off := 0; off < cb; off += 64 {
+			p("%s %d(SI)", prefetchOp, prefetch+off)
+		}
+	}
+	for j := range 4 {
+		if nib {
+			p("VMOVDQU8 %d(SI), Z8", 64*j)
+			p("VPERMB Z29, Z8, Z%d", j)
+			p("VPSRLW $4, Z8, Z8")
+			p("VPERMB Z29, Z8, Z%d", 4+j)
+		} else {
+			p("VPXORD %d(SI), Z31, Z%d", 64*j, j)
+			p("VPXORD %d(SI), Z31, Z%d", 256+64*j, 4+j)
+		}
+	}
+	switch sk {
+	case e4:
+		e4Load("(DI)", 14)
+		e4Load("16(DI)", 15)
+	case e8:
+		p("VPMOVZXBD (DI), Z9")
+		p("VPSLLD $23, Z9, Z9")
+	default:
+		p("VCVTPH2PS (DI), Z9")
+	}
+	p("LEAQ (R10)(R11*1), BX")
+	p("XORQ AX, AX")
+	label(name + "_row")
+	if halves(sk) {
+		p("VBROADCASTI32X4 (BX)(AX*1), Z10")
+		p("VBROADCASTI32X4 16(BX)(AX*1), Z11")
+	} else {
+		p("VMOVDQU32 (BX)(AX*1), Z10")
+		p("VPXORD Z11, Z11, Z11")
+	}
+	for st := range 8 {
+		h := st % 2
+		if halves(sk) {
+			h = st / 2 % 2 // steps 2, 3, 6, 7: the second blocks
+		}
+		p("VBROADCASTI32X4 %d(R9)(AX*2), Z%d", 16*st, 16+st%4)
+		p("VPDPBUSD Z%d, Z%d, Z%d", 16+st%4, st, 10+h)
+	}
+	p("VMOVUPS (R12)(AX*1), Z13")
+	if halves(sk) {
+		p("VCVTDQ2PS Z10, Z10")
+		p("VCVTDQ2PS Z11, Z11")
+		p("VMULPS Z14, Z10, Z10")
+		p("VFMADD231PS Z15, Z11, Z10")
+		p("VFMADD231PS (R10)(AX*1), Z10, Z13")
+	} else {
+		p("VPADDD Z11, Z10, Z10")
+		p("VCVTDQ2PS Z10, Z10")
+		p("VMULPS (R10)(AX*1), Z9, Z12")
+		p("VFMADD231PS Z12, Z10, Z13")
+	}
+	p("VMOVUPS Z13, (R12)(AX*1)")
+	p("ADDQ $64, AX")
+	p("CMPQ AX, R14")
+	p("JLT %s_row", name)
+	p("ADDQ $%d, SI", cb)
+	p("LEAQ (DI)(R8*4), DI")
+	p("LEAQ (R9)(R14*2), R9")
+	p("ADDQ R14, R10")
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	// out[r·ldo + 4q+g] = sum over the blocks b of row r's lane 4g+b.
+	p("XORQ AX, AX")
+	p("MOVQ DX, CX")
+	label(name + "_out")
+	p("VMOVUPS (R12)(AX*1), Z13")
+	p("VSHUFPS $0xB1, Z13, Z13, Z12")
+	p("VADDPS Z12, Z13, Z13")
+	p("VSHUFPS $0x4E, Z13, Z13, Z12")
+	p("VADDPS Z12, Z13, Z13")
+	p("VPERMPS Z13, Z30, Z12")
+	p("VMOVUPS X12, (CX)")
+	p("ADDQ ldo+96(FP), CX")
+	p("ADDQ $64, AX")
+	p("CMPQ AX, R14")
+	p("JLT %s_out", name)
+	groupEnd(name, "$16")
+}
+
 // avx2D writes int8Dot<Nib|Q8><E4|E8|H16>D256R1, the AVX2 one-row kernel
 // for the transposed packing (see avx512DS): each half of zmm j is a ymm
 // holding rows 2h and 2h+1, the activation steps come from int8GemmPrep's
@@ -1466,6 +1599,7 @@ func main() {
 		sk  scaleKind
 	}{{true, e4}, {true, e8}, {true, h16}, {false, h16}} {
 		avx512DS(v.nib, v.sk)
+		avx512RM(v.nib, v.sk)
 		avx512Dec(v.nib, v.sk)
 		avx2D(v.nib, v.sk)
 		exact512D(v.nib, v.sk)

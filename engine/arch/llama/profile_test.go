@@ -42,7 +42,7 @@ func BenchmarkDecodeOps(b *testing.B) {
 
 func decodeOps(b *testing.B, m engine.Model) {
 	run := m.(profiler).Runner()
-	for _, seqs := range []int{1, 8} {
+	for _, seqs := range []int{1, 2, 3, 8} {
 		b.Run(fmt.Sprintf("seqs=%d", seqs), func(b *testing.B) {
 			step := decodeBatch(b, m, seqs)
 			step(0) // compile the programs outside the profile
