@@ -58,16 +58,43 @@ func TestRun(t *testing.T) {
 }
 
 // TestFprintBandwidthMoved checks that the summary says when the read
-// probes before and after the decode test disagree, and only then.
+// probes of the run disagree, and only then, and names the probe the ratio
+// used.
 func TestFprintBandwidthMoved(t *testing.T) {
 	for _, tt := range []struct {
-		before, after float64
-		moved         bool
-	}{{40, 80, true}, {80, 40, true}, {49, 50, false}, {0, 50, false}} {
-		r := modelbench.Result{Model: "m", GenTokens: 8, DecodeTokS: 10, ReadGBsBefore: tt.before, ReadGBsAfter: tt.after, ReadGBs: max(tt.before, tt.after)}
+		low, high, paired float64
+		moved             bool
+	}{{40, 80, 40, true}, {40, 80, 80, true}, {49, 50, 50, false}, {0, 50, 50, false}} {
+		r := modelbench.Result{Model: "m", GenTokens: 8, DecodeTokS: 10, ReadGBsLow: tt.low, ReadGBsHigh: tt.high, ReadGBs: tt.paired}
 		var out bytes.Buffer
 		modelbench.Fprint(&out, r)
-		assert.Equal(t, tt.moved, strings.Contains(out.String(), "read bandwidth moved"), "%v → %v: %s", tt.before, tt.after, out.String())
-		assert.Contains(t, out.String(), fmt.Sprintf("%.1f GB/s measured now", max(tt.before, tt.after)))
+		assert.Equal(t, tt.moved, strings.Contains(out.String(), "read bandwidth ranged"), "%v-%v: %s", tt.low, tt.high, out.String())
+		assert.Contains(t, out.String(), fmt.Sprintf("%.1f GB/s measured just before", tt.paired))
 	}
+}
+
+// TestRunPairsProbes runs the probes for real (a short run): each tg
+// repetition gets its own, the ratio uses the one before the fastest
+// repetition, and the range spans them.
+func TestRunPairsProbes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bandwidth probes")
+	}
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	require.NoError(t, synth.WriteFile(path, synth.Tiny("llama")))
+	src, err := model.Open(path)
+	require.NoError(t, err)
+	defer src.Close()
+	be, err := cpu.New(backend.Options{})
+	require.NoError(t, err)
+	defer be.Close()
+	m, err := engine.New(src, be, engine.Options{Weights: "q8_0", KVTokens: 256, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer m.Close()
+	res, err := modelbench.Run(context.Background(), m, "tiny", modelbench.Options{Prompt: 8, Gen: 4, BatchSeqs: 1, Reps: 2, Chunk: 8})
+	require.NoError(t, err)
+	assert.Positive(t, res.ReadGBsLow)
+	assert.GreaterOrEqual(t, res.ReadGBs, res.ReadGBsLow)
+	assert.LessOrEqual(t, res.ReadGBs, res.ReadGBsHigh)
+	assert.InDelta(t, res.DecodeTokS*float64(res.MatrixBytes)/(res.ReadGBs*1e9), res.DecodeOfRoof, 1e-9)
 }
