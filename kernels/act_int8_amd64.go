@@ -77,6 +77,46 @@ func int8DotNibH16D512RM(w *byte, ws *byte, sstride int, xq *int8, xs *float32, 
 //go:noescape
 func int8DotQ8H16D512RM(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
 
+// int8DotNib<E4|E8|H16>D256R<2|3>[V] are the AVX2 few-rows kernels for
+// exactly 2 or 3 rows (m must match), with VPMADDUBSW or (V) AVX-VNNI's
+// VPDPBUSD; see avx2RM in act_int8_gen.go.
+
+//go:noescape
+func int8DotNibE4D256R2(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibE4D256R2V(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibE4D256R3(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibE4D256R3V(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibE8D256R2(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibE8D256R2V(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibE8D256R3(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibE8D256R3V(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibH16D256R2(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibH16D256R2V(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibH16D256R3(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotNibH16D256R3V(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
 // f32DotNibE4D512, f32DotNibE8D512, f32DotNibH16D512 and f32DotQ8H16D512
 // are the Exact kernels: for groups consecutive groups (w, ws as for the
 // int8 kernels) and one activation row x prepared by prepExact (128 f32
@@ -322,10 +362,12 @@ func init() {
 			k512.dec = decNibE4
 			k512.r1, k512.rm, k512.exact = int8DotNibE4D512R1, int8DotNibE4D512RM, f32DotNibE4D512
 			k256.r1, k256.dec = int8DotNibE4D256R1, decNibE4A2
+			k256.rm = rmAVX2(int8DotNibE4D256R2, int8DotNibE4D256R2V, int8DotNibE4D256R3, int8DotNibE4D256R3V)
 		case f.scale8:
 			k512.dec = decNibE8
 			k512.r1, k512.rm, k512.exact = int8DotNibE8D512R1, int8DotNibE8D512RM, f32DotNibE8D512
 			k256.r1, k256.dec = int8DotNibE8D256R1, decNibE8A2
+			k256.rm = rmAVX2(int8DotNibE8D256R2, int8DotNibE8D256R2V, int8DotNibE8D256R3, int8DotNibE8D256R3V)
 		case !f.nibbles:
 			k512.dec = decQ8H16
 			k512.r1, k512.rm, k512.exact = int8DotQ8H16D512R1, int8DotQ8H16D512RM, f32DotQ8H16D512
@@ -334,8 +376,9 @@ func init() {
 			k512.dec = decNibH16
 			k512.r1, k512.rm, k512.exact = int8DotNibH16D512R1, int8DotNibH16D512RM, f32DotNibH16D512
 			k256.r1, k256.dec = int8DotNibH16D256R1, decNibH16A2
+			k256.rm = rmAVX2(int8DotNibH16D256R2, int8DotNibH16D256R2V, int8DotNibH16D256R3, int8DotNibH16D256R3V)
 		}
-		k512.decMinM, k256.decMinM = decMinM, decMinMAVX2
+		k512.decMinM, k256.decMinM = decMinM, decMinM
 		if avxVNNI && k256.dec != decNone { // the D kernels' arithmetic
 			k256.path = PathInt8Dot
 		}
@@ -345,6 +388,25 @@ func init() {
 		int8AVX512[f], int8AVX2[f] = &k512, &k256
 		registerTier(f.t, AVX512, f.asmGemm(&k512))
 		registerTier(f.t, AVX2, f.asmGemm(&k256))
+	}
+}
+
+// rmAVX2 returns an AVX2 few-rows kernel that runs the one for its m (2
+// or 3), with AVX-VNNI (v2, v3) where avxVNNI is set.
+func rmAVX2(r2, v2, r3, v3 int8KernelM) int8KernelM {
+	return func(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int) {
+		k := r2
+		switch {
+		case m == 2 && avxVNNI:
+			k = v2
+		case m == 3 && avxVNNI:
+			k = v3
+		case m == 3:
+			k = r3
+		case m != 2:
+			panic("kernels: AVX2 few-rows kernel for m != 2, 3")
+		}
+		k(w, ws, sstride, xq, xs, xc, chunks, groups, lut, out, m, acc, ldo)
 	}
 }
 
@@ -429,12 +491,16 @@ func (f *int8Format) rowsAsm(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 
 // rmMaxM is the most activation rows the few-rows kernels run (the D
 // kernels take more: decMinM); rmGroups is how many weight groups one call
-// covers. On Zen 5 (two threads, weights streamed from memory) they beat
-// the D kernels at M = 2 (11264×2048 MXFP4: 236-240 against 195-196 µs;
-// NVFP4 292-304 against 231-233; Q8_0 565-689 against 390-407) and M = 3
-// (MXFP4 242-279 against 201-205 µs), and lost at M = 4 (MXFP4 235-244
-// against 240-246, NVFP4 263-296 against 287-297). From cache they win at
-// M = 4 and 8 too; from memory the D kernels' panel prefetch wins there.
+// covers. On Zen 5 (two threads, weights streamed from memory) the
+// AVX-512 ones beat the D kernels at M = 2 (11264×2048 MXFP4: 236-240
+// against 195-196 µs; NVFP4 292-304 against 231-233; Q8_0 565-689 against
+// 390-407) and M = 3 (MXFP4 242-279 against 201-205 µs), and lost at M =
+// 4 (MXFP4 235-244 against 240-246, NVFP4 263-296 against 287-297): from
+// cache they win at M = 4 and 8 too, from memory the D kernels' panel
+// prefetch wins there. The AVX2 ones (MXFP4, four copies streamed) beat
+// two one-row passes at M = 2 (422-445 against 276-296 µs; with AVX-VNNI
+// 410-422 against 239-248) and the D kernels at M = 3 (476-485 against
+// 370-382; 424-425 against 279-296).
 const (
 	rmMaxM   = 3
 	rmGroups = 64
@@ -495,15 +561,10 @@ func gemmPrep(s *scratch, n int, halves bool) {
 	int8GemmPrep512(&xq[0], &xs[0], &xc[0], n)
 }
 
-// decMinM is the smallest M the AVX-512 D kernels run for: below it the
-// few-rows kernels do (rmMaxM).
+// decMinM is the smallest M the D kernels run for: below it the few-rows
+// kernels do (rmMaxM), or the one-row kernel twice (AVX2 Q8_0, which has
+// neither).
 const decMinM = rmMaxM + 1
-
-// decMinMAVX2 is decMinM for the AVX2 D kernels: at M = 2 (a block of
-// four rows, two of them padding) they lost to two one-row passes on Zen 5
-// (11264×2048 MXFP4, two threads: 485-487µs against 365-387µs) and won
-// from M = 3 (485-508µs against 526-583µs).
-const decMinMAVX2 = 3
 
 // decAhead is how many panels ahead the kernels prefetch. At 1 the gemm
 // kernel's prefetches arrived late: on Zen 5 (4096×4096 MXFP4, one

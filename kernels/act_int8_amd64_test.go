@@ -120,10 +120,9 @@ func TestInt8CallSplits(t *testing.T) {
 }
 
 // TestInt8DecKernels checks the D kernels (decoded panels, large M) where
-// the dispatch selects them: the AVX-512 gemm of every int8 format must
-// pick them for every M >= 4 (decMinM: the few-rows kernels take 2 and
-// 3), the AVX2 gemm of all but Q8_0 for M >= 3 (with and without
-// AVX-VNNI),
+// the dispatch selects them: the AVX-512 gemm of every int8 format and
+// the AVX2 gemm of all but Q8_0 (with and without AVX-VNNI) must pick them
+// for every M >= 4 (decMinM: the few-rows kernels take 2 and 3),
 // and rowsDec must match the generic kernel
 // (implTolerance of Σ|x·w|) on M around the block of four rows and the
 // tile of decMT rows, K ending inside a panel of decKT chunks and inside a
@@ -152,8 +151,8 @@ func TestInt8DecKernels(t *testing.T) {
 		formats []*int8Format
 		minM    int
 	}{
-		{AVX2, false, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, 3},
-		{AVX2, true, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, 3},
+		{AVX2, false, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, decMinM},
+		{AVX2, true, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, decMinM},
 		{AVX512, false, int8AVX512, int8Formats, decMinM},
 	}
 	defer func(v bool) { avxVNNI = v }(avxVNNI)
@@ -219,71 +218,98 @@ func testDecKernels(t *testing.T, impl *Impl, f *int8Format, k *int8Kernels, min
 	}
 }
 
-// TestInt8RMKernels checks the AVX-512 few-rows kernels (int8Dot*D512RM)
-// of every int8 format against the generic kernel (implTolerance of
-// Σ|x·w|): the dispatch must pick them for M = 2 and 3 only; rowsAsmM on
-// its own preparation and MatMul on one and two threads must match on N
-// ending inside a group and spanning several calls of rmGroups groups, K
-// ending inside a chunk, misaligned activations and outputs; and the
-// kernel itself, called directly, for row counts the dispatch does not
-// use (1 to 7), so that its row loop holds for any m.
+// TestInt8RMKernels checks the few-rows kernels of every int8 format on
+// AVX-512 (int8Dot*D512RM) and of the nibble formats on AVX2
+// (int8DotNib*D256R2, R3, with and without AVX-VNNI) against the generic
+// kernel (implTolerance of Σ|x·w|): the dispatch must pick them for M = 2
+// and 3 only; rowsAsmM on its own preparation and MatMul on one and two
+// threads must match on N ending inside a group and spanning several
+// calls of rmGroups groups, K ending inside a chunk, misaligned
+// activations and outputs; and the AVX-512 kernel itself, called
+// directly, for row counts the dispatch does not use (1 to 7), so that
+// its row loop holds for any m.
 func TestInt8RMKernels(t *testing.T) {
-	if Best().Tier < AVX512 {
-		t.Skip("no AVX-512")
+	if Best().Tier < AVX2 {
+		t.Skip("no AVX2")
 	}
 	rng := rand.New(rand.NewPCG(20, 21))
 	pool := NewPool(2)
 	defer func() { require.NoError(t, pool.Close()) }()
-	impl := allImpls[AVX512]
+	defer func(v bool) { avxVNNI = v }(avxVNNI)
+	tiers := []struct {
+		tier    Tier
+		vnni    bool
+		kernels map[*int8Format]*int8Kernels
+		formats []*int8Format
+		direct  int // the most rows to call the kernel with directly
+	}{
+		{AVX2, false, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, 3},
+		{AVX2, true, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, 3},
+		{AVX512, false, int8AVX512, int8Formats, 7},
+	}
 	shapes := [][2]int{{13, 1056}, {50, 160}, {4, 32}, {4*rmGroups*2 + 9, 288}}
-	for _, f := range int8Formats {
-		k := int8AVX512[f]
-		require.NotNil(t, k.rm, "%s: no few-rows kernel", f.t)
-		for m := 1; m <= 9; m++ {
-			assert.Equal(t, m >= 2 && m <= 3, k.useRM(m), "%s: few-rows kernel for m=%d", f.t, m)
+	for _, tc := range tiers {
+		if Best().Tier < tc.tier || tc.vnni && !cpuid.CPU.Supports(cpuid.AVXVNNI) {
+			continue
 		}
-		for _, sh := range shapes {
-			n, kk := sh[0], sh[1]
-			w, err := Quantize(f.t, n, kk, randMatrix(rng, n, kk), format.Options{})
-			require.NoError(t, err)
-			chunks := w.kp / i8ChunkK
-			for m := 1; m <= 7; m++ {
-				t.Run(fmt.Sprintf("%s/n=%d/k=%d/m=%d", f.t, n, kk, m), func(t *testing.T) {
-					off := 1 + m%3
-					x, _ := guarded(m*kk, off)
-					copy(x, randMatrix(rng, m, kk))
-					want := genericAt(w, x, m)(impl)
-					mag := int8Mag(w, x, m)
-					s := new(scratch)
-					f.prep(w, x, m, m, k.quant, s)
-					k.rearrange(s, m*chunks)
-					if k.useRM(m) {
-						y, whole := guarded(m*n, off)
-						f.rowsAsmM(k.rm, w, y, m, 0, n, s)
-						checkGuards(t, whole, m*n, off, "rowsAsmM")
-						checkClose(t, y, want, mag, implTolerance, "rowsAsmM")
-						for _, p := range []*Pool{nil, pool} {
+		avxVNNI = tc.vnni
+		impl := allImpls[tc.tier]
+		name := impl.Name
+		if tc.vnni {
+			name += "+vnni"
+		}
+		for _, f := range tc.formats {
+			k := tc.kernels[f]
+			require.NotNil(t, k.rm, "%s %s: no few-rows kernel", name, f.t)
+			for m := 1; m <= 9; m++ {
+				assert.Equal(t, m >= 2 && m <= 3, k.useRM(m), "%s %s: few-rows kernel for m=%d", name, f.t, m)
+			}
+			for _, sh := range shapes {
+				n, kk := sh[0], sh[1]
+				w, err := Quantize(f.t, n, kk, randMatrix(rng, n, kk), format.Options{})
+				require.NoError(t, err)
+				chunks := w.kp / i8ChunkK
+				for m := 1; m <= tc.direct; m++ {
+					t.Run(fmt.Sprintf("%s/%s/n=%d/k=%d/m=%d", name, f.t, n, kk, m), func(t *testing.T) {
+						off := 1 + m%3
+						x, _ := guarded(m*kk, off)
+						copy(x, randMatrix(rng, m, kk))
+						want := genericAt(w, x, m)(impl)
+						mag := int8Mag(w, x, m)
+						s := new(scratch)
+						f.prep(w, x, m, m, k.quant, s)
+						k.rearrange(s, m*chunks)
+						if k.useRM(m) {
 							y, whole := guarded(m*n, off)
-							impl.MatMul(p, y, w, x, m)
-							what := fmt.Sprintf("MatMul threads=%d", p.Threads())
-							checkGuards(t, whole, m*n, off, what)
-							checkClose(t, y, want, mag, implTolerance, what)
+							f.rowsAsmM(k.rm, w, y, m, 0, n, s)
+							checkGuards(t, whole, m*n, off, "rowsAsmM")
+							checkClose(t, y, want, mag, implTolerance, "rowsAsmM")
+							for _, p := range []*Pool{nil, pool} {
+								y, whole := guarded(m*n, off)
+								impl.MatMul(p, y, w, x, m)
+								what := fmt.Sprintf("MatMul threads=%d", p.Threads())
+								checkGuards(t, whole, m*n, off, what)
+								checkClose(t, y, want, mag, implTolerance, what)
+							}
 						}
-					}
-					// The kernel directly, all groups in one call.
-					groups := w.np / i8Group
-					out := make([]float32, m*groups*i8Group)
-					acc := make([]float32, m*16)
-					sstride := f.spc * f.scaleBytes()
-					k.rm(&w.data[0], &w.data[f.scaleOffset(w)], sstride, &s.i8[0], &s.sc[0], &s.i32[0], chunks, groups, &f.lut, &out[0], m, &acc[0], 4*groups*i8Group)
-					y := make([]float32, m*n)
-					for r := range m {
-						for j := range n {
-							y[r*n+j] = out[r*groups*i8Group+j] * f.asmScale(w)
+						if m < 2 && tc.tier == AVX2 {
+							return
 						}
-					}
-					checkClose(t, y, want, mag, implTolerance, "kernel")
-				})
+						// The kernel directly, all groups in one call.
+						groups := w.np / i8Group
+						out := make([]float32, m*groups*i8Group)
+						acc := make([]float32, m*16)
+						sstride := f.spc * f.scaleBytes()
+						k.rm(&w.data[0], &w.data[f.scaleOffset(w)], sstride, &s.i8[0], &s.sc[0], &s.i32[0], chunks, groups, &f.lut, &out[0], m, &acc[0], 4*groups*i8Group)
+						y := make([]float32, m*n)
+						for r := range m {
+							for j := range n {
+								y[r*n+j] = out[r*groups*i8Group+j] * f.asmScale(w)
+							}
+						}
+						checkClose(t, y, want, mag, implTolerance, "kernel")
+					})
+				}
 			}
 		}
 	}

@@ -375,6 +375,151 @@ func avx512RM(nib bool, sk scaleKind) {
 	groupEnd(name, "$16")
 }
 
+// avx2RM writes int8DotNib<E4|E8|H16>D256R<m>[V], the AVX2 few-rows
+// kernels: avx512RM's walk for exactly m activation rows (2 or 3, rows
+// unrolled: AVX2 has too few registers for a row loop over live dots),
+// with avx2D's arithmetic (V: AVX-VNNI's VPDPBUSD instead of VPMADDUBSW,
+// VPADDW, VPMADDWD). Each 64-byte code piece (rows 2h and 2h+1, steps j
+// and 4+j) is decoded once and run against every row. The rows' f32 sums
+// live in acc (16 per row: 8 per half h); row r's outputs go to out +
+// r·ldo (bytes); the activations are prepared with rb = m, as for
+// avx512RM. The nibble formats only: Q8_0's AVX2 arithmetic needs the
+// sign trick per row, which leaves little to share.
+// Registers: Y0 nibble table, Y1 0x0F bytes, Y2 0x0001 words, Y3, Y4 a
+// piece's decoded high and low nibbles (then the weight scales), Y5, Y6
+// activation steps j and 4+j (then temporaries), Y7, Y8 temporaries,
+// Y9-Y14 int32 dots: row r in Y(9+r) (with halves: first blocks
+// Y(9+2r), second Y(10+2r)). SI, DI, R8, R11, CX, R13, DX as in avx2D, R9,
+// R10 the chunk's first row, BX its corrections, R12 acc, R14 m·64.
+func avx2RM(sk scaleKind, m int, vnni bool) {
+	name := fmt.Sprintf("int8Dot%sD256R%d", kindName(true, sk), m)
+	if vnni {
+		name += "V"
+	}
+	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-104\n", name)
+	p("MOVQ " + prologue)
+	p("MOVQ $%d, R14", 64*m)
+	p("MOVQ acc+88(FP), R12")
+	p("MOVQ lut+64(FP), AX")
+	p("VBROADCASTI128 (AX), Y0")
+	p("MOVL $0x0F0F0F0F, AX")
+	p("MOVD AX, X1")
+	p("VPBROADCASTD X1, Y1")
+	if !vnni {
+		p("MOVL $0x00010001, AX")
+		p("MOVD AX, X2")
+		p("VPBROADCASTD X2, Y2")
+	}
+	groupStart(name)
+	p("VPXOR Y7, Y7, Y7")
+	for a := 0; a < 64*m; a += 32 {
+		p("VMOVUPS Y7, %d(R12)", a)
+	}
+	label(name + "_chunk")
+	if prefetch > 0 {
+		for off := 0; off < 256; off += 64 {
+			p("%s %d(SI)", prefetchOp, prefetch+off)
+		}
+	}
+	p("LEAQ (R10)(R11*1), BX")
+	dot := func(r, j int) int {
+		if halves(sk) {
+			return 9 + 2*r + j/2 // steps 2, 3, 6, 7 (j >= 2): second blocks
+		}
+		return 9 + r
+	}
+	for h := range 2 {
+		for r := range m {
+			if halves(sk) {
+				p("VBROADCASTI128 %d(BX), Y%d", 64*r, dot(r, 0))
+				p("VBROADCASTI128 %d(BX), Y%d", 64*r+16, dot(r, 2))
+			} else {
+				p("VMOVDQU %d(BX), Y%d", 64*r, dot(r, 0))
+			}
+		}
+		for j := range 4 {
+			p("VMOVDQU %d(SI), Y3", 64*j+32*h)
+			p("VPAND Y1, Y3, Y4")
+			p("VPSRLW $4, Y3, Y3")
+			p("VPAND Y1, Y3, Y3")
+			p("VPSHUFB Y4, Y0, Y4")
+			p("VPSHUFB Y3, Y0, Y3")
+			for r := range m {
+				p("VBROADCASTI128 %d(R9), Y5", 128*r+16*j)
+				p("VBROADCASTI128 %d(R9), Y6", 128*r+64+16*j)
+				d := dot(r, j)
+				if vnni {
+					vpdpbusdVEX(d, 4, 5)
+					vpdpbusdVEX(d, 3, 6)
+					continue
+				}
+				p("VPMADDUBSW Y5, Y4, Y7")
+				p("VPMADDUBSW Y6, Y3, Y8")
+				p("VPADDW Y8, Y7, Y7")
+				p("VPMADDWD Y2, Y7, Y7")
+				p("VPADDD Y7, Y%d, Y%d", d, d)
+			}
+		}
+		// Half h's weight scales, then each row's sums.
+		switch sk {
+		case e4:
+			for v := range 2 {
+				p("VPMOVZXBW %d(DI), X%d", 16*v+8*h, 3+v)
+				p("VPSLLW $7, X%d, X%d", 3+v, 3+v)
+				p("VCVTPH2PS X%d, Y%d", 3+v, 3+v)
+			}
+		case e8:
+			p("VPMOVZXBD %d(DI), Y3", 8*h)
+			p("VPSLLD $23, Y3, Y3")
+		default:
+			p("VCVTPH2PS %d(DI), Y3", 16*h)
+		}
+		for r := range m {
+			sum := fmt.Sprintf("%d(R12)", 64*r+32*h)
+			d := dot(r, 0)
+			p("VMOVUPS %s, Y6", sum)
+			p("VCVTDQ2PS Y%d, Y%d", d, d)
+			if halves(sk) {
+				d2 := dot(r, 2)
+				p("VCVTDQ2PS Y%d, Y%d", d2, d2)
+				p("VMULPS Y3, Y%d, Y%d", d, d)
+				p("VFMADD231PS Y4, Y%d, Y%d", d2, d)
+				p("VFMADD231PS %d(R10), Y%d, Y6", 64*r, d)
+			} else {
+				p("VMULPS %d(R10), Y3, Y5", 64*r)
+				p("VFMADD231PS Y5, Y%d, Y6", d)
+			}
+			p("VMOVUPS Y6, %s", sum)
+		}
+	}
+	p("ADDQ $256, SI")
+	p("LEAQ (DI)(R8*4), DI")
+	p("LEAQ (R9)(R14*2), R9")
+	p("ADDQ R14, R10")
+	p("DECQ CX")
+	p("JNZ %s_chunk", name)
+	// Row 2h+l of the group is the sum of lane l of row r's half h.
+	p("MOVQ DX, CX")
+	for r := range m {
+		if r > 0 {
+			p("ADDQ ldo+96(FP), CX")
+		}
+		for h := range 2 {
+			p("VMOVUPS %d(R12), Y%d", 64*r+32*h, 3+h)
+			p("VPERMILPS $0xB1, Y%d, Y7", 3+h)
+			p("VADDPS Y7, Y%d, Y%d", 3+h, 3+h)
+			p("VPERMILPS $0x4E, Y%d, Y7", 3+h)
+			p("VADDPS Y7, Y%d, Y%d", 3+h, 3+h)
+			p("VEXTRACTF128 $1, Y%d, X7", 3+h)
+			p("VUNPCKLPS X7, X%d, X%d", 3+h, 5+h)
+		}
+		p("VMOVLHPS X6, X5, X5")
+		p("VMOVUPS X5, (CX)")
+	}
+	groupEnd(name, "$16")
+}
+
 // avx2D writes int8Dot<Nib|Q8><E4|E8|H16>D256R1, the AVX2 one-row kernel
 // for the transposed packing (see avx512DS): each half of zmm j is a ymm
 // holding rows 2h and 2h+1, the activation steps come from int8GemmPrep's
@@ -1607,6 +1752,12 @@ func main() {
 	avx512Gemm(h16)
 	avx512Gemm(e8)
 	avx512Gemm(e4)
+	for _, sk := range []scaleKind{e4, e8, h16} {
+		for m := 2; m <= 3; m++ {
+			avx2RM(sk, m, false)
+			avx2RM(sk, m, true)
+		}
+	}
 	avx2Dec(e4)
 	avx2Dec(e8)
 	avx2Dec(h16)
