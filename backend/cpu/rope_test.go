@@ -17,8 +17,9 @@ import (
 
 // TestRoPETables runs one RoPE program over batches that hit, miss and
 // collide in its cache of rotation tables (the same position twice,
-// positions 256 apart, a chunk longer than the cache, positions seen in an
-// earlier run) and checks every row bit for bit against kernels.RoPE.
+// positions RopeSlots apart, a chunk longer than the cache, positions seen
+// in an earlier run) and checks every row bit for bit against
+// kernels.RoPE.
 func TestRoPETables(t *testing.T) {
 	b, err := cpu.New(backend.Options{Threads: 2})
 	require.NoError(t, err)
@@ -37,16 +38,17 @@ func TestRoPETables(t *testing.T) {
 				p.Close()
 			}
 		}()
-		long := make([]int32, 300)
+		const n = cpu.RopeSlots
+		long := make([]int32, n+44)
 		for i := range long {
 			long[i] = int32(i)
 		}
 		for _, positions := range [][]int32{
-			{5, 5, 5, 7, 7},         // repeats in one run
-			{5, 7, 261, 517, 6},     // hits, and three positions sharing a slot
-			{261, 5, 517, 773, 6},   // the slot's owner changes between runs
-			long,                    // longer than the cache
-			{0, 255, 256, 511, 299}, // after the long run
+			{5, 5, 5, 7, 7},                 // repeats in one run
+			{5, 7, n + 5, 2*n + 5, 6},       // hits, and three positions sharing a slot
+			{n + 5, 5, 2*n + 5, 3*n + 5, 6}, // the slot's owner changes between runs
+			long,                            // longer than the cache
+			{0, n - 1, n, 2*n - 1, n + 43},  // after the long run
 		} {
 			t.Run(fmt.Sprintf("%v/%v", style, positions[:5]), func(t *testing.T) {
 				m := len(positions)

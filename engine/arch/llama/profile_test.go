@@ -54,26 +54,49 @@ func decodeOps(b *testing.B, m engine.Model) {
 				n++
 			}
 			prof := run.Profile()
-			var total time.Duration
 			calls := 0
 			for _, p := range prof {
-				total += p.Time
 				calls += p.Calls
 			}
-			perStep := b.Elapsed() / time.Duration(n)
-			var sb strings.Builder
-			fmt.Fprintf(&sb, "%d steps, %v per step, %v in programs, %d programs per step\n", n, perStep, total/time.Duration(n), calls/n)
-			fmt.Fprintf(&sb, "%-52s %7s %10s %9s %6s\n", "program", "calls", "µs/step", "µs/call", "share")
-			for _, p := range prof {
-				fmt.Fprintf(&sb, "%-52s %7d %10.1f %9.2f %5.1f%%\n", label(p.Spec), p.Calls/n,
-					float64(p.Time.Microseconds())/float64(n), float64(p.Time.Nanoseconds())/1e3/float64(p.Calls),
-					100*float64(p.Time)/float64(total))
-			}
-			b.Log("\n" + sb.String())
+			b.Log("\n" + profileTable(prof, n, b.Elapsed()))
 			b.ReportMetric(float64(n*seqs)/b.Elapsed().Seconds(), "tok/s")
 			b.ReportMetric(float64(calls)/float64(n), "ops/step")
 		})
 	}
+}
+
+// BenchmarkPrefillOps times every program of a 512-token prefill (one
+// chunk, from an empty cache) and logs the per-op breakdown (run with -v;
+// -model FILE as for BenchmarkDecodeOps).
+func BenchmarkPrefillOps(b *testing.B) {
+	path, weights := *benchModel, "auto"
+	if path == "" {
+		path, weights = filepath.Join(b.TempDir(), "small.gguf"), "mxfp4"
+		require.NoError(b, synth.WriteFile(path, synth.Small()))
+	}
+	m := openModelOpt(b, path, engine.Options{Weights: weights})
+	run := m.(profiler).Runner()
+	const tokens = 512
+	prompt := make([]int32, tokens)
+	for i := range prompt {
+		prompt[i] = int32(1 + i%100)
+	}
+	prefill := func() {
+		seq := &engine.Seq{Table: &kvcache.Table{}, Tokens: prompt}
+		defer seq.Table.Release(m.KV().Pool)
+		_, err := m.Forward(context.Background(), []*engine.Seq{seq})
+		require.NoError(b, err)
+	}
+	prefill() // compile the programs outside the profile
+	run.SetProfiling(true)
+	defer run.SetProfiling(false)
+	n := 0
+	for b.Loop() {
+		prefill()
+		n++
+	}
+	b.Log("\n" + profileTable(run.Profile(), n, b.Elapsed()))
+	b.ReportMetric(float64(n*tokens)/b.Elapsed().Seconds(), "tok/s")
 }
 
 func label(s backend.Spec) string {
@@ -96,6 +119,25 @@ func label(s backend.Spec) string {
 		return fmt.Sprintf("%s M=%d heads=%d", s.Op, s.M, s.Heads)
 	}
 	return fmt.Sprintf("%s M=%d N=%d K=%d", s.Op, s.M, s.N, s.K)
+}
+
+// profileTable formats the per-op breakdown of n steps that took elapsed.
+func profileTable(prof []engine.OpTime, n int, elapsed time.Duration) string {
+	var total time.Duration
+	calls := 0
+	for _, p := range prof {
+		total += p.Time
+		calls += p.Calls
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%d steps, %v per step, %v in programs, %d programs per step\n", n, elapsed/time.Duration(n), total/time.Duration(n), calls/n)
+	fmt.Fprintf(&sb, "%-52s %7s %10s %9s %6s\n", "program", "calls", "µs/step", "µs/call", "share")
+	for _, p := range prof {
+		fmt.Fprintf(&sb, "%-52s %7d %10.1f %9.2f %5.1f%%\n", label(p.Spec), p.Calls/n,
+			float64(p.Time.Microseconds())/float64(n), float64(p.Time.Nanoseconds())/1e3/float64(p.Calls),
+			100*float64(p.Time)/float64(total))
+	}
+	return sb.String()
 }
 
 // BenchmarkFusionAB loads the model fused and unfused and alternates
