@@ -467,13 +467,10 @@ func (f *int8Format) rowsAsm(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 		f.rowsAsmM(k.rm, w, y, m, n0, n1, s)
 		return
 	}
-	chunks := w.kp / i8ChunkK
+	chunks, gBytes, gScales, so, sstride := f.geometry(w)
 	ts := f.asmScale(w)
-	gBytes, gScales := chunks*i8Group*f.rowChunkBytes(), chunks*i8Group*f.spc*f.scaleBytes()
-	so := f.scaleOffset(w)
 	g0, g1 := n0/i8Group, roundUp(n1, i8Group)/i8Group
 	f.raceRead(w, s, g0, g1, m)
-	sstride := f.spc * f.scaleBytes()
 	out := getOutBuf()
 	defer outBufs.Put(out)
 	for gs := g0; gs < g1; gs += i8CallGroups {
@@ -487,6 +484,15 @@ func (f *int8Format) rowsAsm(k *int8Kernels, w *Matrix, y []float32, m, n0, n1 i
 			}
 		}
 	}
+}
+
+// geometry returns w's chunks per row, the code and scale bytes of a
+// group, the offset of the scales in w.data and the scale bytes of a
+// row's chunk (the kernels' sstride).
+func (f *int8Format) geometry(w *Matrix) (chunks, gBytes, gScales, so, sstride int) {
+	chunks = w.kp / i8ChunkK
+	sstride = f.spc * f.scaleBytes()
+	return chunks, chunks * i8Group * f.rowChunkBytes(), chunks * i8Group * sstride, f.scaleOffset(w), sstride
 }
 
 // rmMaxM is the most activation rows the few-rows kernels run (the D
@@ -517,13 +523,10 @@ var rmBufs = sync.Pool{New: func() any { return new(rmBuf) }}
 // rowsAsmM runs the few-rows kernel rm over rows [n0, n1) for all m
 // (at most rmMaxM) activation rows.
 func (f *int8Format) rowsAsmM(rm int8KernelM, w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
-	chunks := w.kp / i8ChunkK
+	chunks, gBytes, gScales, so, sstride := f.geometry(w)
 	ts := f.asmScale(w)
-	gBytes, gScales := chunks*i8Group*f.rowChunkBytes(), chunks*i8Group*f.spc*f.scaleBytes()
-	so := f.scaleOffset(w)
 	g0, g1 := n0/i8Group, roundUp(n1, i8Group)/i8Group
 	f.raceRead(w, s, g0, g1, m)
-	sstride := f.spc * f.scaleBytes()
 	buf := rmBufs.Get().(*rmBuf)
 	defer rmBufs.Put(buf)
 	for gs := g0; gs < g1; gs += rmGroups {

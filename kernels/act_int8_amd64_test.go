@@ -173,6 +173,36 @@ func TestInt8DecKernels(t *testing.T) {
 	}
 }
 
+// int8Case returns m random activation rows for w, misaligned by off
+// floats in a guarded buffer, the generic kernel's outputs at impl's
+// precision and their Σ|x·w|.
+func int8Case(rng *rand.Rand, impl *Impl, w *Matrix, m int) (x []float32, off int, want, mag []float64) {
+	off = 1 + m%3
+	x, _ = guarded(m*w.K, off)
+	copy(x, randMatrix(rng, m, w.K))
+	return x, off, genericAt(w, x, m)(impl), int8Mag(w, x, m)
+}
+
+// checkPaths checks rows (a rows function writing all of w's outputs for
+// the m activation rows x into y, which starts off floats into a guarded
+// buffer) and then impl's MatMul on one and two threads against want
+// (implTolerance of mag), with the guards intact.
+func checkPaths(t *testing.T, impl *Impl, w *Matrix, x []float32, m, off int, want, mag []float64, pool *Pool, what string, rows func(y []float32)) {
+	t.Helper()
+	n := w.N
+	y, whole := guarded(m*n, off)
+	rows(y)
+	checkGuards(t, whole, m*n, off, what)
+	checkClose(t, y, want, mag, implTolerance, what)
+	for _, p := range []*Pool{nil, pool} {
+		y, whole := guarded(m*n, off)
+		impl.MatMul(p, y, w, x, m)
+		what := fmt.Sprintf("MatMul threads=%d", p.Threads())
+		checkGuards(t, whole, m*n, off, what)
+		checkClose(t, y, want, mag, implTolerance, what)
+	}
+}
+
 // decCase is a matrix shape and the activation rows TestInt8DecKernels
 // runs it with.
 type decCase struct {
@@ -192,27 +222,12 @@ func testDecKernels(t *testing.T, impl *Impl, f *int8Format, k *int8Kernels, min
 		require.NoError(t, err)
 		for _, m := range c.ms {
 			t.Run(fmt.Sprintf("n=%d/k=%d/m=%d", n, kk, m), func(t *testing.T) {
-				off := 1 + m%3
-				x, _ := guarded(m*kk, off)
-				copy(x, randMatrix(rng, m, kk))
-				want := genericAt(w, x, m)(impl)
-				mag := int8Mag(w, x, m)
+				x, off, want, mag := int8Case(rng, impl, w, m)
 				// rowsDec itself, on its own preparation.
 				s := new(scratch)
 				f.prep(w, x, m, decR, k.quant, s)
 				k.rearrange(s, roundUp(m, decR)*(w.kp/i8ChunkK))
-				y, whole := guarded(m*n, off)
-				f.rowsDec(k, w, y, m, 0, n, s)
-				checkGuards(t, whole, m*n, off, "rowsDec")
-				checkClose(t, y, want, mag, implTolerance, "rowsDec")
-				// Through MatMul, on one and two threads.
-				for _, p := range []*Pool{nil, pool} {
-					y, whole := guarded(m*n, off)
-					impl.MatMul(p, y, w, x, m)
-					what := fmt.Sprintf("MatMul threads=%d", p.Threads())
-					checkGuards(t, whole, m*n, off, what)
-					checkClose(t, y, want, mag, implTolerance, what)
-				}
+				checkPaths(t, impl, w, x, m, off, want, mag, pool, "rowsDec", func(y []float32) { f.rowsDec(k, w, y, m, 0, n, s) })
 			})
 		}
 	}
@@ -271,26 +286,12 @@ func TestInt8RMKernels(t *testing.T) {
 				chunks := w.kp / i8ChunkK
 				for m := 1; m <= tc.direct; m++ {
 					t.Run(fmt.Sprintf("%s/%s/n=%d/k=%d/m=%d", name, f.t, n, kk, m), func(t *testing.T) {
-						off := 1 + m%3
-						x, _ := guarded(m*kk, off)
-						copy(x, randMatrix(rng, m, kk))
-						want := genericAt(w, x, m)(impl)
-						mag := int8Mag(w, x, m)
+						x, off, want, mag := int8Case(rng, impl, w, m)
 						s := new(scratch)
 						f.prep(w, x, m, m, k.quant, s)
 						k.rearrange(s, m*chunks)
 						if k.useRM(m) {
-							y, whole := guarded(m*n, off)
-							f.rowsAsmM(k.rm, w, y, m, 0, n, s)
-							checkGuards(t, whole, m*n, off, "rowsAsmM")
-							checkClose(t, y, want, mag, implTolerance, "rowsAsmM")
-							for _, p := range []*Pool{nil, pool} {
-								y, whole := guarded(m*n, off)
-								impl.MatMul(p, y, w, x, m)
-								what := fmt.Sprintf("MatMul threads=%d", p.Threads())
-								checkGuards(t, whole, m*n, off, what)
-								checkClose(t, y, want, mag, implTolerance, what)
-							}
+							checkPaths(t, impl, w, x, m, off, want, mag, pool, "rowsAsmM", func(y []float32) { f.rowsAsmM(k.rm, w, y, m, 0, n, s) })
 						}
 						if m < 2 && tc.tier == AVX2 {
 							return

@@ -141,6 +141,39 @@ func scaleLoad(addr, idx, dst string) {
 	p("VPSRLD $1, %s, %s", dst, dst)
 }
 
+// rowConsts512 loads the constants of the AVX-512 one-row and few-rows
+// kernels (Z29 nibble table or Z31 0x80 bytes for Q8, Z30 the index of
+// lanes 0, 4, 8, 12) and returns the code bytes of a group's chunk.
+func rowConsts512(nib bool) int {
+	cb := 256
+	if nib {
+		p("MOVQ lut+64(FP), AX")
+		p("VBROADCASTI32X4 (AX), Z29")
+	} else {
+		cb = 512
+		p("MOVL $0x80808080, AX")
+		p("VPBROADCASTD AX, Z31")
+	}
+	p("MOVL $0x0C080400, AX")
+	p("VMOVD AX, X30")
+	p("VPMOVZXBD X30, Z30")
+	return cb
+}
+
+// dotStart starts the one-row and few-rows kernels' two dots of a row
+// and chunk, Z10 and Z11, from the corrections at addr (a base and index
+// operand): with halves each block's own, else Z10 all of them and Z11
+// zero.
+func dotStart(sk scaleKind, addr string) {
+	if halves(sk) {
+		p("VBROADCASTI32X4 %s, Z10", addr)
+		p("VBROADCASTI32X4 16%s, Z11", addr)
+		return
+	}
+	p("VMOVDQU32 %s, Z10", addr)
+	p("VPXORD Z11, Z11, Z11")
+}
+
 // avx512DS writes the one-row kernel for the transposed packing
 // (int8Dot<Nib|Q8><E4|E8|H16>D512R1): zmm j of a group's row-chunks
 // holds, in lane g and dword b, dword j of block b's low view lane of row
@@ -160,18 +193,7 @@ func scaleLoad(addr, idx, dst string) {
 func avx512DS(nib bool, sk scaleKind) {
 	name := fmt.Sprintf("int8Dot%sD512R1", kindName(nib, sk))
 	rowKernelStart(name)
-	cb := 256 // code bytes per chunk
-	if nib {
-		p("MOVQ lut+64(FP), AX")
-		p("VBROADCASTI32X4 (AX), Z29")
-	} else {
-		cb = 512
-		p("MOVL $0x80808080, AX")
-		p("VPBROADCASTD AX, Z31")
-	}
-	p("MOVL $0x0C080400, AX")
-	p("VMOVD AX, X30")
-	p("VPMOVZXBD X30, Z30")
+	cb := rowConsts512(nib)
 	groupStart(name)
 	p("VPXORD Z0, Z0, Z0")
 	label(name + "_chunk")
@@ -183,13 +205,7 @@ func avx512DS(nib bool, sk scaleKind) {
 	for st := range 8 {
 		p("VBROADCASTI32X4 %d(R9), Z%d", 16*st, 16+st)
 	}
-	if halves(sk) {
-		p("VBROADCASTI32X4 (R10)(R11*1), Z10")
-		p("VBROADCASTI32X4 16(R10)(R11*1), Z11")
-	} else {
-		p("VMOVDQU32 (R10)(R11*1), Z10")
-		p("VPXORD Z11, Z11, Z11")
-	}
+	dotStart(sk, "(R10)(R11*1)")
 	for j := range 4 {
 		if nib {
 			p("VMOVDQU8 %d(SI), Z9", 64*j)
@@ -269,18 +285,7 @@ func avx512RM(nib bool, sk scaleKind) {
 	p("MOVQ m+80(FP), R14")
 	p("SHLQ $6, R14")
 	p("MOVQ acc+88(FP), R12")
-	cb := 256 // code bytes per chunk
-	if nib {
-		p("MOVQ lut+64(FP), AX")
-		p("VBROADCASTI32X4 (AX), Z29")
-	} else {
-		cb = 512
-		p("MOVL $0x80808080, AX")
-		p("VPBROADCASTD AX, Z31")
-	}
-	p("MOVL $0x0C080400, AX")
-	p("VMOVD AX, X30")
-	p("VPMOVZXBD X30, Z30")
+	cb := rowConsts512(nib)
 	groupStart(name)
 	p("VPXORD Z13, Z13, Z13")
 	p("XORQ AX, AX")
@@ -319,13 +324,7 @@ func avx512RM(nib bool, sk scaleKind) {
 	p("LEAQ (R10)(R11*1), BX")
 	p("XORQ AX, AX")
 	label(name + "_row")
-	if halves(sk) {
-		p("VBROADCASTI32X4 (BX)(AX*1), Z10")
-		p("VBROADCASTI32X4 16(BX)(AX*1), Z11")
-	} else {
-		p("VMOVDQU32 (BX)(AX*1), Z10")
-		p("VPXORD Z11, Z11, Z11")
-	}
+	dotStart(sk, "(BX)(AX*1)")
 	for st := range 8 {
 		h := st % 2
 		if halves(sk) {

@@ -22,18 +22,26 @@ import (
 	"github.com/mnemo-ai/mnemo/engine/synth"
 )
 
-func TestRun(t *testing.T) {
+// tinyModel loads a tiny synthetic Llama with q8_0 weights on the CPU
+// backend, closed when t ends.
+func tinyModel(t *testing.T) engine.Model {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "m.gguf")
 	require.NoError(t, synth.WriteFile(path, synth.Tiny("llama")))
 	src, err := model.Open(path)
 	require.NoError(t, err)
-	defer src.Close()
+	t.Cleanup(func() { src.Close() })
 	be, err := cpu.New(backend.Options{})
 	require.NoError(t, err)
-	defer be.Close()
+	t.Cleanup(func() { be.Close() })
 	m, err := engine.New(src, be, engine.Options{Weights: "q8_0", KVTokens: 256, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
-	defer m.Close()
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestRun(t *testing.T) {
+	m := tinyModel(t)
 
 	res, err := modelbench.Run(context.Background(), m, "tiny", modelbench.Options{Prompt: 20, Gen: 5, BatchSeqs: 3, Reps: 1, Chunk: 8, SkipRoofline: true})
 	require.NoError(t, err)
@@ -80,17 +88,7 @@ func TestRunPairsProbes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the bandwidth probes")
 	}
-	path := filepath.Join(t.TempDir(), "m.gguf")
-	require.NoError(t, synth.WriteFile(path, synth.Tiny("llama")))
-	src, err := model.Open(path)
-	require.NoError(t, err)
-	defer src.Close()
-	be, err := cpu.New(backend.Options{})
-	require.NoError(t, err)
-	defer be.Close()
-	m, err := engine.New(src, be, engine.Options{Weights: "q8_0", KVTokens: 256, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	defer m.Close()
+	m := tinyModel(t)
 	res, err := modelbench.Run(context.Background(), m, "tiny", modelbench.Options{Prompt: 8, Gen: 4, BatchSeqs: 1, Reps: 2, Chunk: 8})
 	require.NoError(t, err)
 	assert.Positive(t, res.ReadGBsLow)
