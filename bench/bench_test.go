@@ -319,11 +319,11 @@ func TestNumAndDur(t *testing.T) {
 func TestComputeRoof(t *testing.T) {
 	avx2Int8 := roofline.Int8YMM
 	if cpuid.CPU.Supports(cpuid.AVXVNNI) {
-		avx2Int8 = roofline.VNNIYMM // the AVX2 tier's D kernels use AVX-VNNI
+		avx2Int8 = roofline.VNNIYMM // the AVX2 tier's D kernels use AVX-VNNI (Q8_0's only then)
 	}
 	want := map[kernels.Tier]map[format.Type]string{
 		kernels.Generic: {format.MXFP4: "", format.F16: ""},
-		kernels.AVX2:    {format.MXFP4: avx2Int8, format.Q4_0: avx2Int8, format.Q8_0: roofline.Int8YMM, format.F16: roofline.FMAYMM},
+		kernels.AVX2:    {format.MXFP4: avx2Int8, format.Q4_0: avx2Int8, format.Q8_0: avx2Int8, format.F16: roofline.FMAYMM},
 		kernels.AVX512:  {format.MXFP4: roofline.VNNIZMM, format.NVFP4: roofline.VNNIZMM, format.F16: roofline.FMAZMM, format.F8E4M3Row: roofline.BF16ZMM},
 	}
 	for _, impl := range kernels.Impls() {

@@ -79,7 +79,14 @@ func int8DotQ8H16D512RM(w *byte, ws *byte, sstride int, xq *int8, xs *float32, x
 
 // int8DotNib<E4|E8|H16>D256R<2|3>[V] are the AVX2 few-rows kernels for
 // exactly 2 or 3 rows (m must match), with VPMADDUBSW or (V) AVX-VNNI's
-// VPDPBUSD; see avx2RM in act_int8_gen.go.
+// VPDPBUSD; int8DotQ8H16D256R<2|3>V Q8_0's, AVX-VNNI only; see avx2RM in
+// act_int8_gen.go.
+
+//go:noescape
+func int8DotQ8H16D256R2V(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
+
+//go:noescape
+func int8DotQ8H16D256R3V(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
 
 //go:noescape
 func int8DotNibE4D256R2(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)
@@ -216,7 +223,9 @@ func int8GemmPrep512(xq *int8, xs *float32, xc *int32, n int)
 // per lane) does what int8GemmD512 does with VPMADDUBSW and VPMADDWD,
 // keeping its f32 sums in acc. int8GemmDV256 and int8GemmDHV256 do the
 // same with the AVX-VNNI VPDPBUSD (VEX-encoded, ymm), two activation rows
-// at a time, where the CPU has it (avxVNNI).
+// at a time, where the CPU has it (avxVNNI). int8DecQ8H16256 decodes
+// Q8_0's panels (codes plus 128, f16 scales as f32) for int8GemmDV256
+// only: Q8_0 has AVX2 D kernels only with AVX-VNNI.
 //
 //go:noescape
 func int8DecNibE4256(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
@@ -226,6 +235,9 @@ func int8DecNibE8256(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gsc
 
 //go:noescape
 func int8DecNibH16256(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
+
+//go:noescape
+func int8DecQ8H16256(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)
 
 //go:noescape
 func int8GemmDH256(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)
@@ -266,6 +278,7 @@ const (
 	decNibE4A2                 // NVFP4 on AVX2: int8DecNibE4256, int8GemmDH256
 	decNibE8A2                 // MXFP4 on AVX2: int8DecNibE8256, int8GemmD256
 	decNibH16A2                // Q4_0 on AVX2: int8DecNibH16256, int8GemmD256
+	decQ8H16A2                 // Q8_0 on AVX2 with AVX-VNNI: int8DecQ8H16256, int8GemmDV256
 )
 
 // decode runs d's panel decoder.
@@ -285,6 +298,8 @@ func (d decKind) decode(w *byte, ws *byte, sstride int, chunks, groups, gcodes, 
 		int8DecNibE8256(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
 	case decNibH16A2:
 		int8DecNibH16256(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
+	case decQ8H16A2:
+		int8DecQ8H16256(w, ws, sstride, chunks, groups, gcodes, gscales, pf, spf, lut, dst, wscale)
 	default:
 		panic("kernels: no D kernel")
 	}
@@ -305,6 +320,12 @@ func (d decKind) gemm(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks
 			return
 		}
 		int8GemmDH256(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
+		return
+	case decQ8H16A2:
+		if !avxVNNI {
+			panic("kernels: Q8_0's AVX2 D kernels without AVX-VNNI")
+		}
+		int8GemmDV256(wd, xq, xs, xc, chunks, blocks, bstride, acc, first, last, out, ldo, pf, pfo, pfg, pfn, pfs)
 		return
 	case decNibE8A2, decNibH16A2:
 		if avxVNNI {
@@ -333,16 +354,22 @@ type int8Kernels struct {
 	// dec names the D kernels, used when m >= decMinM (decNone: never).
 	dec     decKind
 	decMinM int
+	// vnniOnly: the D and few-rows kernels need AVX-VNNI (avxVNNI).
+	vnniOnly bool
 	// rearrange rearranges the prepared activations for the kernels, as
 	// int8GemmPrep512 (int8GemmPrepH512 for halves) does.
 	rearrange func(s *scratch, n int)
 }
 
 // useDec reports whether k runs the D kernels for m activation rows.
-func (k *int8Kernels) useDec(m int) bool { return k.dec != decNone && m >= k.decMinM }
+func (k *int8Kernels) useDec(m int) bool {
+	return k.dec != decNone && m >= k.decMinM && (avxVNNI || !k.vnniOnly)
+}
 
 // useRM reports whether k runs the few-rows kernel for m activation rows.
-func (k *int8Kernels) useRM(m int) bool { return k.rm != nil && m > 1 && m <= rmMaxM }
+func (k *int8Kernels) useRM(m int) bool {
+	return k.rm != nil && m > 1 && m <= rmMaxM && (avxVNNI || !k.vnniOnly)
+}
 
 // avxVNNI makes the AVX2 tier's D kernels use the AVX-VNNI gemm kernels
 // (int8GemmDV256, int8GemmDHV256): Intel's CPUs since Alder Lake have it
@@ -371,7 +398,9 @@ func init() {
 		case !f.nibbles:
 			k512.dec = decQ8H16
 			k512.r1, k512.rm, k512.exact = int8DotQ8H16D512R1, int8DotQ8H16D512RM, f32DotQ8H16D512
-			k256.r1 = int8DotQ8H16D256R1
+			// Q8_0's codes plus 128 need VPDPBUSD (see avx2Dec).
+			k256.r1, k256.dec, k256.vnniOnly = int8DotQ8H16D256R1, decQ8H16A2, true
+			k256.rm = rmAVX2(nil, int8DotQ8H16D256R2V, nil, int8DotQ8H16D256R3V)
 		default:
 			k512.dec = decNibH16
 			k512.r1, k512.rm, k512.exact = int8DotNibH16D512R1, int8DotNibH16D512RM, f32DotNibH16D512

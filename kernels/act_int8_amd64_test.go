@@ -121,8 +121,9 @@ func TestInt8CallSplits(t *testing.T) {
 
 // TestInt8DecKernels checks the D kernels (decoded panels, large M) where
 // the dispatch selects them: the AVX-512 gemm of every int8 format and
-// the AVX2 gemm of all but Q8_0 (with and without AVX-VNNI) must pick them
-// for every M >= 4 (decMinM: the few-rows kernels take 2 and 3),
+// the AVX2 gemm of all but Q8_0 (with and without AVX-VNNI; Q8_0 with
+// AVX-VNNI only, TestInt8Q8AVX2NeedsVNNI) must pick them for every M >= 4
+// (decMinM: the few-rows kernels take 2 and 3),
 // and rowsDec must match the generic kernel
 // (implTolerance of Σ|x·w|) on M around the block of four rows and the
 // tile of decMT rows, K ending inside a panel of decKT chunks and inside a
@@ -152,7 +153,7 @@ func TestInt8DecKernels(t *testing.T) {
 		minM    int
 	}{
 		{AVX2, false, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, decMinM},
-		{AVX2, true, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, decMinM},
+		{AVX2, true, int8AVX2, int8Formats, decMinM},
 		{AVX512, false, int8AVX512, int8Formats, decMinM},
 	}
 	defer func(v bool) { avxVNNI = v }(avxVNNI)
@@ -234,8 +235,8 @@ func testDecKernels(t *testing.T, impl *Impl, f *int8Format, k *int8Kernels, min
 }
 
 // TestInt8RMKernels checks the few-rows kernels of every int8 format on
-// AVX-512 (int8Dot*D512RM) and of the nibble formats on AVX2
-// (int8DotNib*D256R2, R3, with and without AVX-VNNI) against the generic
+// AVX-512 (int8Dot*D512RM) and on AVX2 (int8DotNib*D256R2, R3, with and
+// without AVX-VNNI; Q8_0's with AVX-VNNI only) against the generic
 // kernel (implTolerance of Σ|x·w|): the dispatch must pick them for M = 2
 // and 3 only; rowsAsmM on its own preparation and MatMul on one and two
 // threads must match on N ending inside a group and spanning several
@@ -259,7 +260,7 @@ func TestInt8RMKernels(t *testing.T) {
 		direct  int // the most rows to call the kernel with directly
 	}{
 		{AVX2, false, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, 3},
-		{AVX2, true, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, 3},
+		{AVX2, true, int8AVX2, int8Formats, 3},
 		{AVX512, false, int8AVX512, int8Formats, 7},
 	}
 	shapes := [][2]int{{13, 1056}, {50, 160}, {4, 32}, {4*rmGroups*2 + 9, 288}}
@@ -313,6 +314,31 @@ func TestInt8RMKernels(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestInt8Q8AVX2NeedsVNNI checks that without AVX-VNNI the AVX2 gemm of
+// Q8_0 runs neither D nor few-rows kernels (its codes plus 128 would
+// overflow VPMADDUBSW) but the one-row kernel, and still matches the
+// generic kernel at M = 2, 3 and 8.
+func TestInt8Q8AVX2NeedsVNNI(t *testing.T) {
+	if Best().Tier < AVX2 {
+		t.Skip("no AVX2")
+	}
+	defer func(v bool) { avxVNNI = v }(avxVNNI)
+	avxVNNI = false
+	k := int8AVX2[q80Int8]
+	rng := rand.New(rand.NewPCG(22, 23))
+	impl := allImpls[AVX2]
+	w, err := Quantize(q80Int8.t, 50, 288, randMatrix(rng, 50, 288), format.Options{})
+	require.NoError(t, err)
+	for _, m := range []int{2, 3, 8} {
+		assert.False(t, k.useDec(m), "m=%d: D kernels", m)
+		assert.False(t, k.useRM(m), "m=%d: few-rows kernel", m)
+		x, _, want, mag := int8Case(rng, impl, w, m)
+		y := make([]float32, m*w.N)
+		impl.MatMul(nil, y, w, x, m)
+		checkClose(t, y, want, mag, implTolerance, fmt.Sprintf("m=%d", m))
 	}
 }
 

@@ -374,7 +374,7 @@ func avx512RM(nib bool, sk scaleKind) {
 	groupEnd(name, "$16")
 }
 
-// avx2RM writes int8DotNib<E4|E8|H16>D256R<m>[V], the AVX2 few-rows
+// avx2RM writes int8Dot<Nib|Q8><E4|E8|H16>D256R<m>[V], the AVX2 few-rows
 // kernels: avx512RM's walk for exactly m activation rows (2 or 3, rows
 // unrolled: AVX2 has too few registers for a row loop over live dots),
 // with avx2D's arithmetic (V: AVX-VNNI's VPDPBUSD instead of VPMADDUBSW,
@@ -382,16 +382,16 @@ func avx512RM(nib bool, sk scaleKind) {
 // and 4+j) is decoded once and run against every row. The rows' f32 sums
 // live in acc (16 per row: 8 per half h); row r's outputs go to out +
 // r·ldo (bytes); the activations are prepared with rb = m, as for
-// avx512RM. The nibble formats only: Q8_0's AVX2 arithmetic needs the
-// sign trick per row, which leaves little to share.
-// Registers: Y0 nibble table, Y1 0x0F bytes, Y2 0x0001 words, Y3, Y4 a
-// piece's decoded high and low nibbles (then the weight scales), Y5, Y6
+// avx512RM. Q8_0 only with AVX-VNNI: its codes plus 128 overflow
+// VPMADDUBSW's pair sums (see avx2Dec).
+// Registers: Y0 nibble table, Y1 0x0F bytes (0x80 for Q8), Y2 0x0001
+// words, Y3, Y4 a piece's decoded high and low codes (then the weight scales), Y5, Y6
 // activation steps j and 4+j (then temporaries), Y7, Y8 temporaries,
 // Y9-Y14 int32 dots: row r in Y(9+r) (with halves: first blocks
 // Y(9+2r), second Y(10+2r)). SI, DI, R8, R11, CX, R13, DX as in avx2D, R9,
 // R10 the chunk's first row, BX its corrections, R12 acc, R14 m·64.
-func avx2RM(sk scaleKind, m int, vnni bool) {
-	name := fmt.Sprintf("int8Dot%sD256R%d", kindName(true, sk), m)
+func avx2RM(nib bool, sk scaleKind, m int, vnni bool) {
+	name := fmt.Sprintf("int8Dot%sD256R%d", kindName(nib, sk), m)
 	if vnni {
 		name += "V"
 	}
@@ -400,9 +400,15 @@ func avx2RM(sk scaleKind, m int, vnni bool) {
 	p("MOVQ " + prologue)
 	p("MOVQ $%d, R14", 64*m)
 	p("MOVQ acc+88(FP), R12")
-	p("MOVQ lut+64(FP), AX")
-	p("VBROADCASTI128 (AX), Y0")
-	p("MOVL $0x0F0F0F0F, AX")
+	cb := 256 // code bytes per chunk
+	if nib {
+		p("MOVQ lut+64(FP), AX")
+		p("VBROADCASTI128 (AX), Y0")
+		p("MOVL $0x0F0F0F0F, AX")
+	} else {
+		cb = 512
+		p("MOVL $0x80808080, AX")
+	}
 	p("MOVD AX, X1")
 	p("VPBROADCASTD X1, Y1")
 	if !vnni {
@@ -417,7 +423,7 @@ func avx2RM(sk scaleKind, m int, vnni bool) {
 	}
 	label(name + "_chunk")
 	if prefetch > 0 {
-		for off := 0; off < 256; off += 64 {
+		for off := 0; off < cb; off += 64 {
 			p("%s %d(SI)", prefetchOp, prefetch+off)
 		}
 	}
@@ -438,12 +444,18 @@ func avx2RM(sk scaleKind, m int, vnni bool) {
 			}
 		}
 		for j := range 4 {
-			p("VMOVDQU %d(SI), Y3", 64*j+32*h)
-			p("VPAND Y1, Y3, Y4")
-			p("VPSRLW $4, Y3, Y3")
-			p("VPAND Y1, Y3, Y3")
-			p("VPSHUFB Y4, Y0, Y4")
-			p("VPSHUFB Y3, Y0, Y3")
+			if nib {
+				p("VMOVDQU %d(SI), Y3", 64*j+32*h)
+				p("VPAND Y1, Y3, Y4")
+				p("VPSRLW $4, Y3, Y3")
+				p("VPAND Y1, Y3, Y3")
+				p("VPSHUFB Y4, Y0, Y4")
+				p("VPSHUFB Y3, Y0, Y3")
+			} else {
+				// Q8: steps j and 4+j as packed, w+128.
+				p("VPXOR %d(SI), Y1, Y4", 64*j+32*h)
+				p("VPXOR %d(SI), Y1, Y3", 256+64*j+32*h)
+			}
 			for r := range m {
 				p("VBROADCASTI128 %d(R9), Y5", 128*r+16*j)
 				p("VBROADCASTI128 %d(R9), Y6", 128*r+64+16*j)
@@ -492,7 +504,7 @@ func avx2RM(sk scaleKind, m int, vnni bool) {
 			p("VMOVUPS Y6, %s", sum)
 		}
 	}
-	p("ADDQ $256, SI")
+	p("ADDQ $%d, SI", cb)
 	p("LEAQ (DI)(R8*4), DI")
 	p("LEAQ (R9)(R14*2), R9")
 	p("ADDQ R14, R10")
@@ -1377,8 +1389,8 @@ func gemmChunkHalves(db int) {
 // the Go side guarantees are all ±0), NVFP4's as avx512Dec writes them.
 // Registers: Y0, Y1 codes, Y2 nibble table, Y3 0x0F bytes, Y4 0.5 (E8)
 // or wscale (E4), Y5 scales.
-func avx2Dec(sk scaleKind) {
-	name := fmt.Sprintf("int8Dec%s256", kindName(true, sk))
+func avx2Dec(nib bool, sk scaleKind) {
+	name := fmt.Sprintf("int8Dec%s256", kindName(nib, sk))
 	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)\n", name)
 	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-92\n", name)
 	p("MOVQ w+0(FP), SI")
@@ -1388,9 +1400,13 @@ func avx2Dec(sk scaleKind) {
 	p("MOVQ groups+32(FP), R13")
 	p("MOVQ spf+64(FP), R14")
 	p("MOVQ dst+80(FP), DX")
-	p("MOVQ lut+72(FP), AX")
-	p("VBROADCASTI128 (AX), Y2")
-	p("MOVL $0x0F0F0F0F, AX")
+	if nib {
+		p("MOVQ lut+72(FP), AX")
+		p("VBROADCASTI128 (AX), Y2")
+		p("MOVL $0x0F0F0F0F, AX")
+	} else {
+		p("MOVL $0x80808080, AX")
+	}
 	p("MOVD AX, X3")
 	p("VPBROADCASTD X3, Y3")
 	switch sk {
@@ -1411,8 +1427,20 @@ func avx2Dec(sk scaleKind) {
 	if decPrefetch {
 		p("%s (R10)(R14*1)", decPrefetchOp)
 	}
+	cb := 256 // code bytes per chunk
+	if !nib {
+		// Q8: the packed steps in order, w+128 by flipping the top bits.
+		cb = 512
+		for o := 0; o < cb; o += 32 {
+			p("VPXOR %d(R9), Y3, Y0", o)
+			p("VMOVDQU Y0, %d(R11)", o)
+		}
+	}
 	for j := range 4 {
 		for hh := range 2 {
+			if !nib {
+				break
+			}
 			o := 64*j + 32*hh
 			p("VMOVDQU %d(R9), Y0", o)
 			p("VPAND Y3, Y0, Y1")
@@ -1445,7 +1473,7 @@ func avx2Dec(sk scaleKind) {
 		}
 		p("VMOVUPS Y5, %d(R11)", 512+32*hh)
 	}
-	p("ADDQ $256, R9")
+	p("ADDQ $%d, R9", cb)
 	p("ADDQ R8, R10")
 	p("ADDQ $%d, R11", decG*db)
 	p("DECQ CX")
@@ -1753,13 +1781,17 @@ func main() {
 	avx512Gemm(e4)
 	for _, sk := range []scaleKind{e4, e8, h16} {
 		for m := 2; m <= 3; m++ {
-			avx2RM(sk, m, false)
-			avx2RM(sk, m, true)
+			avx2RM(true, sk, m, false)
+			avx2RM(true, sk, m, true)
 		}
 	}
-	avx2Dec(e4)
-	avx2Dec(e8)
-	avx2Dec(h16)
+	for m := 2; m <= 3; m++ {
+		avx2RM(false, h16, m, true) // Q8_0: AVX-VNNI only (see avx2Dec)
+	}
+	avx2Dec(true, e4)
+	avx2Dec(true, e8)
+	avx2Dec(true, h16)
+	avx2Dec(false, h16)
 	avx2Gemm(h16)
 	avx2Gemm(e4)
 	avx2GemmVNNI(h16)
