@@ -374,6 +374,18 @@ func avx512RM(nib bool, sk scaleKind) {
 	groupEnd(name, "$16")
 }
 
+// nibbles256 loads the 32 code bytes at addr and looks their nibbles up
+// in the table in Y(lut): the high nibbles' codes land in Y(hi), the low
+// ones' in Y(lo); Y(mask) holds 0x0F bytes.
+func nibbles256(addr string, hi, lo, mask, lut int) {
+	p("VMOVDQU %s, Y%d", addr, hi)
+	p("VPAND Y%d, Y%d, Y%d", mask, hi, lo)
+	p("VPSRLW $4, Y%d, Y%d", hi, hi)
+	p("VPAND Y%d, Y%d, Y%d", mask, hi, hi)
+	p("VPSHUFB Y%d, Y%d, Y%d", lo, lut, lo)
+	p("VPSHUFB Y%d, Y%d, Y%d", hi, lut, hi)
+}
+
 // avx2RM writes int8Dot<Nib|Q8><E4|E8|H16>D256R<m>[V], the AVX2 few-rows
 // kernels: avx512RM's walk for exactly m activation rows (2 or 3, rows
 // unrolled: AVX2 has too few registers for a row loop over live dots),
@@ -445,12 +457,7 @@ func avx2RM(nib bool, sk scaleKind, m int, vnni bool) {
 		}
 		for j := range 4 {
 			if nib {
-				p("VMOVDQU %d(SI), Y3", 64*j+32*h)
-				p("VPAND Y1, Y3, Y4")
-				p("VPSRLW $4, Y3, Y3")
-				p("VPAND Y1, Y3, Y3")
-				p("VPSHUFB Y4, Y0, Y4")
-				p("VPSHUFB Y3, Y0, Y3")
+				nibbles256(fmt.Sprintf("%d(SI)", 64*j+32*h), 3, 4, 1, 0)
 			} else {
 				// Q8: steps j and 4+j as packed, w+128.
 				p("VPXOR %d(SI), Y1, Y4", 64*j+32*h)
@@ -584,12 +591,7 @@ func avx2D(nib bool, sk scaleKind) {
 		p("VBROADCASTI128 %d(R9), Y14", 64+16*j)
 		for h := range 2 {
 			if nib {
-				p("VMOVDQU %d(SI), Y8", 64*j+32*h)
-				p("VPAND Y3, Y8, Y9")
-				p("VPSRLW $4, Y8, Y8")
-				p("VPAND Y3, Y8, Y8")
-				p("VPSHUFB Y9, Y2, Y9")
-				p("VPSHUFB Y8, Y2, Y8")
+				nibbles256(fmt.Sprintf("%d(SI)", 64*j+32*h), 8, 9, 3, 2)
 				p("VPMADDUBSW Y7, Y9, Y9")
 				p("VPMADDUBSW Y14, Y8, Y8")
 				p("VPADDW Y8, Y9, Y9")
@@ -1442,12 +1444,7 @@ func avx2Dec(nib bool, sk scaleKind) {
 				break
 			}
 			o := 64*j + 32*hh
-			p("VMOVDQU %d(R9), Y0", o)
-			p("VPAND Y3, Y0, Y1")
-			p("VPSRLW $4, Y0, Y0")
-			p("VPAND Y3, Y0, Y0")
-			p("VPSHUFB Y1, Y2, Y1")
-			p("VPSHUFB Y0, Y2, Y0")
+			nibbles256(fmt.Sprintf("%d(R9)", o), 0, 1, 3, 2)
 			p("VMOVDQU Y1, %d(R11)", o)
 			p("VMOVDQU Y0, %d(R11)", o+256)
 		}
