@@ -352,8 +352,7 @@ type int8Kernels struct {
 	quant chunkQuantizer
 	exact exactKernel // Exact precision (nil: the generic kernel)
 	// dec names the D kernels, used when m >= decMinM (decNone: never).
-	dec     decKind
-	decMinM int
+	dec decKind
 	// vnniOnly: the D and few-rows kernels need AVX-VNNI (avxVNNI).
 	vnniOnly bool
 	// rearrange rearranges the prepared activations for the kernels, as
@@ -363,7 +362,7 @@ type int8Kernels struct {
 
 // useDec reports whether k runs the D kernels for m activation rows.
 func (k *int8Kernels) useDec(m int) bool {
-	return k.dec != decNone && m >= k.decMinM && (avxVNNI || !k.vnniOnly)
+	return k.dec != decNone && m >= decMinM && (avxVNNI || !k.vnniOnly)
 }
 
 // useRM reports whether k runs the few-rows kernel for m activation rows.
@@ -407,7 +406,6 @@ func init() {
 			k256.r1, k256.dec = int8DotNibH16D256R1, decNibH16A2
 			k256.rm = rmAVX2(int8DotNibH16D256R2, int8DotNibH16D256R2V, int8DotNibH16D256R3, int8DotNibH16D256R3V)
 		}
-		k512.decMinM, k256.decMinM = decMinM, decMinM
 		if avxVNNI && k256.dec != decNone { // the D kernels' arithmetic
 			k256.path = PathInt8Dot
 		}

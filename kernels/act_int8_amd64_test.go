@@ -150,11 +150,10 @@ func TestInt8DecKernels(t *testing.T) {
 		vnni    bool // the AVX2 tier with AVX-VNNI
 		kernels map[*int8Format]*int8Kernels
 		formats []*int8Format
-		minM    int
 	}{
-		{AVX2, false, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}, decMinM},
-		{AVX2, true, int8AVX2, int8Formats, decMinM},
-		{AVX512, false, int8AVX512, int8Formats, decMinM},
+		{AVX2, false, int8AVX2, []*int8Format{mxfp4Int8, nvfp4Int8, q40Int8}},
+		{AVX2, true, int8AVX2, int8Formats},
+		{AVX512, false, int8AVX512, int8Formats},
 	}
 	defer func(v bool) { avxVNNI = v }(avxVNNI)
 	for _, tc := range tiers {
@@ -168,7 +167,7 @@ func TestInt8DecKernels(t *testing.T) {
 				name += "+vnni"
 			}
 			t.Run(name+"/"+f.t.String(), func(t *testing.T) {
-				testDecKernels(t, allImpls[tc.tier], f, tc.kernels[f], tc.minM, ms, cases, rng, pool)
+				testDecKernels(t, allImpls[tc.tier], f, tc.kernels[f], ms, cases, rng, pool)
 			})
 		}
 	}
@@ -212,10 +211,10 @@ type decCase struct {
 }
 
 // testDecKernels is TestInt8DecKernels for one tier's kernels k of f.
-func testDecKernels(t *testing.T, impl *Impl, f *int8Format, k *int8Kernels, minM int, ms []int, cases []decCase, rng *rand.Rand, pool *Pool) {
+func testDecKernels(t *testing.T, impl *Impl, f *int8Format, k *int8Kernels, ms []int, cases []decCase, rng *rand.Rand, pool *Pool) {
 	require.NotEqual(t, decNone, k.dec, "%s %s: no D kernel", impl.Name, f.t)
 	for _, m := range ms {
-		assert.Equal(t, m >= minM, k.useDec(m), "%s %s: D kernels for m=%d", impl.Name, f.t, m)
+		assert.Equal(t, m >= 4, k.useDec(m), "%s %s: D kernels for m=%d", impl.Name, f.t, m)
 	}
 	for _, c := range cases {
 		n, kk := c.n, c.k
