@@ -676,9 +676,7 @@ func align64(p unsafe.Pointer) int { return int(-uintptr(p) & 63) }
 // raceRead tells the race detector what the kernels read for groups
 // [g0, g1) and mp prepared activation rows.
 func (f *int8Format) raceRead(w *Matrix, s *scratch, g0, g1, mp int) {
-	chunks := w.kp / i8ChunkK
-	gBytes, gScales := chunks*i8Group*f.rowChunkBytes(), chunks*i8Group*f.spc*f.scaleBytes()
-	so := f.scaleOffset(w)
+	chunks, gBytes, gScales, so, _ := f.geometry(w)
 	raceReadSlice(w.data[g0*gBytes : g1*gBytes])
 	raceReadSlice(w.data[so+g0*gScales : so+g1*gScales+64])
 	raceReadSlice(s.i8[:mp*chunks*i8ChunkK])
@@ -692,10 +690,8 @@ const i8ExactGroups = 64
 // rowsExactAsm runs the Exact kernel k over rows [n0, n1), one activation
 // row at a time.
 func (f *int8Format) rowsExactAsm(k exactKernel, w *Matrix, y []float32, m, n0, n1 int, s *scratch) {
-	chunks := w.kp / i8ChunkK
+	chunks, gBytes, gScales, so, sstride := f.geometry(w)
 	ts := f.tensorScale(w)
-	gBytes, gScales := chunks*i8Group*f.rowChunkBytes(), chunks*i8Group*f.spc*f.scaleBytes()
-	so := f.scaleOffset(w)
 	g0, g1 := n0/i8Group, roundUp(n1, i8Group)/i8Group
 	raceReadSlice(w.data[g0*gBytes : g1*gBytes])
 	raceReadSlice(w.data[so+g0*gScales : so+g1*gScales+64])
@@ -705,7 +701,7 @@ func (f *int8Format) rowsExactAsm(k exactKernel, w *Matrix, y []float32, m, n0, 
 	for gs := g0; gs < g1; gs += i8ExactGroups {
 		ge := min(g1, gs+i8ExactGroups)
 		for i := range m {
-			k(&w.data[gs*gBytes], &w.data[so+gs*gScales], f.spc*f.scaleBytes(), &s.f32[i*chunks*i8ChunkK], chunks, ge-gs, &f.ftab, &f.eidx, &out[0])
+			k(&w.data[gs*gBytes], &w.data[so+gs*gScales], sstride, &s.f32[i*chunks*i8ChunkK], chunks, ge-gs, &f.ftab, &f.eidx, &out[0])
 			lo, hi := i*w.N+gs*i8Group, i*w.N+min(w.N, ge*i8Group)
 			for j := range y[lo:hi] {
 				y[lo+j] = out[j] * ts

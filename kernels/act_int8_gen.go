@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 )
 
 var out bytes.Buffer
@@ -258,6 +259,14 @@ func avx512DS(nib bool, sk scaleKind) {
 	groupEnd(name, "$16")
 }
 
+// rmStart writes a few-rows kernel's header and loads the arguments it
+// shares with the one-row kernels (see prologue).
+func rmStart(name string) {
+	fmt.Fprintf(&out, "\n// func %s%s\n", name, strings.TrimSuffix(signature, ")")+", m int, acc *float32, ldo int)")
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-104\n", name)
+	p("MOVQ " + prologue)
+}
+
 // avx512RM writes int8Dot<Nib|Q8><E4|E8|H16>D512RM, the few-rows kernel:
 // the one-row kernel's walk (see avx512DS), one stream of groups, for m
 // activation rows at once. Each group-chunk's codes are decoded into
@@ -279,9 +288,7 @@ func avx512DS(nib bool, sk scaleKind) {
 // offset r·64, R14 m·64, R12 acc.
 func avx512RM(nib bool, sk scaleKind) {
 	name := fmt.Sprintf("int8Dot%sD512RM", kindName(nib, sk))
-	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-104\n", name)
-	p("MOVQ " + prologue)
+	rmStart(name)
 	p("MOVQ m+80(FP), R14")
 	p("SHLQ $6, R14")
 	p("MOVQ acc+88(FP), R12")
@@ -407,9 +414,7 @@ func avx2RM(nib bool, sk scaleKind, m int, vnni bool) {
 	if vnni {
 		name += "V"
 	}
-	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32, m int, acc *float32, ldo int)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-104\n", name)
-	p("MOVQ " + prologue)
+	rmStart(name)
 	p("MOVQ $%d, R14", 64*m)
 	p("MOVQ acc+88(FP), R12")
 	cb := 256 // code bytes per chunk
@@ -1043,6 +1048,18 @@ func transIdx() {
 	p("VPMOVZXBD X0, Z30")
 }
 
+// decStart writes a panel decoder's header and loads its arguments: SI
+// codes, DI scales, R8 a chunk's scale bytes (4·sstride), R13 groups.
+func decStart(name string) {
+	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)\n", name)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-92\n", name)
+	p("MOVQ w+0(FP), SI")
+	p("MOVQ ws+8(FP), DI")
+	p("MOVQ sstride+16(FP), R8")
+	p("SHLQ $2, R8")
+	p("MOVQ groups+32(FP), R13")
+}
+
 // avx512Dec writes the panel decoder: for groups groups (codes gcodes and
 // scales gscales bytes apart) and chunks chunks from w, ws, it writes
 // group q's chunk c at dst + (c·decG + q)·decBytes, and prefetches the
@@ -1051,13 +1068,7 @@ func transIdx() {
 // Z30 128 in each dword (E8), Z31 0x80 bytes.
 func avx512Dec(nib bool, sk scaleKind) {
 	name := fmt.Sprintf("int8Dec%s512", kindName(nib, sk))
-	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-92\n", name)
-	p("MOVQ w+0(FP), SI")
-	p("MOVQ ws+8(FP), DI")
-	p("MOVQ sstride+16(FP), R8")
-	p("SHLQ $2, R8")
-	p("MOVQ groups+32(FP), R13")
+	decStart(name)
 	p("MOVQ pf+56(FP), R12")
 	p("MOVQ spf+64(FP), R14")
 	p("MOVQ dst+80(FP), DX")
@@ -1383,23 +1394,19 @@ func gemmChunkHalves(db int) {
 	}
 }
 
-// avx2Dec writes int8Dec<NibE4|NibE8|NibH16>256, the AVX2 panel decoders
-// of the nibble formats: the same panel as avx512Dec (codes plus off by
-// VPSHUFB, both ymm halves of each zmm), but with the scales as f32
-// values for int8GemmD256 (int8GemmDH256 for NVFP4): MXFP4's E8M0 byte e
+// avx2Dec writes int8Dec<NibE4|NibE8|NibH16|Q8H16>256, the AVX2 panel
+// decoders: the same panel as avx512Dec (nibble codes plus off by
+// VPSHUFB, Q8 codes plus 128 by flipping the top bit, both ymm halves of
+// each zmm), but with the scales as f32 values for int8GemmD256
+// (int8GemmDH256 for NVFP4; Q8_0's codes plus 128 overflow VPMADDUBSW's
+// pair sums, so its panel is for int8GemmDV256 only): MXFP4's E8M0 byte e
 // as 2^(e-127)·0.5 (e<<23, halved: exact, and 0 for e = 0, whose codes
 // the Go side guarantees are all ±0), NVFP4's as avx512Dec writes them.
-// Registers: Y0, Y1 codes, Y2 nibble table, Y3 0x0F bytes, Y4 0.5 (E8)
-// or wscale (E4), Y5 scales.
+// Registers: Y0, Y1 codes, Y2 nibble table, Y3 0x0F bytes (0x80 for Q8),
+// Y4 0.5 (E8) or wscale (E4), Y5 scales.
 func avx2Dec(nib bool, sk scaleKind) {
 	name := fmt.Sprintf("int8Dec%s256", kindName(nib, sk))
-	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-92\n", name)
-	p("MOVQ w+0(FP), SI")
-	p("MOVQ ws+8(FP), DI")
-	p("MOVQ sstride+16(FP), R8")
-	p("SHLQ $2, R8")
-	p("MOVQ groups+32(FP), R13")
+	decStart(name)
 	p("MOVQ spf+64(FP), R14")
 	p("MOVQ dst+80(FP), DX")
 	if nib {
