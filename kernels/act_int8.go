@@ -300,9 +300,9 @@ func registerInt8(f *int8Format) {
 func (f *int8Format) genericGemm() *gemm {
 	return &gemm{
 		path: func(Precision) Path { return PathScalar },
-		prep: func(w *Matrix, x []float32, m int, s *scratch) {
+		prep: func(p *Pool, w *Matrix, x []float32, m int, s *scratch) {
 			if w.Precision == Fast {
-				f.prep(w, x, m, 1, nil, s)
+				f.prep(p, w, x, m, 1, nil, nil, s)
 			}
 		},
 		rows: func(w *Matrix, y, x []float32, m, n0, n1 int, s *scratch) {
@@ -484,15 +484,29 @@ func quantizeBlock(q []int8, x []float32) float32 {
 }
 
 // prep quantizes the m×K activations x into s (see the layout above), rows
-// interleaved in blocks of rb, whole chunks with quant if it is set.
-func (f *int8Format) prep(w *Matrix, x []float32, m, rb int, quant chunkQuantizer, s *scratch) {
+// interleaved in blocks of rb, whole chunks with quant if it is set, and
+// then runs rearrange, if set, over the records of each run of blocks
+// (records [r0, r1)). Runs of blocks go to p's threads (forPrep).
+func (f *int8Format) prep(p *Pool, w *Matrix, x []float32, m, rb int, quant chunkQuantizer, rearrange func(s *scratch, r0, r1 int), s *scratch) {
 	chunks := w.kp / i8ChunkK
 	mp := roundUp(m, rb)
 	s.i8 = grow(s.i8, mp*chunks*i8ChunkK)
 	s.sc = grow(s.sc, mp*chunks*i8Dwords)
 	s.i32 = grow(s.i32, mp*chunks*i8Dwords)
+	forPrep(p, mp, rb, w.K, func(i0, i1 int) {
+		f.prepRows(w, x, m, rb, i0, i1, quant, s)
+		if rearrange != nil {
+			rearrange(s, i0*chunks, i1*chunks)
+		}
+	})
+}
+
+// prepRows is prep's quantizing of rows [i0, i1) (mp = m rounded up to rb
+// at most; rows from m on are padding, all zero).
+func (f *int8Format) prepRows(w *Matrix, x []float32, m, rb, i0, i1 int, quant chunkQuantizer, s *scratch) {
+	chunks := w.kp / i8ChunkK
 	full := w.K / i8ChunkK // chunks with 128 activations
-	for i := range mp {
+	for i := i0; i < i1; i++ {
 		rec0 := i/rb*chunks*rb + i%rb
 		if i >= m {
 			for c := range chunks {
@@ -545,7 +559,7 @@ func (f *int8Format) quantizeChunk(xq []int8, sa []float32, cr []int32, x []floa
 }
 
 // gemmPrepGo is int8GemmPrep512 (int8GemmPrepH512 if halves) in Go: it
-// rearranges the first n activation records of s in place for the
+// rearranges activation records [r0, r1) of s in place for the
 // assembly kernels: each view's codes as four steps of 16 bytes (step j,
 // dword b: dword 4b+j of the view), and the 16 scales and corrections as
 // the block scales and block corrections (the sums of the block's dword
@@ -553,8 +567,8 @@ func (f *int8Format) quantizeChunk(xq []int8, sa []float32, cr []int32, x []floa
 // corrections are those of the first blocks (dword corrections 0-1 of
 // each block) in dwords 0-3 and 8-11, of the second (2-3) in 4-7 and
 // 12-15.
-func gemmPrepGo(s *scratch, n int, halves bool) {
-	for r := range n {
+func gemmPrepGo(s *scratch, r0, r1 int, halves bool) {
+	for r := r0; r < r1; r++ {
 		xq := s.i8[r*i8ChunkK:][:i8ChunkK]
 		xs, xc := s.sc[r*i8Dwords:][:i8Dwords], s.i32[r*i8Dwords:][:i8Dwords]
 		var q [i8ChunkK]int8
@@ -624,27 +638,29 @@ func (f *int8Format) rowsGeneric(w *Matrix, y []float32, m, n0, n1 int, s *scrat
 // prepExact copies the activations into s.f32 in the order of the steps
 // of the transposed packing, K padded with zeros, for the Exact assembly
 // kernels.
-func (f *int8Format) prepExact(w *Matrix, x []float32, m int, s *scratch) {
+func (f *int8Format) prepExact(p *Pool, w *Matrix, x []float32, m int, s *scratch) {
 	chunks := w.kp / i8ChunkK
 	s.f32 = grow(s.f32, m*chunks*i8ChunkK)
 	perm := &actPerm[orderD]
 	if f.order == orderNV {
 		perm = &actPerm[orderDNV]
 	}
-	for i := range m {
-		xr := x[i*w.K : (i+1)*w.K]
-		for c := range chunks {
-			dst := s.f32[(i*chunks+c)*i8ChunkK : (i*chunks+c+1)*i8ChunkK]
-			k0 := c * i8ChunkK
-			for p, src := range perm {
-				if k := k0 + int(src); k < w.K {
-					dst[p] = xr[k]
-				} else {
-					dst[p] = 0
+	forPrep(p, m, 1, w.K, func(i0, i1 int) {
+		for i := i0; i < i1; i++ {
+			xr := x[i*w.K : (i+1)*w.K]
+			for c := range chunks {
+				dst := s.f32[(i*chunks+c)*i8ChunkK : (i*chunks+c+1)*i8ChunkK]
+				k0 := c * i8ChunkK
+				for p, src := range perm {
+					if k := k0 + int(src); k < w.K {
+						dst[p] = xr[k]
+					} else {
+						dst[p] = 0
+					}
 				}
 			}
 		}
-	}
+	})
 }
 
 // rowsExact decodes each weight exactly to f32 and dots it with the f32

@@ -357,7 +357,7 @@ type int8Kernels struct {
 	vnniOnly bool
 	// rearrange rearranges the prepared activations for the kernels, as
 	// int8GemmPrep512 (int8GemmPrepH512 for halves) does.
-	rearrange func(s *scratch, n int)
+	rearrange func(s *scratch, r0, r1 int)
 }
 
 // useDec reports whether k runs the D kernels for m activation rows.
@@ -410,8 +410,8 @@ func init() {
 			k256.path = PathInt8Dot
 		}
 		halves := f.halves()
-		k512.rearrange = func(s *scratch, n int) { gemmPrep(s, n, halves) }
-		k256.rearrange = func(s *scratch, n int) { gemmPrepGo(s, n, halves) }
+		k512.rearrange = func(s *scratch, r0, r1 int) { gemmPrep(s, r0, r1, halves) }
+		k256.rearrange = func(s *scratch, r0, r1 int) { gemmPrepGo(s, r0, r1, halves) }
 		int8AVX512[f], int8AVX2[f] = &k512, &k256
 		registerTier(f.t, AVX512, f.asmGemm(&k512))
 		registerTier(f.t, AVX2, f.asmGemm(&k256))
@@ -450,21 +450,18 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 			}
 			return PathScalar
 		},
-		prep: func(w *Matrix, x []float32, m int, s *scratch) {
+		prep: func(p *Pool, w *Matrix, x []float32, m int, s *scratch) {
 			switch {
 			case w.generic:
-				gen.prep(w, x, m, s)
+				gen.prep(p, w, x, m, s)
 			case w.Precision == Fast && k.useDec(m):
-				f.prep(w, x, m, decR, k.quant, s)
-				k.rearrange(s, roundUp(m, decR)*(w.kp/i8ChunkK))
+				f.prep(p, w, x, m, decR, k.quant, k.rearrange, s)
 			case w.Precision == Fast && k.useRM(m):
-				f.prep(w, x, m, m, k.quant, s)
-				k.rearrange(s, m*(w.kp/i8ChunkK))
+				f.prep(p, w, x, m, m, k.quant, k.rearrange, s)
 			case w.Precision == Fast:
-				f.prep(w, x, m, 1, k.quant, s)
-				k.rearrange(s, m*(w.kp/i8ChunkK))
+				f.prep(p, w, x, m, 1, k.quant, k.rearrange, s)
 			case k.exact != nil:
-				f.prepExact(w, x, m, s)
+				f.prepExact(p, w, x, m, s)
 			}
 		},
 		rows: func(w *Matrix, y, x []float32, m, n0, n1 int, s *scratch) {
@@ -577,10 +574,14 @@ var outBufs = sync.Pool{New: func() any { return new([i8CallGroups * 4]float32) 
 
 func getOutBuf() *[i8CallGroups * 4]float32 { return outBufs.Get().(*[i8CallGroups * 4]float32) }
 
-// gemmPrep runs int8GemmPrep512 (int8GemmPrepH512 if halves) on the
-// first n records of s.
-func gemmPrep(s *scratch, n int, halves bool) {
-	xq, xs, xc := s.i8[:n*i8ChunkK], s.sc[:n*i8Dwords], s.i32[:n*i8Dwords]
+// gemmPrep runs int8GemmPrep512 (int8GemmPrepH512 if halves) on records
+// [r0, r1) of s.
+func gemmPrep(s *scratch, r0, r1 int, halves bool) {
+	if r1 <= r0 {
+		return
+	}
+	n := r1 - r0
+	xq, xs, xc := s.i8[r0*i8ChunkK:r1*i8ChunkK], s.sc[r0*i8Dwords:r1*i8Dwords], s.i32[r0*i8Dwords:r1*i8Dwords]
 	raceWriteSlice(xq)
 	raceWriteSlice(xs)
 	raceWriteSlice(xc)

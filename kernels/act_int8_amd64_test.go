@@ -225,8 +225,7 @@ func testDecKernels(t *testing.T, impl *Impl, f *int8Format, k *int8Kernels, ms 
 				x, off, want, mag := int8Case(rng, impl, w, m)
 				// rowsDec itself, on its own preparation.
 				s := new(scratch)
-				f.prep(w, x, m, decR, k.quant, s)
-				k.rearrange(s, roundUp(m, decR)*(w.kp/i8ChunkK))
+				f.prep(nil, w, x, m, decR, k.quant, k.rearrange, s)
 				checkPaths(t, impl, w, x, m, off, want, mag, pool, "rowsDec", func(y []float32) { f.rowsDec(k, w, y, m, 0, n, s) })
 			})
 		}
@@ -288,8 +287,7 @@ func TestInt8RMKernels(t *testing.T) {
 					t.Run(fmt.Sprintf("%s/%s/n=%d/k=%d/m=%d", name, f.t, n, kk, m), func(t *testing.T) {
 						x, off, want, mag := int8Case(rng, impl, w, m)
 						s := new(scratch)
-						f.prep(w, x, m, m, k.quant, s)
-						k.rearrange(s, m*chunks)
+						f.prep(nil, w, x, m, m, k.quant, k.rearrange, s)
 						if k.useRM(m) {
 							checkPaths(t, impl, w, x, m, off, want, mag, pool, "rowsAsmM", func(y []float32) { f.rowsAsmM(k.rm, w, y, m, 0, n, s) })
 						}
@@ -447,8 +445,7 @@ func BenchmarkInt8DecKernels(b *testing.B) {
 		k8.dec.decode(&w.data[0], &w.data[f.scaleOffset(w)], sstride, decKT, decG, gBytes, gScales, 0, 0, &f.lut, &panel[0], 128*f.tensorScale(w))
 		for _, m := range []int{2, 3} {
 			s := new(scratch)
-			f.prep(w, randMatrix(rng, m, k), m, m, quantizeChunks512, s)
-			k8.rearrange(s, m*chunks)
+			f.prep(nil, w, randMatrix(rng, m, k), m, m, quantizeChunks512, k8.rearrange, s)
 			groups := w.np / i8Group
 			out := make([]float32, m*groups*i8Group)
 			acc := make([]float32, m*16)
@@ -462,8 +459,7 @@ func BenchmarkInt8DecKernels(b *testing.B) {
 		for _, nb := range []int{1, 2, 16} {
 			m := nb * decR
 			s := new(scratch)
-			f.prep(w, randMatrix(rng, m, k), m, decR, quantizeChunks512, s)
-			gemmPrep(s, m*chunks, f.halves())
+			f.prep(nil, w, randMatrix(rng, m, k), m, decR, quantizeChunks512, k8.rearrange, s)
 			var acc [decMT * decG * 16]float32
 			var out [decMT * decG * i8Group]float32
 			b.Run(fmt.Sprintf("kernel=gemm/format=%s/m=%d", f.t, m), func(b *testing.B) {
@@ -491,12 +487,12 @@ func TestGemmPrepGo(t *testing.T) {
 	for _, f := range []*int8Format{mxfp4Int8, nvfp4Int8} {
 		a, b := new(scratch), new(scratch)
 		x := randMatrix(rng, 1, n*i8ChunkK)
-		f.prep(&Matrix{K: n * i8ChunkK, kp: n * i8ChunkK}, x, 1, 1, nil, a)
+		f.prep(nil, &Matrix{K: n * i8ChunkK, kp: n * i8ChunkK}, x, 1, 1, nil, nil, a)
 		b.i8 = append([]int8(nil), a.i8...)
 		b.sc = append([]float32(nil), a.sc...)
 		b.i32 = append([]int32(nil), a.i32...)
-		gemmPrep(a, n, f.halves())
-		gemmPrepGo(b, n, f.halves())
+		gemmPrep(a, 0, n, f.halves())
+		gemmPrepGo(b, 0, n, f.halves())
 		assert.Equal(t, a.i8[:n*i8ChunkK], b.i8[:n*i8ChunkK], "%s: codes", f.t)
 		assert.Equal(t, a.sc[:n*i8Dwords], b.sc[:n*i8Dwords], "%s: scales", f.t)
 		assert.Equal(t, a.i32[:n*i8Dwords], b.i32[:n*i8Dwords], "%s: corrections", f.t)

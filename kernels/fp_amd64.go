@@ -70,12 +70,12 @@ func init() {
 	reg := func(t format.Type, tier Tier, path func(Precision) Path, fast, exact *fpAsm) {
 		registerTier(t, tier, &gemm{
 			path: path,
-			prep: func(w *Matrix, x []float32, m int, s *scratch) {
+			prep: func(p *Pool, w *Matrix, x []float32, m int, s *scratch) {
 				a := exact
 				if w.Precision == Fast {
 					a = fast
 				}
-				prepAct(a.act, w, x, m, s)
+				prepAct(p, a.act, w, x, m, s)
 			},
 			rows: func(w *Matrix, y, x []float32, m, n0, n1 int, s *scratch) {
 				a := exact
@@ -163,61 +163,77 @@ func actStride(w *Matrix) int { return w.kp + actPad }
 // prepAct converts x into the activation layout kind, rows of w.kp
 // elements, zero padded, actStride(w) elements apart, in s.u16 (bf16) or
 // s.f32.
-func prepAct(kind int, w *Matrix, x []float32, m int, s *scratch) {
+func prepAct(p *Pool, kind int, w *Matrix, x []float32, m int, s *scratch) {
 	kp, k, st := w.kp, w.K, actStride(w)
 	switch kind {
 	case actBF16, actBF16Perm:
 		s.u16 = grow(s.u16, m*st)
 		raceReadSlice(x[:m*k])
-		for i := range m {
-			xr, out := x[i*k:(i+1)*k], s.u16[i*st:i*st+kp]
-			if kind == actBF16 {
-				n := k / 16 * 16
-				if n > 0 {
-					cvtBF16AVX512(&xr[0], &out[0], n/16)
-				}
-				for j, v := range xr[n:] {
-					out[n+j] = toBF16(v)
-				}
-				clear(out[k:])
-				continue
+		forPrep(p, m, 1, k, func(i0, i1 int) {
+			for i := i0; i < i1; i++ {
+				prepBF16Row(kind, x[i*k:(i+1)*k], s.u16[i*st:i*st+kp])
 			}
-			full := k / 64 * 64
-			if full > 0 {
-				cvtBF16PermAVX512(&xr[0], &out[0], full/64)
-			}
-			for c := full; c < kp; c += 64 { // a last, partial chunk
-				for p, e := range &fastPerm {
-					out[c+p] = 0
-					if c+e < k {
-						out[c+p] = toBF16(xr[c+e])
-					}
-				}
-			}
-		}
+		})
 	default:
 		s.f32 = grow(s.f32, m*st)
-		for i := range m {
-			xr, out := x[i*k:(i+1)*k], s.f32[i*st:i*st+kp]
-			if kind == actF32 {
-				copy(out, xr)
-				clear(out[k:])
-				continue
+		forPrep(p, m, 1, k, func(i0, i1 int) {
+			for i := i0; i < i1; i++ {
+				prepF32Row(kind, x[i*k:(i+1)*k], s.f32[i*st:i*st+kp])
 			}
-			for c := 0; c < kp; c += 64 {
-				if c+64 <= k {
-					src := xr[c : c+64]
-					for p, e := range &exactPerm {
-						out[c+p] = src[e]
-					}
-					continue
-				}
-				for p, e := range &exactPerm {
-					out[c+p] = 0
-					if c+e < k {
-						out[c+p] = xr[c+e]
-					}
-				}
+		})
+	}
+}
+
+// prepBF16Row converts one activation row xr into out (len w.kp) as
+// prepAct's bf16 layouts.
+func prepBF16Row(kind int, xr []float32, out []uint16) {
+	k, kp := len(xr), len(out)
+	if kind == actBF16 {
+		n := k / 16 * 16
+		if n > 0 {
+			cvtBF16AVX512(&xr[0], &out[0], n/16)
+		}
+		for j, v := range xr[n:] {
+			out[n+j] = toBF16(v)
+		}
+		clear(out[k:])
+		return
+	}
+	full := k / 64 * 64
+	if full > 0 {
+		cvtBF16PermAVX512(&xr[0], &out[0], full/64)
+	}
+	for c := full; c < kp; c += 64 { // a last, partial chunk
+		for p, e := range &fastPerm {
+			out[c+p] = 0
+			if c+e < k {
+				out[c+p] = toBF16(xr[c+e])
+			}
+		}
+	}
+}
+
+// prepF32Row copies one activation row xr into out (len w.kp) as
+// prepAct's f32 layouts.
+func prepF32Row(kind int, xr, out []float32) {
+	k, kp := len(xr), len(out)
+	if kind == actF32 {
+		copy(out, xr)
+		clear(out[k:])
+		return
+	}
+	for c := 0; c < kp; c += 64 {
+		if c+64 <= k {
+			src := xr[c : c+64]
+			for p, e := range &exactPerm {
+				out[c+p] = src[e]
+			}
+			continue
+		}
+		for p, e := range &exactPerm {
+			out[c+p] = 0
+			if c+e < k {
+				out[c+p] = xr[c+e]
 			}
 		}
 	}

@@ -262,7 +262,7 @@ func flushBF16(h float32) float32 {
 
 // prepFPGeneric copies x into s.f32 as rows of w.kp floats, zero padded,
 // rounded to bf16 (toBF16) when the Fast path of the format uses bf16.
-func prepFPGeneric(w *Matrix, x []float32, m int, s *scratch) {
+func prepFPGeneric(_ *Pool, w *Matrix, x []float32, m int, s *scratch) {
 	fast := w.fastBF16()
 	s.f32 = grow(s.f32, m*w.kp)
 	for i := range m {

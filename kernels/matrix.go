@@ -193,14 +193,38 @@ func (impl *Impl) MatMul(p *Pool, y []float32, w *Matrix, x []float32, m int) {
 	g, _ := w.ops.lookup(impl.Tier)
 	s := getScratch()
 	defer putScratch(s)
-	if g.prep != nil {
-		g.prep(w, x[:m*w.K], m, s)
-	}
 	if m*w.N*w.K < minParallelMACs {
 		p = nil
 	}
+	if g.prep != nil {
+		g.prep(p, w, x[:m*w.K], m, s)
+	}
 	p.For(w.N, w.group, func(n0, n1 int) {
 		g.rows(w, y, x, m, n0, n1, s)
+	})
+}
+
+// prepGrain is the fewest activations worth a thread of their own when
+// an activation preparation is split (about 4 µs of quantizing).
+const prepGrain = 1 << 15
+
+// forPrep runs fn over rows [0, m) of k activations each, in runs of
+// whole units of unit rows (the last run ends at m): on p's threads, as
+// many as have prepGrain activations each, or on the caller alone.
+// Preparing a prefill's activations on the caller alone left the other
+// threads idle (M = 512, K = 2048: 130 µs per matmul), long enough for
+// them to block and need waking for the rows.
+func forPrep(p *Pool, m, unit, k int, fn func(i0, i1 int)) {
+	units := (m + unit - 1) / unit
+	t := min(p.Threads(), units*unit*k/prepGrain, units)
+	if t <= 1 {
+		if m > 0 {
+			fn(0, m)
+		}
+		return
+	}
+	p.For(units, (units+t-1)/t, func(lo, hi int) {
+		fn(lo*unit, min(m, hi*unit))
 	})
 }
 
@@ -214,8 +238,9 @@ type gemm struct {
 	// path reports the arithmetic used at a precision.
 	path func(Precision) Path
 	// prep, if set, converts the m×K activations once per call into s
-	// (bf16, int8 blocks, padded f32, ...). It runs before the rows calls.
-	prep func(w *Matrix, x []float32, m int, s *scratch)
+	// (bf16, int8 blocks, padded f32, ...), on p's threads (see forPrep).
+	// It runs before the rows calls.
+	prep func(p *Pool, w *Matrix, x []float32, m int, s *scratch)
 	// rows computes y[i*N+j] for i < m and n0 <= j < n1. n0 is a multiple
 	// of w.group; n1 is one too, or N. Calls for disjoint ranges run
 	// concurrently and must only read s.
