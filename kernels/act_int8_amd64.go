@@ -370,6 +370,18 @@ func (k *int8Kernels) useRM(m int) bool {
 	return k.rm != nil && m > 1 && m <= rmMaxM && (avxVNNI || !k.vnniOnly)
 }
 
+// rowBlock returns the rb the activations of m rows are prepared with for
+// k's kernels: decR for the D kernels, m for the few-rows kernel, else 1.
+func (k *int8Kernels) rowBlock(m int) int {
+	switch {
+	case k.useDec(m):
+		return decR
+	case k.useRM(m):
+		return m
+	}
+	return 1
+}
+
 // avxVNNI makes the AVX2 tier's D kernels use the AVX-VNNI gemm kernels
 // (int8GemmDV256, int8GemmDHV256): Intel's CPUs since Alder Lake have it
 // without AVX-512. Tests switch it to run both.
@@ -454,12 +466,8 @@ func (f *int8Format) asmGemm(k *int8Kernels) *gemm {
 			switch {
 			case w.generic:
 				gen.prep(p, w, x, m, s)
-			case w.Precision == Fast && k.useDec(m):
-				f.prep(p, w, x, m, decR, k.quant, k.rearrange, s)
-			case w.Precision == Fast && k.useRM(m):
-				f.prep(p, w, x, m, m, k.quant, k.rearrange, s)
 			case w.Precision == Fast:
-				f.prep(p, w, x, m, 1, k.quant, k.rearrange, s)
+				f.prep(p, w, x, m, k.rowBlock(m), k.quant, k.rearrange, s)
 			case k.exact != nil:
 				f.prepExact(p, w, x, m, s)
 			}

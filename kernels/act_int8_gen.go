@@ -33,6 +33,13 @@ const prologue = `w+0(FP), SI
 
 const signature = "(w *byte, ws *byte, sstride int, xq *int8, xs *float32, xc *int32, chunks, groups int, lut *[16]uint8, out *float32)"
 
+// header writes the Go declaration comment and TEXT line of the function
+// name with parameters params (in parentheses) and an argument frame of
+// frame bytes.
+func header(name, params string, frame int) {
+	fmt.Fprintf(&out, "\n// func %s%s\nTEXT ·%s(SB), NOSPLIT, $0-%d\n", name, params, name, frame)
+}
+
 // groupStart starts a group: activations from their first chunk, chunk
 // counter reset.
 func groupStart(name string) {
@@ -45,8 +52,7 @@ func groupStart(name string) {
 // rowKernelStart writes the header of a kernel with the int8 kernel
 // signature and loads its arguments (see prologue).
 func rowKernelStart(name string) {
-	fmt.Fprintf(&out, "\n// func %s%s\n", name, signature)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-80\n", name)
+	header(name, signature, 80)
 	p("MOVQ " + prologue)
 }
 
@@ -262,8 +268,7 @@ func avx512DS(nib bool, sk scaleKind) {
 // rmStart writes a few-rows kernel's header and loads the arguments it
 // shares with the one-row kernels (see prologue).
 func rmStart(name string) {
-	fmt.Fprintf(&out, "\n// func %s%s\n", name, strings.TrimSuffix(signature, ")")+", m int, acc *float32, ldo int)")
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-104\n", name)
+	header(name, strings.TrimSuffix(signature, ")")+", m int, acc *float32, ldo int)", 104)
 	p("MOVQ " + prologue)
 }
 
@@ -734,8 +739,7 @@ func exact512D(nib bool, sk scaleKind) {
 // table, Z5-Z8 the scale indices, K1) and the start of a group: R9 its
 // activations, CX its chunks, the accumulators Z0-Z3 and Z12-Z15 zeroed.
 func exactStart(name string, sk scaleKind) {
-	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-72\n", name)
+	header(name, "(w *byte, ws *byte, sstride int, x *float32, chunks, groups int, ftab *[16]float32, eidx *[4][16]int32, out *float32)", 72)
 	p("MOVQ w+0(FP), SI")
 	p("MOVQ ws+8(FP), DI")
 	p("MOVQ sstride+16(FP), R8")
@@ -792,8 +796,7 @@ func exactGroupEnd(name string) {
 // quantStart writes a quantizer's header and loads its arguments (see
 // quant), negOff into AX.
 func quantStart(name string) {
-	fmt.Fprintf(&out, "\n// func %s(x *float32, chunks int, xq *int8, xqStride int, sa *float32, cr *int32, sStride int, negOff int, nv bool)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-65\n", name)
+	header(name, "(x *float32, chunks int, xq *int8, xqStride int, sa *float32, cr *int32, sStride int, negOff int, nv bool)", 65)
 	p("MOVQ x+0(FP), SI")
 	p("MOVQ chunks+8(FP), CX")
 	p("MOVQ xq+16(FP), DI")
@@ -1051,8 +1054,7 @@ func transIdx() {
 // decStart writes a panel decoder's header and loads its arguments: SI
 // codes, DI scales, R8 a chunk's scale bytes (4·sstride), R13 groups.
 func decStart(name string) {
-	fmt.Fprintf(&out, "\n// func %s(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-92\n", name)
+	header(name, "(w *byte, ws *byte, sstride int, chunks, groups, gcodes, gscales, pf, spf int, lut *[16]uint8, dst *byte, wscale float32)", 92)
 	p("MOVQ w+0(FP), SI")
 	p("MOVQ ws+8(FP), DI")
 	p("MOVQ sstride+16(FP), R8")
@@ -1244,8 +1246,7 @@ func avx512Gemm(sk scaleKind) {
 // groups, the pfn slot the cursor's end; then per block SI the panel, R9
 // and R10 the chunk's activation codes and scales, CX chunks left.
 func gemmStart(name string) {
-	fmt.Fprintf(&out, "\n// func %s(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-128\n", name)
+	header(name, "(wd *byte, xq *int8, xs *float32, xc *int32, chunks, blocks, bstride int, acc *float32, first, last bool, out *float32, ldo int, pf *byte, pfo, pfg, pfn, pfs int)", 128)
 	p("MOVQ xq+8(FP), R14")
 	p("MOVQ xs+16(FP), R15")
 	p("MOVQ xc+24(FP), R11")
@@ -1713,8 +1714,7 @@ func gemmPrep(halved bool) {
 	if halved {
 		name = "int8GemmPrepH512"
 	}
-	fmt.Fprintf(&out, "\n// func %s(xq *int8, xs *float32, xc *int32, n int)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-32\n", name)
+	header(name, "(xq *int8, xs *float32, xc *int32, n int)", 32)
 	p("MOVQ xq+0(FP), SI")
 	p("MOVQ xs+8(FP), DI")
 	p("MOVQ xc+16(FP), DX")

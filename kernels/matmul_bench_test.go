@@ -258,7 +258,7 @@ func BenchmarkMatMul(b *testing.B) {
 // time / kernel time): what the kernels leave on the table against a
 // plain read in the call structure of a real step, with its short calls
 // and a pool dispatch per call, which BenchmarkMatMul's one large shape
-// does not show. Each matrix holds 64 distinct quantized rows repeated.
+// does not show.
 //
 //	go test -run='^$' -bench='MatMulDecodeStep/fmt=mxfp4' -benchtime=20x ./kernels
 func BenchmarkMatMulDecodeStep(b *testing.B) {
@@ -266,32 +266,22 @@ func BenchmarkMatMulDecodeStep(b *testing.B) {
 	impl := Best()
 	for _, ft := range []format.Type{format.MXFP4, format.NVFP4, format.Q8_0} {
 		b.Run(fmt.Sprintf("impl=%s/fmt=%s", impl.Name, ft), func(b *testing.B) {
-			rng := rand.New(rand.NewPCG(1, 2))
+			// Each layer takes the next copy of each shape: more bytes in
+			// all than any cache holds, though a few copies recur.
+			var copies [][]*Matrix
+			for _, sh := range shapes {
+				copies = append(copies, benchMatrices(b, ft, sh[0], sh[1], Fast))
+				defer delete(benchWeights, fmt.Sprintf("%s/%d/%d", ft, sh[0], sh[1]))
+			}
 			var ws []*Matrix
 			total := 0
-			for range 22 {
-				for _, sh := range shapes {
-					n, k := sh[0], sh[1]
-					src := randMatrix(rng, 64, k)
-					opt := format.Options{TensorScale: format.NVFP4TensorScale(src)}
-					rb := ft.RowBytes(k)
-					rows := make([]byte, n*rb)
-					for i := range n {
-						if i < 64 {
-							format.QuantizeRow(ft, rows[i*rb:(i+1)*rb], src[i*k:(i+1)*k], opt)
-							continue
-						}
-						copy(rows[i*rb:(i+1)*rb], rows[(i%64)*rb:])
-					}
-					w, err := Pack(ft, n, k, rows, opt.TensorScale)
-					if err != nil {
-						b.Fatal(err)
-					}
-					w.Precision = Fast
-					ws = append(ws, w)
-					total += w.Bytes()
+			for l := range 22 {
+				for _, c := range copies {
+					ws = append(ws, c[l%len(c)])
+					total += c[0].Bytes()
 				}
 			}
+			rng := rand.New(rand.NewPCG(1, 2))
 			pool := NewPool(0)
 			defer pool.Close()
 			x := make([]float32, 5632)
