@@ -58,6 +58,9 @@ func runEval(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return usagef("--tokens: %v", err)
 	}
+	if mf.kv == "" {
+		mf.kv = "f32" // the reference tool keeps keys and values exact
+	}
 	l, err := mf.open(env, pos[0], nil)
 	if err != nil {
 		return err

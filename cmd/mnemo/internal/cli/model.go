@@ -25,14 +25,23 @@ type modelFlags struct {
 	context int
 	batch   int
 	verbose bool
+	// storedKV, if set, returns the KV type of the stored sessions the
+	// command resumes ("" for none); open asks it when --kv is not given.
+	storedKV func(src model.Source) string
 }
+
+// defaultKV is the KV cache type when --kv is not given and no stored
+// session has one: bf16 halves the cache's memory, snapshot and attention
+// traffic against f32 for a rounding of keys and values to 8 significant
+// bits (llama.cpp's default, f16, keeps 11).
+const defaultKV = "bf16"
 
 func (f *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.backend, "backend", "cpu", "compute backend: auto (neuron if it opens, else cpu) or one of "+fmt.Sprint(backend.Names()))
 	fs.StringVar(&f.kernels, "kernels", "", "CPU kernel tier: generic, avx2 or avx512 (default: best available, or $MNEMO_KERNELS)")
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all)")
 	fs.StringVar(&f.weights, "weights", "auto", "weight format: auto (keep the file's where a kernel exists), f32, bf16, f16, fp8, mxfp8, mxfp4, nvfp4, q8_0, q4_0")
-	fs.StringVar(&f.kv, "kv", "f32", "KV cache element type: f32, bf16 or fp8 (E4M3, no scale)")
+	fs.StringVar(&f.kv, "kv", "", "KV cache element type: f32, bf16 or fp8 (E4M3, no scale) (default "+defaultKV+", or the type of the stored sessions resumed)")
 	fs.IntVar(&f.context, "ctx", 0, "context length per sequence (0: the model's, at most 4096)")
 	fs.IntVar(&f.batch, "batch", 512, "most tokens in one forward step")
 	fs.BoolVar(&f.verbose, "v", false, "log loading details")
@@ -60,6 +69,19 @@ func (l *loaded) Close() error {
 	return errors.Join(errs...)
 }
 
+// kvDType is the backend type of a --kv value.
+func kvDType(kv string) (backend.DType, error) {
+	switch kv {
+	case "f32":
+		return backend.F32, nil
+	case "bf16":
+		return backend.BF16, nil
+	case "fp8":
+		return backend.F8E4M3, nil
+	}
+	return 0, usagef("--kv %q: want f32, bf16 or fp8", kv)
+}
+
 type weightByter interface{ WeightBytes() int64 }
 
 // open loads path with the flags' settings. Progress goes to stderr.
@@ -67,16 +89,8 @@ type weightByter interface{ WeightBytes() int64 }
 type engineOptions = engine.Options
 
 func (f *modelFlags) open(env Env, path string, extra func(*engineOptions)) (*loaded, error) {
-	var kv backend.DType
-	switch f.kv {
-	case "f32":
-		kv = backend.F32
-	case "bf16":
-		kv = backend.BF16
-	case "fp8":
-		kv = backend.F8E4M3
-	default:
-		return nil, usagef("--kv %q: want f32, bf16 or fp8", f.kv)
+	if _, err := kvDType(f.kv); f.kv != "" && err != nil {
+		return nil, err
 	}
 	if f.threads < 0 || f.batch <= 0 || f.context < 0 {
 		return nil, usagef("--threads, --ctx and --batch must not be negative")
@@ -84,6 +98,17 @@ func (f *modelFlags) open(env Env, path string, extra func(*engineOptions)) (*lo
 	l := &loaded{}
 	var err error
 	if l.src, err = model.Open(path); err != nil {
+		return nil, err
+	}
+	if f.kv == "" && f.storedKV != nil {
+		f.kv = f.storedKV(l.src)
+	}
+	if f.kv == "" {
+		f.kv = defaultKV
+	}
+	kv, err := kvDType(f.kv)
+	if err != nil { // a stored session's type this build does not know
+		l.Close()
 		return nil, err
 	}
 	if l.be, err = openBackend(f.backend, backend.Options{Threads: f.threads, Kernels: f.kernels}); err != nil {

@@ -81,6 +81,15 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if err := sf.opts.Validate(); err != nil {
 		return usagef("%v", err)
 	}
+	if *session != "" {
+		mf.storedKV = func(src model.Source) string {
+			state, err := resolveStateDir(env, *stateDir)
+			if err != nil {
+				return "" // reported when the session is opened
+			}
+			return storedKV(state, pos[0], src, &mf, *tokPath, *session)
+		}
+	}
 	l, err := mf.open(env, pos[0], nil)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mnemo-ai/mnemo/engine/model"
 	"github.com/mnemo-ai/mnemo/kvcache"
 	"github.com/mnemo-ai/mnemo/runtime"
 	"github.com/mnemo-ai/mnemo/runtime/httpapi"
@@ -77,6 +78,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	defer stop()
 	logger := slog.New(slog.NewJSONHandler(env.Stderr, nil))
 
+	mf.storedKV = func(src model.Source) string { return storedKV(state, path, src, &mf, *tokPath, "") }
 	l, err := mf.open(env, path, nil)
 	if err != nil {
 		return err

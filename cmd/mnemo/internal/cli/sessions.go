@@ -245,6 +245,21 @@ func runSessionsImport(_ context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
+	if _, err := kvDType(mf.kv); mf.kv != "" && err != nil {
+		return err
+	}
+	e, err := runtime.DecodeExport(data)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", pos[0], err)
+	}
+	if mf.kv == "" {
+		// The session's own KV type, which the fingerprint check below
+		// would otherwise refuse.
+		mf.kv = e.Snapshot.Fingerprint.KVType
+		if _, err := kvDType(mf.kv); err != nil {
+			return fmt.Errorf("import %s: session %q has KV type %q: %w", pos[0], e.ID, mf.kv, runtime.ErrFingerprint)
+		}
+	}
 	src, err := model.Open(pos[1])
 	if err != nil {
 		return err
@@ -255,10 +270,6 @@ func runSessionsImport(_ context.Context, env Env, args []string) error {
 		return err
 	}
 	dir := filepath.Join(state, fpDir(fp))
-	e, err := runtime.DecodeExport(data)
-	if err != nil {
-		return fmt.Errorf("import %s: %w", pos[0], err)
-	}
 	if err := fp.Check(e.Snapshot.Fingerprint); err != nil {
 		return fmt.Errorf("import %s: session %q: %w: %w", pos[0], e.ID, runtime.ErrFingerprint, err)
 	}

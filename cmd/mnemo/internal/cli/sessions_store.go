@@ -354,3 +354,57 @@ func findSession(state, id, sel string) (modelStore, error) {
 	return modelStore{}, usagef("session %q is stored for %d models (%s): pick one with --model", id, len(found),
 		strings.Join(names, ", "))
 }
+
+// storedKV returns the KV type of path's stored sessions in state, for a
+// --kv left unset: the type of the store holding session id or, if id is
+// "", of the first store holding any session (bf16, f32, fp8 in that
+// order), so that sessions saved with another type are resumed rather
+// than started afresh under the default. A store another process has
+// locked counts as holding them, unless another store holds session id
+// (the command then stops at its lock, where a new session of the same
+// name under the default would fork the conversation). It returns ""
+// when there is no such store, or the state directory cannot tell.
+func storedKV(state, path string, src model.Source, mf *modelFlags, tokPath, id string) string {
+	m := *mf
+	m.kv = defaultKV
+	fp, _, err := sessionFingerprint(path, src, &m, tokPath)
+	if err != nil {
+		return ""
+	}
+	stores, err := modelStores(state)
+	if err != nil {
+		return ""
+	}
+	busy := ""
+	for _, kv := range []string{"bf16", "f32", "fp8"} {
+		fp.KVType = kv
+		for _, ms := range stores {
+			if ms.fp != fp {
+				continue
+			}
+			has, b := ms.hasSessions(id)
+			if has || b && id == "" {
+				return kv
+			}
+			if b && busy == "" {
+				busy = kv
+			}
+		}
+	}
+	return busy
+}
+
+// hasSessions reports whether the model directory's store holds session
+// id, or any session if id is ""; busy means another process uses it.
+func (ms modelStore) hasSessions(id string) (has, busy bool) {
+	if id != "" {
+		return ms.hasSession(id)
+	}
+	d, unlock, err := ms.open()
+	if err != nil {
+		return false, errors.Is(err, errStoreBusy)
+	}
+	defer unlock()
+	ids, err := d.List()
+	return err == nil && len(ids) > 0, false
+}

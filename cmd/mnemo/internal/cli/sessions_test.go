@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mnemo-ai/mnemo/engine/model"
 	"github.com/mnemo-ai/mnemo/engine/sample"
 	"github.com/mnemo-ai/mnemo/runtime"
 )
@@ -32,7 +33,7 @@ func sessionStats(t *testing.T, stderr string) (cached, prefilled int) {
 // restart) with the flags' sampling and returns each reply.
 func referenceConversation(t *testing.T, path string, n int, turns ...string) []string {
 	t.Helper()
-	mf := modelFlags{backend: "cpu", weights: "auto", kv: "f32", batch: 512}
+	mf := modelFlags{backend: "cpu", weights: "auto", kv: defaultKV, batch: 512}
 	l, err := mf.open(Env{Stderr: &strings.Builder{}}, path, nil)
 	require.NoError(t, err)
 	defer l.Close()
@@ -185,12 +186,12 @@ func TestSessionFingerprintMismatch(t *testing.T) {
 	assert.Contains(t, stderr, "saved with another model")
 	assert.Contains(t, stderr, "fingerprint mismatch: model differs")
 
-	code, _, stderr = runMain(t, "", "run", m, "--session", "s", "--state-dir", state, "--kv", "bf16", "--prompt", "hi", "-n", "2")
+	code, _, stderr = runMain(t, "", "run", m, "--session", "s", "--state-dir", state, "--kv", "f32", "--prompt", "hi", "-n", "2")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, `KV type "f32", want "bf16"`, "another KV type is another fingerprint")
+	assert.Contains(t, stderr, `KV type "bf16", want "f32"`, "another KV type is another fingerprint")
 	code, _, stderr = runMain(t, "", "run", m, "--session", "s", "--state-dir", state, "--kv", "fp8", "--prompt", "hi", "-n", "2")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, `KV type "f32", want "fp8"`)
+	assert.Contains(t, stderr, `KV type "bf16", want "fp8"`)
 	code, _, stderr = runMain(t, "", "run", m, "--session", "s8", "--state-dir", state, "--kv", "fp8", "--prompt", "hi", "-n", "2")
 	require.Equal(t, 0, code, stderr)
 	code, _, stderr = runMain(t, "", "run", m, "--session", "s8", "--state-dir", state, "--kv", "fp8", "--prompt", " again", "-n", "2")
@@ -202,4 +203,100 @@ func TestSessionFingerprintMismatch(t *testing.T) {
 	code, _, stderr = runMain(t, "", "sessions", "import", exp, other, "--as", "s2", "--state-dir", state)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "fingerprint mismatch: model differs")
+}
+
+// storeKVOf returns the KV type of the model directory in state that
+// holds session id ("" if none does).
+func storeKVOf(t *testing.T, state, id string) string {
+	t.Helper()
+	stores, err := modelStores(state)
+	require.NoError(t, err)
+	for _, ms := range stores {
+		if has, _ := ms.hasSession(id); has {
+			return ms.info.KV
+		}
+	}
+	return ""
+}
+
+// TestKVDefault: without --kv, a new session gets bf16 and a stored one
+// is resumed with the KV type it was saved with (not forked afresh under
+// the default); serve and import take the stored type the same way, and
+// eval keeps f32, the reference.
+func TestKVDefault(t *testing.T) {
+	m, state := tinyModel(t), t.TempDir()
+	run := func(id string, extra ...string) string {
+		t.Helper()
+		args := append([]string{"run", m, "--session", id, "--state-dir", state, "--prompt", "hi", "-n", "2"}, extra...)
+		code, _, stderr := runMain(t, "", args...)
+		require.Equal(t, 0, code, stderr)
+		return stderr
+	}
+	run("old", "--kv", "f32")
+	assert.Equal(t, "f32", storeKVOf(t, state, "old"))
+	assert.Contains(t, run("old"), "[session old: resumed", "a session saved with f32 resumes without --kv")
+	run("new")
+	assert.Equal(t, "bf16", storeKVOf(t, state, "new"), "a new session gets the default")
+	assert.Contains(t, run("old"), "[session old: resumed", "with both stores present")
+	assert.Equal(t, "f32", storeKVOf(t, state, "old"))
+
+	// serve's choice (any session, bf16 first): f32 while only the f32
+	// store has sessions, bf16 once it does too; a store another process
+	// holds counts, so that serve stops at its lock.
+	src, err := model.Open(m)
+	require.NoError(t, err)
+	defer src.Close()
+	mf := modelFlags{backend: "cpu", weights: "auto"}
+	assert.Equal(t, "bf16", storedKV(state, m, src, &mf, "", ""))
+	assert.Equal(t, "f32", storedKV(state, m, src, &mf, "", "old"))
+	assert.Empty(t, storedKV(state, m, src, &mf, "", "nobody"))
+	assert.Empty(t, storedKV(t.TempDir(), m, src, &mf, "", ""), "an empty state directory")
+	code, _, stderr := runMain(t, "", "sessions", "rm", "new", "--state-dir", state)
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "f32", storedKV(state, m, src, &mf, "", ""), "only the f32 store has sessions")
+	stores, err := modelStores(state)
+	require.NoError(t, err)
+	for _, ms := range stores {
+		if ms.info.KV == "bf16" {
+			unlock, err := lockStore(ms.dir)
+			require.NoError(t, err)
+			assert.Equal(t, "bf16", storedKV(state, m, src, &mf, "", ""), "a busy store")
+			assert.Equal(t, "f32", storedKV(state, m, src, &mf, "", "old"), "the store holding the session wins")
+			unlock()
+		}
+	}
+
+	// import takes the exported session's type; an explicit other one
+	// is refused.
+	exp := filepath.Join(t.TempDir(), "old.mnemo")
+	code, _, stderr = runMain(t, "", "sessions", "export", "old", "-o", exp, "--state-dir", state)
+	require.Equal(t, 0, code, stderr)
+	other := t.TempDir()
+	code, _, stderr = runMain(t, "", "sessions", "import", exp, m, "--kv", "bf16", "--state-dir", other)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `KV type "f32", want "bf16"`)
+	code, _, stderr = runMain(t, "", "sessions", "import", exp, m, "--kv", "int4", "--state-dir", other)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "--kv")
+	code, _, stderr = runMain(t, "", "sessions", "import", exp, m, "--state-dir", other)
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "f32", storeKVOf(t, other, "old"))
+	code, _, stderr = runMain(t, "", "run", m, "--session", "old", "--state-dir", other, "--prompt", "hi", "-n", "2")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stderr, "[session old: resumed")
+
+	// eval: f32 unless told.
+	dir := t.TempDir()
+	logits := func(name string, extra ...string) []byte {
+		t.Helper()
+		out := filepath.Join(dir, name)
+		code, _, stderr := runMain(t, "", append([]string{"eval", m, "--tokens", "1,5,9,3,7,2,8,4", "--logits-out", out}, extra...)...)
+		require.Equal(t, 0, code, stderr)
+		b, err := os.ReadFile(out)
+		require.NoError(t, err)
+		return b
+	}
+	def, f32, bf16 := logits("def"), logits("f32", "--kv", "f32"), logits("bf16", "--kv", "bf16")
+	assert.Equal(t, f32, def)
+	assert.NotEqual(t, bf16, def, "bf16 keys and values round")
 }
