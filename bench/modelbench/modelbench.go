@@ -28,8 +28,13 @@ import (
 
 // Options configure a run.
 type Options struct {
-	Prompt    int // prompt tokens for pp (default 512)
-	Gen       int // generated tokens for tg (default 128)
+	Prompt int // prompt tokens for pp (default 512)
+	Gen    int // generated tokens for tg (default 128)
+	// Depth is the context tg and the batched tg decode after (llama-bench's
+	// -d): the batch's sequences share it, as sessions with one system
+	// prompt do (its full blocks are shared, so each reads the same keys
+	// and values).
+	Depth     int
 	BatchSeqs int // sequences decoding together (default 8; 1 skips)
 	Threads   int // threads the roofline probes use (match the backend's)
 	Reps      int // repetitions; the best counts (default 3)
@@ -54,6 +59,7 @@ type Result struct {
 	ComputeRoofName string  `json:"compute_roof"`
 	PrefillOfRoof   float64 `json:"pp_of_compute_roof"`
 	GenTokens       int     `json:"tg_tokens"`
+	Depth           int     `json:"depth"`
 	DecodeTokS      float64 `json:"tg_tok_s"`
 	// ReadGBs is the read bandwidth the decode ratio is taken against:
 	// the probe run right before the fastest tg repetition (each has its
@@ -61,9 +67,13 @@ type Result struct {
 	// each repetition with its own conditions). ReadGBsLow and ReadGBsHigh
 	// span every probe of the run (those and one after the batched
 	// decode); far apart, they say the bandwidth moved.
-	ReadGBs      float64 `json:"read_gb_s"`
-	ReadGBsLow   float64 `json:"read_gb_s_low"`
-	ReadGBsHigh  float64 `json:"read_gb_s_high"`
+	ReadGBs     float64 `json:"read_gb_s"`
+	ReadGBsLow  float64 `json:"read_gb_s_low"`
+	ReadGBsHigh float64 `json:"read_gb_s_high"`
+	// KVReadBytes is what attention reads of the cache per tg token at a
+	// depth (at the mean context of the run); the roofline counts it
+	// with the matrices' bytes. 0 without a depth.
+	KVReadBytes  int64   `json:"kv_read_bytes"`
 	DecodeOfRoof float64 `json:"tg_of_read_roofline"`
 	BatchSeqs    int     `json:"batch_seqs"`
 	BatchTokS    float64 `json:"batch_tok_s"`
@@ -99,12 +109,13 @@ func Run(ctx context.Context, m engine.Model, name string, opt Options) (Result,
 	if opt.Chunk == 0 {
 		opt.Chunk = 512
 	}
-	if opt.Prompt < 1 || opt.Gen < 1 || opt.BatchSeqs < 1 || opt.Reps < 1 {
-		return Result{}, errors.New("modelbench: prompt, gen, batch and reps must be positive")
+	if opt.Prompt < 1 || opt.Gen < 1 || opt.BatchSeqs < 1 || opt.Reps < 1 || opt.Depth < 0 {
+		return Result{}, errors.New("modelbench: prompt, gen, batch and reps must be positive, depth not negative")
 	}
 	cfg := m.Config()
 	rss := residentBytes()
-	res := Result{RSSBytes: rss, Model: name, Threads: opt.Threads, PromptTokens: opt.Prompt, GenTokens: opt.Gen, BatchSeqs: opt.BatchSeqs}
+	res := Result{RSSBytes: rss, Model: name, Threads: opt.Threads, PromptTokens: opt.Prompt, GenTokens: opt.Gen, Depth: opt.Depth,
+		BatchSeqs: opt.BatchSeqs}
 	mb, ok := m.(matrixByter)
 	if !ok {
 		return res, errors.New("modelbench: the model does not report its weight bytes")
@@ -168,11 +179,28 @@ func Run(ctx context.Context, m engine.Model, name string, opt Options) (Result,
 		return p, nil
 	}
 
-	// tg: one token at a time after a one-token prompt.
+	// The depth's whole blocks, prefilled once; each tg sequence forks
+	// them and prefills the rest itself (a shared partial block would
+	// take the writes of every fork).
+	base := &kvcache.Table{}
+	defer base.Release(pool)
+	bt := kv.BlockTokens
+	if full := opt.Depth / bt * bt; full > 0 {
+		prompt := tokens(full)
+		seq := &engine.Seq{Table: base}
+		for at := 0; at < full; at += opt.Chunk {
+			seq.Tokens = prompt[at:min(full, at+opt.Chunk)]
+			if _, err := m.Forward(ctx, []*engine.Seq{seq}); err != nil {
+				return res, fmt.Errorf("prefill to depth %d: %w", opt.Depth, err)
+			}
+		}
+	}
+
+	// tg: one token at a time after the depth and a one-token prompt.
 	decode := func(n int, seqs int) (time.Duration, error) {
 		batch := make([]*engine.Seq, seqs)
 		for i := range batch {
-			batch[i] = &engine.Seq{Table: &kvcache.Table{}, Tokens: tokens(1)}
+			batch[i] = &engine.Seq{Table: base.Fork(pool), Tokens: tokens(opt.Depth%bt + 1)}
 		}
 		defer func() {
 			for _, s := range batch {
@@ -212,6 +240,10 @@ func Run(ctx context.Context, m engine.Model, name string, opt Options) (Result,
 		}
 	}
 	res.DecodeTokS = float64(opt.Gen) / best.Seconds()
+	if opt.Depth > 0 {
+		// Token i of the run attends to depth+2+i positions.
+		res.KVReadBytes = int64(2*opt.Depth+opt.Gen+3) * int64(kv.BytesPerToken()) / 2
+	}
 	if opt.BatchSeqs > 1 {
 		best = time.Duration(1 << 62)
 		for range opt.Reps {
@@ -235,7 +267,7 @@ func Run(ctx context.Context, m engine.Model, name string, opt Options) (Result,
 		}
 		res.ComputeRoof, _ = p.Value(res.ComputeRoofName)
 		if res.ReadGBs > 0 {
-			res.DecodeOfRoof = res.DecodeTokS * float64(res.MatrixBytes) / (res.ReadGBs * 1e9)
+			res.DecodeOfRoof = res.DecodeTokS * float64(res.MatrixBytes+res.KVReadBytes) / (res.ReadGBs * 1e9)
 		}
 		if res.ComputeRoof > 0 {
 			res.PrefillOfRoof = res.PrefillGFLOPs / res.ComputeRoof
@@ -259,9 +291,17 @@ func Fprint(w io.Writer, r Result) {
 		fmt.Fprintf(w, "  = %.0f%% of the %s roof (%.0f)", 100*r.PrefillOfRoof, r.ComputeRoofName, r.ComputeRoof)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  tg%-5d %8.1f tok/s", r.GenTokens, r.DecodeTokS)
+	depth := ""
+	if r.Depth > 0 {
+		depth = fmt.Sprintf(" @ d%d", r.Depth)
+	}
+	fmt.Fprintf(w, "  %-7s %8.1f tok/s", fmt.Sprintf("tg%d", r.GenTokens)+depth, r.DecodeTokS)
 	if r.ReadGBs > 0 {
-		fmt.Fprintf(w, "  = %.0f%% of the read roofline (%.1f GB/s measured just before)", 100*r.DecodeOfRoof, r.ReadGBs)
+		fmt.Fprintf(w, "  = %.0f%% of the read roofline (%.1f GB/s measured just before", 100*r.DecodeOfRoof, r.ReadGBs)
+		if r.KVReadBytes > 0 {
+			fmt.Fprintf(w, "; %.1f MB of KV cache read per token counted", float64(r.KVReadBytes)/1e6)
+		}
+		fmt.Fprint(w, ")")
 	}
 	fmt.Fprintln(w)
 	if lo, hi := r.ReadGBsLow, r.ReadGBsHigh; lo > 0 && hi > 1.15*lo {
@@ -269,7 +309,7 @@ func Fprint(w io.Writer, r Result) {
 			lo, hi)
 	}
 	if r.BatchSeqs > 1 {
-		fmt.Fprintf(w, "  tg×%-4d %8.1f tok/s  (%.2f× one sequence)\n", r.BatchSeqs, r.BatchTokS, r.BatchSpeedup)
+		fmt.Fprintf(w, "  %-7s %8.1f tok/s  (%.2f× one sequence)\n", fmt.Sprintf("tg×%d", r.BatchSeqs)+depth, r.BatchTokS, r.BatchSpeedup)
 	}
 	if r.RSSBytes > 0 {
 		need := r.WeightBytes + r.KVBytes

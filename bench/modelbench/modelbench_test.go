@@ -57,11 +57,46 @@ func TestRun(t *testing.T) {
 		assert.Positive(t, res.RSSBytes)
 	}
 	assert.Equal(t, m.KV().Blocks, m.KV().Pool.Free(), "every block returned")
+	assert.Zero(t, res.KVReadBytes, "no depth, the weights' roofline")
 	var out bytes.Buffer
 	modelbench.Fprint(&out, res)
 	assert.Contains(t, out.String(), "tok/s")
 
 	_, err = modelbench.Run(context.Background(), m, "tiny", modelbench.Options{Prompt: -1, SkipRoofline: true})
+	assert.Error(t, err)
+}
+
+// TestRunDepth: the decode tests start from the depth (the context's
+// last token fits, one more does not), the batch forks it, and every
+// block comes back, after an error too.
+func TestRunDepth(t *testing.T) {
+	m := tinyModel(t)
+	ctx := context.Background()
+	res, err := modelbench.Run(ctx, m, "tiny", modelbench.Options{Prompt: 8, Gen: 5, Depth: 37, BatchSeqs: 3, Reps: 2, Chunk: 16, SkipRoofline: true})
+	require.NoError(t, err)
+	assert.Equal(t, 37, res.Depth)
+	bpt := int64(m.KV().BytesPerToken())
+	assert.Equal(t, (2*37+5+3)*bpt/2, res.KVReadBytes, "the mean context of the tg tokens: 39 to 43")
+	assert.Positive(t, res.DecodeTokS)
+	assert.Positive(t, res.BatchTokS)
+	assert.Equal(t, m.KV().Blocks, m.KV().Pool.Free(), "every block returned")
+	var out bytes.Buffer
+	modelbench.Fprint(&out, res)
+	assert.Contains(t, out.String(), "tg5 @ d37")
+	assert.Contains(t, out.String(), "tg×3 @ d37")
+	res.ReadGBs, res.DecodeOfRoof = 10, 0.5
+	out.Reset()
+	modelbench.Fprint(&out, res)
+	assert.Contains(t, out.String(), "MB of KV cache read per token counted")
+
+	// The tiny model's context is 256 tokens: the depth, the one-token
+	// prompt and 5 generated.
+	_, err = modelbench.Run(ctx, m, "tiny", modelbench.Options{Prompt: 8, Gen: 5, Depth: 250, BatchSeqs: 1, Reps: 1, SkipRoofline: true})
+	require.NoError(t, err)
+	_, err = modelbench.Run(ctx, m, "tiny", modelbench.Options{Prompt: 8, Gen: 5, Depth: 251, BatchSeqs: 1, Reps: 1, SkipRoofline: true})
+	assert.ErrorIs(t, err, engine.ErrContextFull)
+	assert.Equal(t, m.KV().Blocks, m.KV().Pool.Free(), "every block returned after the error")
+	_, err = modelbench.Run(ctx, m, "tiny", modelbench.Options{Depth: -1, SkipRoofline: true})
 	assert.Error(t, err)
 }
 

@@ -27,6 +27,7 @@ func runBenchModel(ctx context.Context, env Env, args []string) error {
 	p := fs.Int("p", 512, "prompt tokens for the prefill test")
 	n := fs.Int("n", 128, "generated tokens for the decode test")
 	seqs := fs.Int("batch-seqs", 8, "sequences in the batched decode test (1 skips it)")
+	depth := fs.Int("depth", 0, "context the decode tests start from, prefilled first (llama-bench's -d)")
 	reps := fs.Int("reps", 3, "repetitions; the best counts")
 	jsonOut := fs.String("json", "", "also write the result as JSON to FILE")
 	roof := fs.Bool("roofline", true, "measure the read bandwidth and compute roof to relate the speeds to")
@@ -38,19 +39,20 @@ func runBenchModel(ctx context.Context, env Env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("want exactly one MODEL")
 	}
-	if *p < 1 || *n < 1 || *seqs < 1 || *reps < 1 {
-		return usagef("-p, -n, --batch-seqs and --reps must be positive")
+	if *p < 1 || *n < 1 || *seqs < 1 || *reps < 1 || *depth < 0 {
+		return usagef("-p, -n, --batch-seqs and --reps must be positive, --depth not negative")
 	}
 	l, err := mf.open(env, pos[0], func(o *engineOptions) {
-		o.ContextLength = max(o.ContextLength, *p, *n+1)
-		// The cache must hold the prompt, then every batched sequence's
-		// n+1 tokens, each in whole blocks.
+		o.ContextLength = max(o.ContextLength, *p, *depth+*n+1)
+		// The cache must hold the prompt, then the depth's whole blocks
+		// and every batched sequence's rest of the depth and n+1 tokens,
+		// each in whole blocks.
 		bt := o.BlockTokens
 		if bt == 0 {
 			bt = engine.DefaultBlockTokens
 		}
 		blocks := func(tokens int) int { return (tokens + bt - 1) / bt * bt }
-		o.KVTokens = max(blocks(*p), *seqs*blocks(*n+1))
+		o.KVTokens = max(blocks(*p), *depth/bt*bt+*seqs*blocks(*depth%bt+*n+1))
 		o.MaxSeqs = max(o.MaxSeqs, *seqs)
 	})
 	if err != nil {
@@ -67,7 +69,7 @@ func runBenchModel(ctx context.Context, env Env, args []string) error {
 	}
 	defer stopProfile()
 	res, err := modelbench.Run(ctx, l.model, filepath.Base(pos[0]), modelbench.Options{
-		Prompt: *p, Gen: *n, BatchSeqs: *seqs, Threads: threads, Reps: *reps, Chunk: mf.batch,
+		Prompt: *p, Gen: *n, Depth: *depth, BatchSeqs: *seqs, Threads: threads, Reps: *reps, Chunk: mf.batch,
 		SkipRoofline: !*roof,
 	})
 	if err != nil {

@@ -106,12 +106,17 @@ func TestBenchModel(t *testing.T) {
 	assert.Greater(t, res["pp_tok_s"].(float64), 0.0)
 	// The cache holds whole blocks: eight sequences of 33 tokens need
 	// three 16-token blocks each, more than their tokens' worth.
-	for _, args := range [][]string{{"-p", "16", "-n", "32"}, {"-p", "100", "-n", "15"}} {
+	for _, args := range [][]string{{"-p", "16", "-n", "32"}, {"-p", "100", "-n", "15"}, {"-p", "16", "-n", "15", "--depth", "201"}} {
 		code, _, stderr = runMain(t, "", append([]string{"bench", "model", m, "--batch-seqs", "8", "--reps", "1", "--roofline=false"}, args...)...)
 		assert.Equal(t, 0, code, "%v: %s", args, stderr)
 	}
 	code, _, _ = runMain(t, "", "bench", "model", m, "-p", "0")
 	assert.Equal(t, 2, code)
+	code, _, _ = runMain(t, "", "bench", "model", m, "--depth", "-1")
+	assert.Equal(t, 2, code)
+	code, _, stderr = runMain(t, "", "bench", "model", m, "--depth", "250", "-n", "8", "--roofline=false")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "context")
 }
 
 func TestQuantizeCommand(t *testing.T) {
