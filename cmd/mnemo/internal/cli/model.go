@@ -82,6 +82,16 @@ func kvDType(kv string) (backend.DType, error) {
 	return 0, usagef("--kv %q: want f32, bf16 or fp8", kv)
 }
 
+// checkKV refuses a --kv value given that kvDType does not know ("" is
+// left to open).
+func (f *modelFlags) checkKV() error {
+	if f.kv == "" {
+		return nil
+	}
+	_, err := kvDType(f.kv)
+	return err
+}
+
 type weightByter interface{ WeightBytes() int64 }
 
 // open loads path with the flags' settings. Progress goes to stderr.
@@ -89,7 +99,7 @@ type weightByter interface{ WeightBytes() int64 }
 type engineOptions = engine.Options
 
 func (f *modelFlags) open(env Env, path string, extra func(*engineOptions)) (*loaded, error) {
-	if _, err := kvDType(f.kv); f.kv != "" && err != nil {
+	if err := f.checkKV(); err != nil {
 		return nil, err
 	}
 	if f.threads < 0 || f.batch <= 0 || f.context < 0 {

@@ -245,7 +245,7 @@ func runSessionsImport(_ context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	if _, err := kvDType(mf.kv); mf.kv != "" && err != nil {
+	if err := mf.checkKV(); err != nil {
 		return err
 	}
 	e, err := runtime.DecodeExport(data)
