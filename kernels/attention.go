@@ -289,11 +289,14 @@ func Attention(p *Pool, o, q []float32, k, v KV, seqs []AttnSeq, sh AttnShape) {
 // float32 with math.Exp (items are rows). The assembly tiers run flash
 // attention: the query heads of a KV head and a tile of rows (about 64
 // query vectors) together against each cache block, so every K/V row
-// loaded serves the whole group and tile (bf16 rows are widened once per
-// block); the scores are SIMD dot products (AVX-512: against the block
-// transposed once per tile, keys in the vector lanes), the softmax runs on
-// up to four blocks at a time with the vectorised exp of Impl.Exp, and the
-// weighted sum of V is SIMD multiply-adds. Results agree with the generic
+// loaded serves the whole group and tile (AVX-512 reads a bf16 cache in
+// place, widening each vector as it loads it; other cache types are
+// widened once per block); the scores are SIMD dot products (AVX-512:
+// from 8 query vectors against the block transposed once per tile, keys
+// in the vector lanes; below that four query vectors and four keys at a
+// time), the softmax runs on up to four blocks at a time with the
+// vectorised exp of Impl.Exp, and the weighted sum of V is SIMD
+// multiply-adds. Results agree with the generic
 // tier within a few 1e−6·(1+|o|). A NaN in a query, or in a key or value a
 // head attends to, makes that head's output NaN.
 //
@@ -486,6 +489,19 @@ type attnPrims struct {
 	// prefetch, if set, asks the caches for rows rows of n bytes, stride
 	// bytes apart, from p.
 	prefetch func(p *byte, rows, stride, n int)
+	// dotsBF16, axpyBF16 and transposeBF16, if set, are dots, axpy and
+	// transpose reading bf16 keys and values (strides in elements) where
+	// the others read f32: flash then scores and sums a bf16 cache in
+	// place, when the head dimension is a multiple of w, instead of
+	// widening each block into scratch first.
+	dotsBF16      func(s, q *float32, nq, hdp int, k *uint16, kstride, nk, sstride int)
+	axpyBF16      func(o, p, c *float32, nq, nk, pstride int, v *uint16, vstride, hdp int)
+	transposeBF16 func(dst *float32, src *uint16, sstride, n16, dstride int)
+	// dots4 and dots4BF16, if set, are dots and dotsBF16 for nq and nk
+	// multiples of 4, faster where they apply; flash pads the query rows to
+	// a multiple of 4 with zeros for them.
+	dots4     func(s, q *float32, nq, hdp int, k *float32, kstride, nk, sstride int)
+	dots4BF16 func(s, q *float32, nq, hdp int, k *uint16, kstride, nk, sstride int)
 }
 
 // attnAhead is how many cache blocks ahead flash prefetches: before it
@@ -537,10 +553,11 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 	kvw := sh.KVHeads * hd
 	width := sh.Heads * hd
 	nq := (r1 - r0) * group
-	sc.q = grow(sc.q, nq*hdp)
+	nq4 := roundUp(nq, 4) // rows of q and scores, zero rows padding for dots4
+	sc.q = grow(sc.q, nq4*hdp)
 	sc.o = grow(sc.o, nq*hdp)
 	sstride := superBlocks * nkp
-	sc.s = grow(sc.s, nq*sstride)
+	sc.s = grow(sc.s, nq4*sstride)
 	sc.m = grow(sc.m, nq)
 	sc.l = grow(sc.l, nq)
 	sc.c = grow(sc.c, nq)
@@ -560,6 +577,7 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 			clear(dst[hd:])
 		}
 	}
+	clear(qp[nq*hdp:])
 	clear(acc)
 	inf := float32(math.Inf(-1))
 	for i := range nq {
@@ -567,22 +585,28 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 	}
 	start := s.Len - s.Rows // position of row 0
 	p0, pLast := start+r0, start+r1-1
-	direct := k.F32 != nil && hd%w == 0
-	if !direct {
-		sc.k = grow(sc.k, superBlocks*bt*hdp)
-		sc.v = grow(sc.v, superBlocks*bt*hdp)
+	// Keys and values are read in place from an f32 cache, and from a bf16
+	// one if the tier has the primitives, when rows need no padding;
+	// otherwise each block is widened into scratch where it is used: one
+	// block of keys and one of values, so that they stay in L1 (four
+	// blocks of both, at head dimension 128, would not).
+	f32Direct := k.F32 != nil && hd%w == 0
+	bf16Direct := k.BF16 != nil && hd%w == 0 && pr.dotsBF16 != nil
+	// Past 8 query vectors (prefill), widening a block of bf16 values once
+	// costs less than axpyBF16 widening them for every pair of rows.
+	bf16DirectV := bf16Direct && nq <= 8
+	if !f32Direct && !bf16Direct {
+		sc.k = grow(sc.k, bt*hdp)
 	}
-	var kp, vp [superBlocks][]float32
+	if !f32Direct && !bf16DirectV {
+		sc.v = grow(sc.v, bt*hdp)
+	}
 	// The transposed scoring pays for its transpose from 8 query vectors.
 	useT := pr.dotsT != nil && bt%16 == 0 && hdp%16 == 0 && nq >= 8
 	var kt []float32
 	if useT {
 		sc.kt = grow(sc.kt, hdp*bt)
 		kt = sc.kt
-	}
-	stride := hdp
-	if direct {
-		stride = kvw
 	}
 	// Up to superBlocks cache blocks at a time share one softmax pass: the
 	// scores of block t fill columns [t·nkp, (t+1)·nkp) of sm.
@@ -593,22 +617,53 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 			nk := min(bt, pLast+1-b*bt)
 			base := int(s.Table[b])*bt*kvw + g*hd
 			pr.prefetchBlock(k, s, sh, g, b+attnAhead, pLast)
-			if direct {
-				kp[t], vp[t] = k.F32[base:base+(nk-1)*kvw+hd], v.F32[base:base+(nk-1)*kvw+hd]
-				raceReadSlice(kp[t])
-				raceReadSlice(vp[t])
-			} else {
-				kp[t], vp[t] = sc.k[t*bt*hdp:][:nk*hdp], sc.v[t*bt*hdp:][:nk*hdp]
-				pr.load(kp[t], k, base, nk, kvw, hd, hdp)
-				pr.load(vp[t], v, base, nk, kvw, hd, hdp)
-			}
-			if useT && nk == bt {
-				for jg := 0; jg < bt; jg += 16 {
-					pr.transpose(&kt[jg], &kp[t][jg*stride], stride, hdp/16, bt)
-					pr.dotsT(&sm[t*nkp+jg], &qp[0], nq, hdp, &kt[jg], bt, sstride)
+			srow := &sm[t*nkp]
+			switch {
+			case bf16Direct:
+				kb := k.BF16[base : base+(nk-1)*kvw+hd]
+				raceReadSlice(kb)
+				if useT && nk == bt {
+					for jg := 0; jg < bt; jg += 16 {
+						pr.transposeBF16(&kt[jg], &kb[jg*kvw], kvw, hdp/16, bt)
+						pr.dotsT(&sm[t*nkp+jg], &qp[0], nq, hdp, &kt[jg], bt, sstride)
+					}
+				} else {
+					n4 := 0
+					if pr.dots4BF16 != nil {
+						if n4 = nk &^ 3; n4 > 0 {
+							pr.dots4BF16(srow, &qp[0], nq4, hdp, &kb[0], kvw, n4, sstride)
+						}
+					}
+					if n4 < nk {
+						pr.dotsBF16(&sm[t*nkp+n4], &qp[0], nq, hdp, &kb[n4*kvw], kvw, nk-n4, sstride)
+					}
 				}
-			} else {
-				pr.dots(&sm[t*nkp], &qp[0], nq, hdp, &kp[t][0], stride, nk, sstride)
+			default:
+				var kp []float32
+				stride := hdp
+				if f32Direct {
+					kp, stride = k.F32[base:base+(nk-1)*kvw+hd], kvw
+					raceReadSlice(kp)
+				} else {
+					kp = sc.k[:nk*hdp]
+					pr.load(kp, k, base, nk, kvw, hd, hdp)
+				}
+				if useT && nk == bt {
+					for jg := 0; jg < bt; jg += 16 {
+						pr.transpose(&kt[jg], &kp[jg*stride], stride, hdp/16, bt)
+						pr.dotsT(&sm[t*nkp+jg], &qp[0], nq, hdp, &kt[jg], bt, sstride)
+					}
+				} else {
+					n4 := 0
+					if pr.dots4 != nil {
+						if n4 = nk &^ 3; n4 > 0 {
+							pr.dots4(srow, &qp[0], nq4, hdp, &kp[0], stride, n4, sstride)
+						}
+					}
+					if n4 < nk {
+						pr.dots(&sm[t*nkp+n4], &qp[0], nq, hdp, &kp[n4*stride], stride, nk-n4, sstride)
+					}
+				}
 			}
 			if nk < nkp {
 				for i := range nq {
@@ -639,9 +694,24 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 			if t > 0 {
 				cf = &ones[0]
 			}
-			nk := min(bt, pLast+1-(b0+t)*bt)
-			pr.prefetchBlock(v, s, sh, g, b0+t+attnAhead, pLast)
-			pr.axpy(&acc[0], &sm[t*nkp], cf, nq, nk, sstride, &vp[t][0], stride, hdp)
+			b := b0 + t
+			nk := min(bt, pLast+1-b*bt)
+			base := int(s.Table[b])*bt*kvw + g*hd
+			pr.prefetchBlock(v, s, sh, g, b+attnAhead, pLast)
+			switch {
+			case bf16DirectV:
+				vb := v.BF16[base : base+(nk-1)*kvw+hd]
+				raceReadSlice(vb)
+				pr.axpyBF16(&acc[0], &sm[t*nkp], cf, nq, nk, sstride, &vb[0], kvw, hdp)
+			case f32Direct:
+				vf := v.F32[base : base+(nk-1)*kvw+hd]
+				raceReadSlice(vf)
+				pr.axpy(&acc[0], &sm[t*nkp], cf, nq, nk, sstride, &vf[0], kvw, hdp)
+			default:
+				vf := sc.v[:nk*hdp]
+				pr.load(vf, v, base, nk, kvw, hd, hdp)
+				pr.axpy(&acc[0], &sm[t*nkp], cf, nq, nk, sstride, &vf[0], hdp, hdp)
+			}
 		}
 	}
 	for r := r0; r < r1; r++ {

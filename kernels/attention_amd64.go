@@ -11,6 +11,22 @@ package kernels
 //go:noescape
 func dotsAVX512(s, q *float32, nq, hdp int, k *float32, kstride, nk, sstride int)
 
+// dotsBF16AVX512 is dotsAVX512 with bf16 keys (kstride in elements).
+//
+//go:noescape
+func dotsBF16AVX512(s, q *float32, nq, hdp int, k *uint16, kstride, nk, sstride int)
+
+// dots4AVX512 is dotsAVX512 for nq and nk multiples of 4, four query rows
+// and four keys at a time.
+//
+//go:noescape
+func dots4AVX512(s, q *float32, nq, hdp int, k *float32, kstride, nk, sstride int)
+
+// dots4BF16AVX512 is dots4AVX512 with bf16 keys (kstride in elements).
+//
+//go:noescape
+func dots4BF16AVX512(s, q *float32, nq, hdp int, k *uint16, kstride, nk, sstride int)
+
 // dotsAVX2 is dotsAVX512 for AVX2.
 //
 //go:noescape
@@ -34,6 +50,11 @@ func softmaxAVX2(s *float32, sstride, ncol, nq int, m, l, c *float32)
 //
 //go:noescape
 func axpyAVX512(o, p, c *float32, nq, nk, pstride int, v *float32, vstride, hdp int)
+
+// axpyBF16AVX512 is axpyAVX512 with bf16 values (vstride in elements).
+//
+//go:noescape
+func axpyBF16AVX512(o, p, c *float32, nq, nk, pstride int, v *uint16, vstride, hdp int)
 
 // axpyAVX2 is axpyAVX512 for AVX2.
 //
@@ -72,6 +93,11 @@ func scaleAVX2(y, x *float32, n int, a float32)
 //
 //go:noescape
 func transposeAVX512(dst, src *float32, sstride, n16, dstride int)
+
+// transposeBF16AVX512 is transposeAVX512 from bf16 rows.
+//
+//go:noescape
+func transposeBF16AVX512(dst *float32, src *uint16, sstride, n16, dstride int)
 
 // dotsTAVX512 sets s[i·sstride+j] = Σ_{d<hdp} q[i·hdp+d]·kt[d·ktstride+j]
 // for i < nq, j < 16.

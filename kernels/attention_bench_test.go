@@ -23,23 +23,30 @@ var attnRoofline = sync.OnceValues(func() (roofline.Limits, error) {
 
 // BenchmarkAttention runs TinyLlama's attention (32 query heads, 4 KV
 // heads, head dim 64, 16-token blocks) for one decoding sequence at
-// contexts 512 and 2048 and for a 512-token prefill, reporting GFLOP/s
-// (4·HeadDim FLOP per query head and attended position: the q·k dot and
-// the weighted sum of v) and the fraction of the fp32 FMA roof measured in
-// the same process for the tier's vector width and thread count.
+// contexts 512 and 2048 and for a 512-token prefill, and the decode at
+// 2048 of two shapes with fewer query heads per KV head (Llama 3 8B's: 32
+// heads, 8 KV heads, head dim 128; and 24 heads over 8 KV heads, Llama
+// 3.2 3B's), reporting GFLOP/s (4·HeadDim FLOP per query head and
+// attended position: the q·k dot and the weighted sum of v) and the
+// fraction of the fp32 FMA roof measured in the same process for the
+// tier's vector width and thread count.
 func BenchmarkAttention(b *testing.B) {
 	rng := rand.New(rand.NewPCG(12, 12))
-	sh := AttnShape{Heads: 32, KVHeads: 4, HeadDim: 64, BlockTokens: 16}
+	tiny := AttnShape{Heads: 32, KVHeads: 4, HeadDim: 64, BlockTokens: 16}
 	cases := []struct {
 		name       string
+		sh         AttnShape
 		rows, size int
 	}{
-		{"decode/ctx=512", 1, 512},
-		{"decode/ctx=2048", 1, 2048},
-		{"prefill/n=512", 512, 512},
+		{"decode/ctx=512", tiny, 1, 512},
+		{"decode/ctx=2048", tiny, 1, 2048},
+		{"prefill/n=512", tiny, 512, 512},
+		{"decode/h=32/kvh=8/hd=128/ctx=2048", AttnShape{Heads: 32, KVHeads: 8, HeadDim: 128, BlockTokens: 16}, 1, 2048},
+		{"decode/h=24/kvh=8/hd=128/ctx=2048", AttnShape{Heads: 24, KVHeads: 8, HeadDim: 128, BlockTokens: 16}, 1, 2048},
 	}
 	for _, kvType := range cacheTypes {
 		for _, cs := range cases {
+			sh := cs.sh
 			c := newAttnCase(rng, sh, kvType, [][2]int{{cs.rows, cs.size}})
 			attended := 0
 			for j := range cs.rows {

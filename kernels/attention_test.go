@@ -323,7 +323,14 @@ func TestAttentionPrefillTile(t *testing.T) {
 // widths the assembly does not use.
 func goPrims(w int) *attnPrims {
 	f32 := func(p *float32, n int) []float32 { return unsafeSlice(p, n) }
-	return &attnPrims{
+	widen := func(p *uint16, n int) *float32 {
+		f := make([]float32, n)
+		for i, b := range unsafeSlice(p, n) {
+			f[i] = format.BF16ToFloat32(b)
+		}
+		return &f[0]
+	}
+	pr := &attnPrims{
 		w: w,
 		dots: func(s, q *float32, nq, hdp int, k *float32, kstride, nk, sstride int) {
 			ss, qs, ks := f32(s, (nq-1)*sstride+nk), f32(q, nq*hdp), f32(k, (nk-1)*kstride+hdp)
@@ -393,6 +400,24 @@ func goPrims(w int) *attnPrims {
 			}
 		},
 	}
+	// The in-place bf16 and four-by-four variants: the same sums on widened
+	// copies, checking what the driver promises them.
+	pr.dotsBF16 = func(s, q *float32, nq, hdp int, k *uint16, kstride, nk, sstride int) {
+		pr.dots(s, q, nq, hdp, widen(k, (nk-1)*kstride+hdp), kstride, nk, sstride)
+	}
+	pr.axpyBF16 = func(o, p, c *float32, nq, nk, pstride int, v *uint16, vstride, hdp int) {
+		pr.axpy(o, p, c, nq, nk, pstride, widen(v, (nk-1)*vstride+hdp), vstride, hdp)
+	}
+	pr.dots4 = func(s, q *float32, nq, hdp int, k *float32, kstride, nk, sstride int) {
+		if nq%4 != 0 || nk%4 != 0 {
+			panic("dots4: not multiples of 4")
+		}
+		pr.dots(s, q, nq, hdp, k, kstride, nk, sstride)
+	}
+	pr.dots4BF16 = func(s, q *float32, nq, hdp int, k *uint16, kstride, nk, sstride int) {
+		pr.dots4(s, q, nq, hdp, widen(k, (nk-1)*kstride+hdp), kstride, nk, sstride)
+	}
+	return pr
 }
 
 func unsafeSlice[T any](p *T, n int) []T { return unsafe.Slice(p, n) }

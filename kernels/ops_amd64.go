@@ -129,7 +129,9 @@ func init() {
 		sumsq: sumsqAVX512, scaleMul: scaleMulAVX512,
 		ropeNorm: ropeNormAVX512, ropeNeox: ropeNeoxAVX512,
 	}.kernels(&attnPrims{w: 16, dots: dotsAVX512, softmax: softmaxAVX512, axpy: axpyAVX512, bf16Rows: bf16RowsAVX512, e4m3Rows: e4m3RowsAVX512, scale: scaleAVX512,
-		transpose: transposeAVX512, dotsT: dotsTAVX512, prefetch: prefetchRows})
+		transpose: transposeAVX512, dotsT: dotsTAVX512, prefetch: prefetchRows,
+		dotsBF16: dotsBF16AVX512, axpyBF16: axpyBF16AVX512, transposeBF16: transposeBF16AVX512,
+		dots4: dots4AVX512, dots4BF16: dots4BF16AVX512})
 	opTable[AVX512].argmax = argmaxAVX512
 	opTable[AVX2] = vecOps{
 		w: 8, exp: expAVX2, swiglu: swigluAVX2, add: addAVX2,

@@ -412,6 +412,76 @@ ropexdone512:
 	VZEROUPPER
 	RET
 
+// DOTS_PAIR_STORE sums the accumulators of dotsAVX512's four query rows
+// against two keys (Z4..Z7 key 0, Z8..Z11 key 1) and stores the eight
+// scores at BX, rows R13 bytes apart; it uses Z12, Z13 and R8.
+#define DOTS_PAIR_STORE \
+	VEXTRACTF64X4 $1, Z4, Y12; \
+	VADDPS        Y12, Y4, Y4; \
+	VEXTRACTF64X4 $1, Z5, Y12; \
+	VADDPS        Y12, Y5, Y5; \
+	VEXTRACTF64X4 $1, Z6, Y12; \
+	VADDPS        Y12, Y6, Y6; \
+	VEXTRACTF64X4 $1, Z7, Y12; \
+	VADDPS        Y12, Y7, Y7; \
+	VHADDPS       Y5, Y4, Y4; \
+	VHADDPS       Y7, Y6, Y6; \
+	VHADDPS       Y6, Y4, Y4; \
+	VEXTRACTF128  $1, Y4, X5; \
+	VADDPS        X5, X4, X4; \
+	VEXTRACTF64X4 $1, Z8, Y12; \
+	VADDPS        Y12, Y8, Y8; \
+	VEXTRACTF64X4 $1, Z9, Y12; \
+	VADDPS        Y12, Y9, Y9; \
+	VEXTRACTF64X4 $1, Z10, Y12; \
+	VADDPS        Y12, Y10, Y10; \
+	VEXTRACTF64X4 $1, Z11, Y12; \
+	VADDPS        Y12, Y11, Y11; \
+	VHADDPS       Y9, Y8, Y8; \
+	VHADDPS       Y11, Y10, Y10; \
+	VHADDPS       Y10, Y8, Y8; \
+	VEXTRACTF128  $1, Y8, X9; \
+	VADDPS        X9, X8, X8; \
+	VUNPCKLPS X8, X4, X12; \
+	VUNPCKHPS X8, X4, X13; \
+	VMOVLPS   X12, (BX); \
+	VMOVHPS   X12, (BX)(R13*1); \
+	VMOVLPS   X13, (BX)(R13*2); \
+	LEAQ      (BX)(R13*2), R8; \
+	VMOVHPS   X13, (R8)(R13*1)
+
+// DOTS_ONE_STORE sums Z4..Z7, four query rows against one key, and
+// stores the scores at BX, rows R13 bytes apart; it uses Z12 and R8.
+#define DOTS_ONE_STORE \
+	VEXTRACTF64X4 $1, Z4, Y12; \
+	VADDPS        Y12, Y4, Y4; \
+	VEXTRACTF64X4 $1, Z5, Y12; \
+	VADDPS        Y12, Y5, Y5; \
+	VEXTRACTF64X4 $1, Z6, Y12; \
+	VADDPS        Y12, Y6, Y6; \
+	VEXTRACTF64X4 $1, Z7, Y12; \
+	VADDPS        Y12, Y7, Y7; \
+	VHADDPS       Y5, Y4, Y4; \
+	VHADDPS       Y7, Y6, Y6; \
+	VHADDPS       Y6, Y4, Y4; \
+	VEXTRACTF128  $1, Y4, X5; \
+	VADDPS        X5, X4, X4; \
+	VMOVSS     X4, (BX); \
+	VEXTRACTPS $1, X4, (BX)(R13*1); \
+	VEXTRACTPS $2, X4, (BX)(R13*2); \
+	LEAQ       (BX)(R13*2), R8; \
+	VEXTRACTPS $3, X4, (R8)(R13*1)
+
+// DOTS_SINGLE_STORE sums Z4 and stores the score at BX; it uses Z8.
+#define DOTS_SINGLE_STORE \
+	VEXTRACTF64X4 $1, Z4, Y8; \
+	VADDPS        Y8, Y4, Y4; \
+	VEXTRACTF128  $1, Y4, X8; \
+	VADDPS        X8, X4, X4; \
+	VHADDPS       X4, X4, X4; \
+	VHADDPS       X4, X4, X4; \
+	VMOVSS        X4, (BX)
+
 // func dotsAVX512(s, q *float32, nq, hdp int, k *float32, kstride, nk, sstride int)
 // s[i·sstride+j] = Σ_{d<hdp} q[i·hdp+d]·k[j·kstride+d] for i < nq, j < nk;
 // hdp is a positive multiple of 16. Four query rows and two keys at a time:
@@ -475,39 +545,7 @@ dotsquadpairc512:
 	DECQ        R15
 	JNZ         dotsquadpairc512
 
-	VEXTRACTF64X4 $1, Z4, Y12
-	VADDPS        Y12, Y4, Y4
-	VEXTRACTF64X4 $1, Z5, Y12
-	VADDPS        Y12, Y5, Y5
-	VEXTRACTF64X4 $1, Z6, Y12
-	VADDPS        Y12, Y6, Y6
-	VEXTRACTF64X4 $1, Z7, Y12
-	VADDPS        Y12, Y7, Y7
-	VHADDPS       Y5, Y4, Y4
-	VHADDPS       Y7, Y6, Y6
-	VHADDPS       Y6, Y4, Y4
-	VEXTRACTF128  $1, Y4, X5
-	VADDPS        X5, X4, X4
-	VEXTRACTF64X4 $1, Z8, Y12
-	VADDPS        Y12, Y8, Y8
-	VEXTRACTF64X4 $1, Z9, Y12
-	VADDPS        Y12, Y9, Y9
-	VEXTRACTF64X4 $1, Z10, Y12
-	VADDPS        Y12, Y10, Y10
-	VEXTRACTF64X4 $1, Z11, Y12
-	VADDPS        Y12, Y11, Y11
-	VHADDPS       Y9, Y8, Y8
-	VHADDPS       Y11, Y10, Y10
-	VHADDPS       Y10, Y8, Y8
-	VEXTRACTF128  $1, Y8, X9
-	VADDPS        X9, X8, X8
-	VUNPCKLPS X8, X4, X12
-	VUNPCKHPS X8, X4, X13
-	VMOVLPS   X12, (BX)
-	VMOVHPS   X12, (BX)(R13*1)
-	VMOVLPS   X13, (BX)(R13*2)
-	LEAQ      (BX)(R13*2), R8
-	VMOVHPS   X13, (R8)(R13*1)
+	DOTS_PAIR_STORE
 	LEAQ      (AX)(R11*2), AX
 	ADDQ      $8, BX
 	SUBQ      $2, R12
@@ -536,24 +574,7 @@ dotsquadonec512:
 	DECQ        R15
 	JNZ         dotsquadonec512
 
-	VEXTRACTF64X4 $1, Z4, Y12
-	VADDPS        Y12, Y4, Y4
-	VEXTRACTF64X4 $1, Z5, Y12
-	VADDPS        Y12, Y5, Y5
-	VEXTRACTF64X4 $1, Z6, Y12
-	VADDPS        Y12, Y6, Y6
-	VEXTRACTF64X4 $1, Z7, Y12
-	VADDPS        Y12, Y7, Y7
-	VHADDPS       Y5, Y4, Y4
-	VHADDPS       Y7, Y6, Y6
-	VHADDPS       Y6, Y4, Y4
-	VEXTRACTF128  $1, Y4, X5
-	VADDPS        X5, X4, X4
-	VMOVSS     X4, (BX)
-	VEXTRACTPS $1, X4, (BX)(R13*1)
-	VEXTRACTPS $2, X4, (BX)(R13*2)
-	LEAQ       (BX)(R13*2), R8
-	VEXTRACTPS $3, X4, (R8)(R13*1)
+	DOTS_ONE_STORE
 
 dotsquadnext512:
 	LEAQ (SI)(R9*4), SI
@@ -583,13 +604,7 @@ dotssinglec512:
 	DECQ        R15
 	JNZ         dotssinglec512
 
-	VEXTRACTF64X4 $1, Z4, Y8
-	VADDPS        Y8, Y4, Y4
-	VEXTRACTF128  $1, Y4, X8
-	VADDPS        X8, X4, X4
-	VHADDPS       X4, X4, X4
-	VHADDPS       X4, X4, X4
-	VMOVSS        X4, (BX)
+	DOTS_SINGLE_STORE
 	ADDQ          R11, AX
 	ADDQ          $4, BX
 	DECQ          R12
@@ -601,6 +616,392 @@ dotssinglec512:
 	JMP  dotssingle512
 
 dotsdone512:
+	VZEROUPPER
+	RET
+
+// DOTS4X4_STORE sums each of the 16 accumulators Z16..Z31 (Z(16+4i+j):
+// query row i, key j) across its lanes, in a tree of unpacks and 128-bit
+// shuffles through Z0..Z15 that leaves row i's four scores in 128-bit
+// lane i of Z4, and stores them at BX, rows R13 bytes apart; it uses R8.
+#define DOTS4X4_STORE \
+	VUNPCKLPS Z17, Z16, Z0; \
+	VUNPCKHPS Z17, Z16, Z8; \
+	VADDPS Z8, Z0, Z0; \
+	VUNPCKLPS Z19, Z18, Z1; \
+	VUNPCKHPS Z19, Z18, Z9; \
+	VADDPS Z9, Z1, Z1; \
+	VUNPCKLPS Z21, Z20, Z2; \
+	VUNPCKHPS Z21, Z20, Z10; \
+	VADDPS Z10, Z2, Z2; \
+	VUNPCKLPS Z23, Z22, Z3; \
+	VUNPCKHPS Z23, Z22, Z11; \
+	VADDPS Z11, Z3, Z3; \
+	VUNPCKLPS Z25, Z24, Z4; \
+	VUNPCKHPS Z25, Z24, Z12; \
+	VADDPS Z12, Z4, Z4; \
+	VUNPCKLPS Z27, Z26, Z5; \
+	VUNPCKHPS Z27, Z26, Z13; \
+	VADDPS Z13, Z5, Z5; \
+	VUNPCKLPS Z29, Z28, Z6; \
+	VUNPCKHPS Z29, Z28, Z14; \
+	VADDPS Z14, Z6, Z6; \
+	VUNPCKLPS Z31, Z30, Z7; \
+	VUNPCKHPS Z31, Z30, Z15; \
+	VADDPS Z15, Z7, Z7; \
+	VUNPCKLPD Z1, Z0, Z8; \
+	VUNPCKHPD Z1, Z0, Z9; \
+	VADDPS Z9, Z8, Z8; \
+	VUNPCKLPD Z3, Z2, Z10; \
+	VUNPCKHPD Z3, Z2, Z11; \
+	VADDPS Z11, Z10, Z10; \
+	VUNPCKLPD Z5, Z4, Z12; \
+	VUNPCKHPD Z5, Z4, Z13; \
+	VADDPS Z13, Z12, Z12; \
+	VUNPCKLPD Z7, Z6, Z14; \
+	VUNPCKHPD Z7, Z6, Z15; \
+	VADDPS Z15, Z14, Z14; \
+	VSHUFF32X4 $0x88, Z10, Z8, Z0; \
+	VSHUFF32X4 $0xDD, Z10, Z8, Z1; \
+	VADDPS Z1, Z0, Z0; \
+	VSHUFF32X4 $0x88, Z14, Z12, Z2; \
+	VSHUFF32X4 $0xDD, Z14, Z12, Z3; \
+	VADDPS Z3, Z2, Z2; \
+	VSHUFF32X4 $0x88, Z2, Z0, Z4; \
+	VSHUFF32X4 $0xDD, Z2, Z0, Z5; \
+	VADDPS Z5, Z4, Z4; \
+	VMOVUPS X4, (BX); \
+	VEXTRACTF32X4 $1, Z4, (BX)(R13*1); \
+	VEXTRACTF32X4 $2, Z4, (BX)(R13*2); \
+	LEAQ (BX)(R13*2), R8; \
+	VEXTRACTF32X4 $3, Z4, (R8)(R13*1)
+
+// func dots4AVX512(s, q *float32, nq, hdp int, k *float32, kstride, nk, sstride int)
+// dotsAVX512 for nq and nk multiples of 4 (the rest are left alone): four
+// query rows and four keys at a time, sixteen accumulators summed by one
+// tree of shuffles (DOTS4X4_STORE) where dotsAVX512 sums every eight with
+// VHADDPS.
+TEXT ·dots4AVX512(SB), NOSPLIT, $0-64
+	MOVQ s+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ nq+16(FP), CX
+	MOVQ hdp+24(FP), R9
+	MOVQ kstride+40(FP), R11
+	MOVQ sstride+56(FP), R13
+	SHLQ $2, R9
+	SHLQ $2, R11
+	SHLQ $2, R13
+	LEAQ (R9)(R9*2), R10
+	LEAQ (R11)(R11*2), DX
+
+dots4rows:
+	CMPQ CX, $4
+	JL   dots4done
+	MOVQ k+32(FP), AX
+	MOVQ nk+48(FP), R12
+	MOVQ DI, BX
+
+dots4keys:
+	CMPQ R12, $4
+	JL   dots4next
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+	VXORPS Z24, Z24, Z24
+	VXORPS Z25, Z25, Z25
+	VXORPS Z26, Z26, Z26
+	VXORPS Z27, Z27, Z27
+	VXORPS Z28, Z28, Z28
+	VXORPS Z29, Z29, Z29
+	VXORPS Z30, Z30, Z30
+	VXORPS Z31, Z31, Z31
+	MOVQ SI, R8
+	MOVQ AX, R14
+	MOVQ R9, R15
+	SHRQ $6, R15
+
+dots4chunk:
+	VMOVUPS     (R8), Z0
+	VMOVUPS     (R8)(R9*1), Z1
+	VMOVUPS     (R8)(R9*2), Z2
+	VMOVUPS     (R8)(R10*1), Z3
+	VMOVUPS     (R14), Z4
+	VMOVUPS     (R14)(R11*1), Z5
+	VMOVUPS     (R14)(R11*2), Z6
+	VMOVUPS     (R14)(DX*1), Z7
+	VFMADD231PS Z4, Z0, Z16
+	VFMADD231PS Z5, Z0, Z17
+	VFMADD231PS Z6, Z0, Z18
+	VFMADD231PS Z7, Z0, Z19
+	VFMADD231PS Z4, Z1, Z20
+	VFMADD231PS Z5, Z1, Z21
+	VFMADD231PS Z6, Z1, Z22
+	VFMADD231PS Z7, Z1, Z23
+	VFMADD231PS Z4, Z2, Z24
+	VFMADD231PS Z5, Z2, Z25
+	VFMADD231PS Z6, Z2, Z26
+	VFMADD231PS Z7, Z2, Z27
+	VFMADD231PS Z4, Z3, Z28
+	VFMADD231PS Z5, Z3, Z29
+	VFMADD231PS Z6, Z3, Z30
+	VFMADD231PS Z7, Z3, Z31
+	ADDQ        $64, R8
+	ADDQ        $64, R14
+	DECQ        R15
+	JNZ         dots4chunk
+
+	DOTS4X4_STORE
+	LEAQ (AX)(R11*4), AX
+	ADDQ $16, BX
+	SUBQ $4, R12
+	JMP  dots4keys
+
+dots4next:
+	LEAQ (SI)(R9*4), SI
+	LEAQ (DI)(R13*4), DI
+	SUBQ $4, CX
+	JMP  dots4rows
+
+dots4done:
+	VZEROUPPER
+	RET
+
+// func dots4BF16AVX512(s, q *float32, nq, hdp int, k *uint16, kstride, nk, sstride int)
+// dots4AVX512 with bf16 keys, each widened as it is loaded.
+TEXT ·dots4BF16AVX512(SB), NOSPLIT, $0-64
+	MOVQ s+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ nq+16(FP), CX
+	MOVQ hdp+24(FP), R9
+	MOVQ kstride+40(FP), R11
+	MOVQ sstride+56(FP), R13
+	SHLQ $2, R9
+	SHLQ $1, R11
+	SHLQ $2, R13
+	LEAQ (R9)(R9*2), R10
+	LEAQ (R11)(R11*2), DX
+
+dots4bf16rows:
+	CMPQ CX, $4
+	JL   dots4bf16done
+	MOVQ k+32(FP), AX
+	MOVQ nk+48(FP), R12
+	MOVQ DI, BX
+
+dots4bf16keys:
+	CMPQ R12, $4
+	JL   dots4bf16next
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+	VXORPS Z24, Z24, Z24
+	VXORPS Z25, Z25, Z25
+	VXORPS Z26, Z26, Z26
+	VXORPS Z27, Z27, Z27
+	VXORPS Z28, Z28, Z28
+	VXORPS Z29, Z29, Z29
+	VXORPS Z30, Z30, Z30
+	VXORPS Z31, Z31, Z31
+	MOVQ SI, R8
+	MOVQ AX, R14
+	MOVQ R9, R15
+	SHRQ $6, R15
+
+dots4bf16chunk:
+	VMOVUPS     (R8), Z0
+	VMOVUPS     (R8)(R9*1), Z1
+	VMOVUPS     (R8)(R9*2), Z2
+	VMOVUPS     (R8)(R10*1), Z3
+	VPMOVZXWD   (R14), Z4
+	VPMOVZXWD   (R14)(R11*1), Z5
+	VPMOVZXWD   (R14)(R11*2), Z6
+	VPMOVZXWD   (R14)(DX*1), Z7
+	VPSLLD      $16, Z4, Z4
+	VPSLLD      $16, Z5, Z5
+	VPSLLD      $16, Z6, Z6
+	VPSLLD      $16, Z7, Z7
+	VFMADD231PS Z4, Z0, Z16
+	VFMADD231PS Z5, Z0, Z17
+	VFMADD231PS Z6, Z0, Z18
+	VFMADD231PS Z7, Z0, Z19
+	VFMADD231PS Z4, Z1, Z20
+	VFMADD231PS Z5, Z1, Z21
+	VFMADD231PS Z6, Z1, Z22
+	VFMADD231PS Z7, Z1, Z23
+	VFMADD231PS Z4, Z2, Z24
+	VFMADD231PS Z5, Z2, Z25
+	VFMADD231PS Z6, Z2, Z26
+	VFMADD231PS Z7, Z2, Z27
+	VFMADD231PS Z4, Z3, Z28
+	VFMADD231PS Z5, Z3, Z29
+	VFMADD231PS Z6, Z3, Z30
+	VFMADD231PS Z7, Z3, Z31
+	ADDQ        $64, R8
+	ADDQ        $32, R14
+	DECQ        R15
+	JNZ         dots4bf16chunk
+
+	DOTS4X4_STORE
+	LEAQ (AX)(R11*4), AX
+	ADDQ $16, BX
+	SUBQ $4, R12
+	JMP  dots4bf16keys
+
+dots4bf16next:
+	LEAQ (SI)(R9*4), SI
+	LEAQ (DI)(R13*4), DI
+	SUBQ $4, CX
+	JMP  dots4bf16rows
+
+dots4bf16done:
+	VZEROUPPER
+	RET
+
+// func dotsBF16AVX512(s, q *float32, nq, hdp int, k *uint16, kstride, nk, sstride int)
+// dotsAVX512 with bf16 keys, each widened as it is loaded.
+TEXT ·dotsBF16AVX512(SB), NOSPLIT, $0-64
+	MOVQ s+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ nq+16(FP), CX
+	MOVQ hdp+24(FP), R9
+	MOVQ k+32(FP), DX
+	MOVQ kstride+40(FP), R11
+	MOVQ sstride+56(FP), R13
+	SHLQ $2, R9
+	SHLQ $1, R11
+	SHLQ $2, R13
+	LEAQ (R9)(R9*2), R10
+	MOVQ nk+48(FP), R12
+	TESTQ R12, R12
+	JZ    dotsbdone512
+
+dotsbquad512:
+	CMPQ CX, $4
+	JL   dotsbsingle512
+	MOVQ nk+48(FP), R12
+	MOVQ DX, AX
+	MOVQ DI, BX
+
+dotsbquadpair512:
+	CMPQ R12, $2
+	JL   dotsbquadone512
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	MOVQ SI, R8
+	MOVQ AX, R14
+	MOVQ R9, R15
+	SHRQ $6, R15
+
+dotsbquadpairc512:
+	VMOVUPS     (R8), Z12
+	VMOVUPS     (R8)(R9*1), Z13
+	VMOVUPS     (R8)(R9*2), Z14
+	VMOVUPS     (R8)(R10*1), Z15
+	VPMOVZXWD   (R14), Z0
+	VPMOVZXWD   (R14)(R11*1), Z1
+	VPSLLD      $16, Z0, Z0
+	VPSLLD      $16, Z1, Z1
+	VFMADD231PS Z12, Z0, Z4
+	VFMADD231PS Z13, Z0, Z5
+	VFMADD231PS Z14, Z0, Z6
+	VFMADD231PS Z15, Z0, Z7
+	VFMADD231PS Z12, Z1, Z8
+	VFMADD231PS Z13, Z1, Z9
+	VFMADD231PS Z14, Z1, Z10
+	VFMADD231PS Z15, Z1, Z11
+	ADDQ        $64, R8
+	ADDQ        $32, R14
+	DECQ        R15
+	JNZ         dotsbquadpairc512
+
+	DOTS_PAIR_STORE
+	LEAQ      (AX)(R11*2), AX
+	ADDQ      $8, BX
+	SUBQ      $2, R12
+	JMP       dotsbquadpair512
+
+dotsbquadone512:
+	TESTQ R12, R12
+	JZ    dotsbquadnext512
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	MOVQ SI, R8
+	MOVQ AX, R14
+	MOVQ R9, R15
+	SHRQ $6, R15
+
+dotsbquadonec512:
+	VPMOVZXWD   (R14), Z0
+	VPSLLD      $16, Z0, Z0
+	VFMADD231PS (R8), Z0, Z4
+	VFMADD231PS (R8)(R9*1), Z0, Z5
+	VFMADD231PS (R8)(R9*2), Z0, Z6
+	VFMADD231PS (R8)(R10*1), Z0, Z7
+	ADDQ        $64, R8
+	ADDQ        $32, R14
+	DECQ        R15
+	JNZ         dotsbquadonec512
+
+	DOTS_ONE_STORE
+
+dotsbquadnext512:
+	LEAQ (SI)(R9*4), SI
+	LEAQ (DI)(R13*4), DI
+	SUBQ $4, CX
+	JMP  dotsbquad512
+
+dotsbsingle512:
+	TESTQ CX, CX
+	JZ    dotsbdone512
+	MOVQ  nk+48(FP), R12
+	MOVQ  DX, AX
+	MOVQ  DI, BX
+
+dotsbsinglej512:
+	VXORPS Z4, Z4, Z4
+	MOVQ   SI, R8
+	MOVQ   AX, R14
+	MOVQ   R9, R15
+	SHRQ   $6, R15
+
+dotsbsinglec512:
+	VPMOVZXWD   (R14), Z0
+	VPSLLD      $16, Z0, Z0
+	VFMADD231PS (R8), Z0, Z4
+	ADDQ        $64, R8
+	ADDQ        $32, R14
+	DECQ        R15
+	JNZ         dotsbsinglec512
+
+	DOTS_SINGLE_STORE
+	ADDQ          R11, AX
+	ADDQ          $4, BX
+	DECQ          R12
+	JNZ           dotsbsinglej512
+
+	ADDQ R9, SI
+	ADDQ R13, DI
+	DECQ CX
+	JMP  dotsbsingle512
+
+dotsbdone512:
 	VZEROUPPER
 	RET
 
@@ -850,6 +1251,198 @@ axsingle1j512:
 	JMP     axsingle1512
 
 axdone512:
+	VZEROUPPER
+	RET
+
+// func axpyBF16AVX512(o, p, c *float32, nq, nk, pstride int, v *uint16, vstride, hdp int)
+// axpyAVX512 with bf16 values, each widened as it is loaded.
+TEXT ·axpyBF16AVX512(SB), NOSPLIT, $0-72
+	MOVQ o+0(FP), DI
+	MOVQ p+8(FP), SI
+	MOVQ c+16(FP), BX
+	MOVQ nq+24(FP), CX
+	MOVQ nk+32(FP), R12
+	MOVQ pstride+40(FP), R13
+	MOVQ v+48(FP), DX
+	MOVQ vstride+56(FP), R11
+	MOVQ hdp+64(FP), R9
+	SHLQ $2, R12
+	SHLQ $2, R13
+	SHLQ $1, R11
+	SHLQ $2, R9
+	TESTQ R12, R12
+	JZ    axbdone512
+	LEAQ  (SI)(R13*1), R13
+
+axbpair512:
+	CMPQ         CX, $2
+	JL           axbsingle512
+	VBROADCASTSS (BX), Z28
+	VBROADCASTSS 4(BX), Z29
+	XORQ         R14, R14
+
+axbpair4512:
+	LEAQ    256(R14), AX
+	CMPQ    AX, R9
+	JG      axbpair1512
+	LEAQ    (DI)(R14*1), R15
+	VMULPS  (R15), Z28, Z0
+	VMULPS  64(R15), Z28, Z1
+	VMULPS  128(R15), Z28, Z2
+	VMULPS  192(R15), Z28, Z3
+	VMULPS  (R15)(R9*1), Z29, Z4
+	VMULPS  64(R15)(R9*1), Z29, Z5
+	VMULPS  128(R15)(R9*1), Z29, Z6
+	VMULPS  192(R15)(R9*1), Z29, Z7
+	MOVQ   R14, AX
+	SHRQ   $1, AX
+	ADDQ   DX, AX
+	XORQ    R10, R10
+
+axbpair4j512:
+	VBROADCASTSS (SI)(R10*1), Z8
+	VBROADCASTSS (R13)(R10*1), Z9
+	VPMOVZXWD    (AX), Z10
+	VPMOVZXWD    32(AX), Z11
+	VPMOVZXWD    64(AX), Z12
+	VPMOVZXWD    96(AX), Z13
+	VPSLLD       $16, Z10, Z10
+	VPSLLD       $16, Z11, Z11
+	VPSLLD       $16, Z12, Z12
+	VPSLLD       $16, Z13, Z13
+	VFMADD231PS  Z10, Z8, Z0
+	VFMADD231PS  Z11, Z8, Z1
+	VFMADD231PS  Z12, Z8, Z2
+	VFMADD231PS  Z13, Z8, Z3
+	VFMADD231PS  Z10, Z9, Z4
+	VFMADD231PS  Z11, Z9, Z5
+	VFMADD231PS  Z12, Z9, Z6
+	VFMADD231PS  Z13, Z9, Z7
+	ADDQ         R11, AX
+	ADDQ         $4, R10
+	CMPQ         R10, R12
+	JL           axbpair4j512
+
+	VMOVUPS Z0, (R15)
+	VMOVUPS Z1, 64(R15)
+	VMOVUPS Z2, 128(R15)
+	VMOVUPS Z3, 192(R15)
+	VMOVUPS Z4, (R15)(R9*1)
+	VMOVUPS Z5, 64(R15)(R9*1)
+	VMOVUPS Z6, 128(R15)(R9*1)
+	VMOVUPS Z7, 192(R15)(R9*1)
+	ADDQ    $256, R14
+	JMP     axbpair4512
+
+axbpair1512:
+	CMPQ   R14, R9
+	JGE    axbpairnext512
+	LEAQ   (DI)(R14*1), R15
+	VMULPS (R15), Z28, Z0
+	VMULPS (R15)(R9*1), Z29, Z4
+	MOVQ   R14, AX
+	SHRQ   $1, AX
+	ADDQ   DX, AX
+	XORQ   R10, R10
+
+axbpair1j512:
+	VBROADCASTSS (SI)(R10*1), Z8
+	VBROADCASTSS (R13)(R10*1), Z9
+	VPMOVZXWD    (AX), Z10
+	VPSLLD       $16, Z10, Z10
+	VFMADD231PS  Z10, Z8, Z0
+	VFMADD231PS  Z10, Z9, Z4
+	ADDQ         R11, AX
+	ADDQ         $4, R10
+	CMPQ         R10, R12
+	JL           axbpair1j512
+
+	VMOVUPS Z0, (R15)
+	VMOVUPS Z4, (R15)(R9*1)
+	ADDQ    $64, R14
+	JMP     axbpair1512
+
+axbpairnext512:
+	LEAQ (DI)(R9*2), DI
+	MOVQ pstride+40(FP), AX
+	SHLQ $2, AX
+	LEAQ (R13)(AX*1), SI
+	LEAQ (SI)(AX*1), R13
+	ADDQ $8, BX
+	SUBQ $2, CX
+	JMP  axbpair512
+
+axbsingle512:
+	TESTQ        CX, CX
+	JZ           axbdone512
+	VBROADCASTSS (BX), Z28
+	XORQ         R14, R14
+
+axbsingle4512:
+	LEAQ   256(R14), AX
+	CMPQ   AX, R9
+	JG     axbsingle1512
+	LEAQ   (DI)(R14*1), R15
+	VMULPS (R15), Z28, Z0
+	VMULPS 64(R15), Z28, Z1
+	VMULPS 128(R15), Z28, Z2
+	VMULPS 192(R15), Z28, Z3
+	MOVQ   R14, AX
+	SHRQ   $1, AX
+	ADDQ   DX, AX
+	XORQ   R10, R10
+
+axbsingle4j512:
+	VBROADCASTSS (SI)(R10*1), Z8
+	VPMOVZXWD    (AX), Z10
+	VPMOVZXWD    32(AX), Z11
+	VPMOVZXWD    64(AX), Z12
+	VPMOVZXWD    96(AX), Z13
+	VPSLLD       $16, Z10, Z10
+	VPSLLD       $16, Z11, Z11
+	VPSLLD       $16, Z12, Z12
+	VPSLLD       $16, Z13, Z13
+	VFMADD231PS  Z10, Z8, Z0
+	VFMADD231PS  Z11, Z8, Z1
+	VFMADD231PS  Z12, Z8, Z2
+	VFMADD231PS  Z13, Z8, Z3
+	ADDQ         R11, AX
+	ADDQ         $4, R10
+	CMPQ         R10, R12
+	JL           axbsingle4j512
+
+	VMOVUPS Z0, (R15)
+	VMOVUPS Z1, 64(R15)
+	VMOVUPS Z2, 128(R15)
+	VMOVUPS Z3, 192(R15)
+	ADDQ    $256, R14
+	JMP     axbsingle4512
+
+axbsingle1512:
+	CMPQ   R14, R9
+	JGE    axbdone512
+	LEAQ   (DI)(R14*1), R15
+	VMULPS (R15), Z28, Z0
+	MOVQ   R14, AX
+	SHRQ   $1, AX
+	ADDQ   DX, AX
+	XORQ   R10, R10
+
+axbsingle1j512:
+	VBROADCASTSS (SI)(R10*1), Z8
+	VPMOVZXWD    (AX), Z10
+	VPSLLD       $16, Z10, Z10
+	VFMADD231PS  Z10, Z8, Z0
+	ADDQ         R11, AX
+	ADDQ         $4, R10
+	CMPQ         R10, R12
+	JL           axbsingle1j512
+
+	VMOVUPS Z0, (R15)
+	ADDQ    $64, R14
+	JMP     axbsingle1512
+
+axbdone512:
 	VZEROUPPER
 	RET
 
@@ -1685,6 +2278,95 @@ scldone256:
 	VZEROUPPER
 	RET
 
+// TR16_STORE transposes the 16 rows in Z0..Z15 (four shuffle stages,
+// through Z16..Z31) and stores them as 16 rows at DI, R9 bytes apart (R11
+// = 3·R9), using AX.
+#define TR16_STORE \
+	VUNPCKLPS Z1, Z0, Z16; \
+	VUNPCKHPS Z1, Z0, Z17; \
+	VUNPCKLPS Z3, Z2, Z18; \
+	VUNPCKHPS Z3, Z2, Z19; \
+	VUNPCKLPS Z5, Z4, Z20; \
+	VUNPCKHPS Z5, Z4, Z21; \
+	VUNPCKLPS Z7, Z6, Z22; \
+	VUNPCKHPS Z7, Z6, Z23; \
+	VUNPCKLPS Z9, Z8, Z24; \
+	VUNPCKHPS Z9, Z8, Z25; \
+	VUNPCKLPS Z11, Z10, Z26; \
+	VUNPCKHPS Z11, Z10, Z27; \
+	VUNPCKLPS Z13, Z12, Z28; \
+	VUNPCKHPS Z13, Z12, Z29; \
+	VUNPCKLPS Z15, Z14, Z30; \
+	VUNPCKHPS Z15, Z14, Z31; \
+	VUNPCKLPD Z18, Z16, Z0; \
+	VUNPCKHPD Z18, Z16, Z1; \
+	VUNPCKLPD Z19, Z17, Z2; \
+	VUNPCKHPD Z19, Z17, Z3; \
+	VUNPCKLPD Z22, Z20, Z4; \
+	VUNPCKHPD Z22, Z20, Z5; \
+	VUNPCKLPD Z23, Z21, Z6; \
+	VUNPCKHPD Z23, Z21, Z7; \
+	VUNPCKLPD Z26, Z24, Z8; \
+	VUNPCKHPD Z26, Z24, Z9; \
+	VUNPCKLPD Z27, Z25, Z10; \
+	VUNPCKHPD Z27, Z25, Z11; \
+	VUNPCKLPD Z30, Z28, Z12; \
+	VUNPCKHPD Z30, Z28, Z13; \
+	VUNPCKLPD Z31, Z29, Z14; \
+	VUNPCKHPD Z31, Z29, Z15; \
+	VSHUFF32X4 $0x88, Z4, Z0, Z16; \
+	VSHUFF32X4 $0xDD, Z4, Z0, Z17; \
+	VSHUFF32X4 $0x88, Z12, Z8, Z18; \
+	VSHUFF32X4 $0xDD, Z12, Z8, Z19; \
+	VSHUFF32X4 $0x88, Z5, Z1, Z20; \
+	VSHUFF32X4 $0xDD, Z5, Z1, Z21; \
+	VSHUFF32X4 $0x88, Z13, Z9, Z22; \
+	VSHUFF32X4 $0xDD, Z13, Z9, Z23; \
+	VSHUFF32X4 $0x88, Z6, Z2, Z24; \
+	VSHUFF32X4 $0xDD, Z6, Z2, Z25; \
+	VSHUFF32X4 $0x88, Z14, Z10, Z26; \
+	VSHUFF32X4 $0xDD, Z14, Z10, Z27; \
+	VSHUFF32X4 $0x88, Z7, Z3, Z28; \
+	VSHUFF32X4 $0xDD, Z7, Z3, Z29; \
+	VSHUFF32X4 $0x88, Z15, Z11, Z30; \
+	VSHUFF32X4 $0xDD, Z15, Z11, Z31; \
+	VSHUFF32X4 $0x88, Z18, Z16, Z0; \
+	VSHUFF32X4 $0xDD, Z18, Z16, Z8; \
+	VSHUFF32X4 $0x88, Z19, Z17, Z4; \
+	VSHUFF32X4 $0xDD, Z19, Z17, Z12; \
+	VSHUFF32X4 $0x88, Z22, Z20, Z1; \
+	VSHUFF32X4 $0xDD, Z22, Z20, Z9; \
+	VSHUFF32X4 $0x88, Z23, Z21, Z5; \
+	VSHUFF32X4 $0xDD, Z23, Z21, Z13; \
+	VSHUFF32X4 $0x88, Z26, Z24, Z2; \
+	VSHUFF32X4 $0xDD, Z26, Z24, Z10; \
+	VSHUFF32X4 $0x88, Z27, Z25, Z6; \
+	VSHUFF32X4 $0xDD, Z27, Z25, Z14; \
+	VSHUFF32X4 $0x88, Z30, Z28, Z3; \
+	VSHUFF32X4 $0xDD, Z30, Z28, Z11; \
+	VSHUFF32X4 $0x88, Z31, Z29, Z7; \
+	VSHUFF32X4 $0xDD, Z31, Z29, Z15; \
+	MOVQ DI, AX; \
+	VMOVUPS Z0, (AX); \
+	VMOVUPS Z1, (AX)(R9*1); \
+	VMOVUPS Z2, (AX)(R9*2); \
+	VMOVUPS Z3, (AX)(R11*1); \
+	LEAQ    (AX)(R9*4), AX; \
+	VMOVUPS Z4, (AX); \
+	VMOVUPS Z5, (AX)(R9*1); \
+	VMOVUPS Z6, (AX)(R9*2); \
+	VMOVUPS Z7, (AX)(R11*1); \
+	LEAQ    (AX)(R9*4), AX; \
+	VMOVUPS Z8, (AX); \
+	VMOVUPS Z9, (AX)(R9*1); \
+	VMOVUPS Z10, (AX)(R9*2); \
+	VMOVUPS Z11, (AX)(R11*1); \
+	LEAQ    (AX)(R9*4), AX; \
+	VMOVUPS Z12, (AX); \
+	VMOVUPS Z13, (AX)(R9*1); \
+	VMOVUPS Z14, (AX)(R9*2); \
+	VMOVUPS Z15, (AX)(R11*1)
+
 // func transposeAVX512(dst, src *float32, sstride, n16, dstride int)
 // Transposes 16 rows of src (sstride floats apart) into columns of dst: for
 // t < 16 and d < 16·n16, dst[d·dstride+t] = src[t·sstride+d]. Each 16×16
@@ -1723,90 +2405,7 @@ trloop512:
 	VMOVUPS (AX)(R8*1), Z13
 	VMOVUPS (AX)(R8*2), Z14
 	VMOVUPS (AX)(R10*1), Z15
-	VUNPCKLPS Z1, Z0, Z16
-	VUNPCKHPS Z1, Z0, Z17
-	VUNPCKLPS Z3, Z2, Z18
-	VUNPCKHPS Z3, Z2, Z19
-	VUNPCKLPS Z5, Z4, Z20
-	VUNPCKHPS Z5, Z4, Z21
-	VUNPCKLPS Z7, Z6, Z22
-	VUNPCKHPS Z7, Z6, Z23
-	VUNPCKLPS Z9, Z8, Z24
-	VUNPCKHPS Z9, Z8, Z25
-	VUNPCKLPS Z11, Z10, Z26
-	VUNPCKHPS Z11, Z10, Z27
-	VUNPCKLPS Z13, Z12, Z28
-	VUNPCKHPS Z13, Z12, Z29
-	VUNPCKLPS Z15, Z14, Z30
-	VUNPCKHPS Z15, Z14, Z31
-	VUNPCKLPD Z18, Z16, Z0
-	VUNPCKHPD Z18, Z16, Z1
-	VUNPCKLPD Z19, Z17, Z2
-	VUNPCKHPD Z19, Z17, Z3
-	VUNPCKLPD Z22, Z20, Z4
-	VUNPCKHPD Z22, Z20, Z5
-	VUNPCKLPD Z23, Z21, Z6
-	VUNPCKHPD Z23, Z21, Z7
-	VUNPCKLPD Z26, Z24, Z8
-	VUNPCKHPD Z26, Z24, Z9
-	VUNPCKLPD Z27, Z25, Z10
-	VUNPCKHPD Z27, Z25, Z11
-	VUNPCKLPD Z30, Z28, Z12
-	VUNPCKHPD Z30, Z28, Z13
-	VUNPCKLPD Z31, Z29, Z14
-	VUNPCKHPD Z31, Z29, Z15
-	VSHUFF32X4 $0x88, Z4, Z0, Z16
-	VSHUFF32X4 $0xDD, Z4, Z0, Z17
-	VSHUFF32X4 $0x88, Z12, Z8, Z18
-	VSHUFF32X4 $0xDD, Z12, Z8, Z19
-	VSHUFF32X4 $0x88, Z5, Z1, Z20
-	VSHUFF32X4 $0xDD, Z5, Z1, Z21
-	VSHUFF32X4 $0x88, Z13, Z9, Z22
-	VSHUFF32X4 $0xDD, Z13, Z9, Z23
-	VSHUFF32X4 $0x88, Z6, Z2, Z24
-	VSHUFF32X4 $0xDD, Z6, Z2, Z25
-	VSHUFF32X4 $0x88, Z14, Z10, Z26
-	VSHUFF32X4 $0xDD, Z14, Z10, Z27
-	VSHUFF32X4 $0x88, Z7, Z3, Z28
-	VSHUFF32X4 $0xDD, Z7, Z3, Z29
-	VSHUFF32X4 $0x88, Z15, Z11, Z30
-	VSHUFF32X4 $0xDD, Z15, Z11, Z31
-	VSHUFF32X4 $0x88, Z18, Z16, Z0
-	VSHUFF32X4 $0xDD, Z18, Z16, Z8
-	VSHUFF32X4 $0x88, Z19, Z17, Z4
-	VSHUFF32X4 $0xDD, Z19, Z17, Z12
-	VSHUFF32X4 $0x88, Z22, Z20, Z1
-	VSHUFF32X4 $0xDD, Z22, Z20, Z9
-	VSHUFF32X4 $0x88, Z23, Z21, Z5
-	VSHUFF32X4 $0xDD, Z23, Z21, Z13
-	VSHUFF32X4 $0x88, Z26, Z24, Z2
-	VSHUFF32X4 $0xDD, Z26, Z24, Z10
-	VSHUFF32X4 $0x88, Z27, Z25, Z6
-	VSHUFF32X4 $0xDD, Z27, Z25, Z14
-	VSHUFF32X4 $0x88, Z30, Z28, Z3
-	VSHUFF32X4 $0xDD, Z30, Z28, Z11
-	VSHUFF32X4 $0x88, Z31, Z29, Z7
-	VSHUFF32X4 $0xDD, Z31, Z29, Z15
-	MOVQ DI, AX
-	VMOVUPS Z0, (AX)
-	VMOVUPS Z1, (AX)(R9*1)
-	VMOVUPS Z2, (AX)(R9*2)
-	VMOVUPS Z3, (AX)(R11*1)
-	LEAQ    (AX)(R9*4), AX
-	VMOVUPS Z4, (AX)
-	VMOVUPS Z5, (AX)(R9*1)
-	VMOVUPS Z6, (AX)(R9*2)
-	VMOVUPS Z7, (AX)(R11*1)
-	LEAQ    (AX)(R9*4), AX
-	VMOVUPS Z8, (AX)
-	VMOVUPS Z9, (AX)(R9*1)
-	VMOVUPS Z10, (AX)(R9*2)
-	VMOVUPS Z11, (AX)(R11*1)
-	LEAQ    (AX)(R9*4), AX
-	VMOVUPS Z12, (AX)
-	VMOVUPS Z13, (AX)(R9*1)
-	VMOVUPS Z14, (AX)(R9*2)
-	VMOVUPS Z15, (AX)(R11*1)
+	TR16_STORE
 	ADDQ $64, SI
 	LEAQ (DI)(R9*8), DI
 	LEAQ (DI)(R9*8), DI
@@ -1814,6 +2413,70 @@ trloop512:
 	JNZ  trloop512
 
 trdone512:
+	VZEROUPPER
+	RET
+
+// func transposeBF16AVX512(dst *float32, src *uint16, sstride, n16, dstride int)
+// transposeAVX512 from bf16 rows: dst[d·dstride+t] = f32(src[t·sstride+d])
+// for t < 16, d < 16·n16, each row widened as it is loaded.
+TEXT ·transposeBF16AVX512(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ sstride+16(FP), R8
+	MOVQ n16+24(FP), CX
+	MOVQ dstride+32(FP), R9
+	SHLQ $1, R8
+	SHLQ $2, R9
+	LEAQ (R8)(R8*2), R10
+	LEAQ (R9)(R9*2), R11
+	TESTQ CX, CX
+	JZ    trbdone512
+
+trbloop512:
+	MOVQ SI, AX
+	VPMOVZXWD (AX), Z0
+	VPMOVZXWD (AX)(R8*1), Z1
+	VPMOVZXWD (AX)(R8*2), Z2
+	VPMOVZXWD (AX)(R10*1), Z3
+	LEAQ      (AX)(R8*4), AX
+	VPMOVZXWD (AX), Z4
+	VPMOVZXWD (AX)(R8*1), Z5
+	VPMOVZXWD (AX)(R8*2), Z6
+	VPMOVZXWD (AX)(R10*1), Z7
+	LEAQ      (AX)(R8*4), AX
+	VPMOVZXWD (AX), Z8
+	VPMOVZXWD (AX)(R8*1), Z9
+	VPMOVZXWD (AX)(R8*2), Z10
+	VPMOVZXWD (AX)(R10*1), Z11
+	LEAQ      (AX)(R8*4), AX
+	VPMOVZXWD (AX), Z12
+	VPMOVZXWD (AX)(R8*1), Z13
+	VPMOVZXWD (AX)(R8*2), Z14
+	VPMOVZXWD (AX)(R10*1), Z15
+	VPSLLD    $16, Z0, Z0
+	VPSLLD    $16, Z1, Z1
+	VPSLLD    $16, Z2, Z2
+	VPSLLD    $16, Z3, Z3
+	VPSLLD    $16, Z4, Z4
+	VPSLLD    $16, Z5, Z5
+	VPSLLD    $16, Z6, Z6
+	VPSLLD    $16, Z7, Z7
+	VPSLLD    $16, Z8, Z8
+	VPSLLD    $16, Z9, Z9
+	VPSLLD    $16, Z10, Z10
+	VPSLLD    $16, Z11, Z11
+	VPSLLD    $16, Z12, Z12
+	VPSLLD    $16, Z13, Z13
+	VPSLLD    $16, Z14, Z14
+	VPSLLD    $16, Z15, Z15
+	TR16_STORE
+	ADDQ $32, SI
+	LEAQ (DI)(R9*8), DI
+	LEAQ (DI)(R9*8), DI
+	DECQ CX
+	JNZ  trbloop512
+
+trbdone512:
 	VZEROUPPER
 	RET
 
