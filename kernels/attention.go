@@ -591,7 +591,8 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 	// block of keys and one of values, so that they stay in L1 (four
 	// blocks of both, at head dimension 128, would not).
 	f32Direct := k.F32 != nil && hd%w == 0
-	bf16Direct := k.BF16 != nil && hd%w == 0 && pr.dotsBF16 != nil
+	bf16Direct := k.BF16 != nil && hd%w == 0 && pr.dotsBF16 != nil && pr.axpyBF16 != nil &&
+		(pr.dotsT == nil || pr.transposeBF16 != nil)
 	// Past 8 query vectors (prefill), widening a block of bf16 values once
 	// costs less than axpyBF16 widening them for every pair of rows.
 	bf16DirectV := bf16Direct && nq <= 8
@@ -617,28 +618,12 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 			nk := min(bt, pLast+1-b*bt)
 			base := int(s.Table[b])*bt*kvw + g*hd
 			pr.prefetchBlock(k, s, sh, g, b+attnAhead, pLast)
-			srow := &sm[t*nkp]
-			switch {
-			case bf16Direct:
+			st := scoreTile{sm: sm[t*nkp:], qp: qp, kt: kt, nq: nq, nq4: nq4, hdp: hdp, sstride: sstride, useT: useT && nk == bt}
+			if bf16Direct {
 				kb := k.BF16[base : base+(nk-1)*kvw+hd]
 				raceReadSlice(kb)
-				if useT && nk == bt {
-					for jg := 0; jg < bt; jg += 16 {
-						pr.transposeBF16(&kt[jg], &kb[jg*kvw], kvw, hdp/16, bt)
-						pr.dotsT(&sm[t*nkp+jg], &qp[0], nq, hdp, &kt[jg], bt, sstride)
-					}
-				} else {
-					n4 := 0
-					if pr.dots4BF16 != nil {
-						if n4 = nk &^ 3; n4 > 0 {
-							pr.dots4BF16(srow, &qp[0], nq4, hdp, &kb[0], kvw, n4, sstride)
-						}
-					}
-					if n4 < nk {
-						pr.dotsBF16(&sm[t*nkp+n4], &qp[0], nq, hdp, &kb[n4*kvw], kvw, nk-n4, sstride)
-					}
-				}
-			default:
+				scoreBlock(&st, pr.transposeBF16, pr.dotsT, pr.dots4BF16, pr.dotsBF16, kb, kvw, nk)
+			} else {
 				var kp []float32
 				stride := hdp
 				if f32Direct {
@@ -648,22 +633,7 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 					kp = sc.k[:nk*hdp]
 					pr.load(kp, k, base, nk, kvw, hd, hdp)
 				}
-				if useT && nk == bt {
-					for jg := 0; jg < bt; jg += 16 {
-						pr.transpose(&kt[jg], &kp[jg*stride], stride, hdp/16, bt)
-						pr.dotsT(&sm[t*nkp+jg], &qp[0], nq, hdp, &kt[jg], bt, sstride)
-					}
-				} else {
-					n4 := 0
-					if pr.dots4 != nil {
-						if n4 = nk &^ 3; n4 > 0 {
-							pr.dots4(srow, &qp[0], nq4, hdp, &kp[0], stride, n4, sstride)
-						}
-					}
-					if n4 < nk {
-						pr.dots(&sm[t*nkp+n4], &qp[0], nq, hdp, &kp[n4*stride], stride, nk-n4, sstride)
-					}
-				}
+				scoreBlock(&st, pr.transpose, pr.dotsT, pr.dots4, pr.dots, kp, stride, nk)
 			}
 			if nk < nkp {
 				for i := range nq {
@@ -720,6 +690,40 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 			i := (r-r0)*group + h
 			pr.scaleRow(dst[h*hd:(h+1)*hd], acc[i*hdp:i*hdp+hd], 1/l[i])
 		}
+	}
+}
+
+// scoreTile is what scoreBlock needs of flash's state: the scores of the
+// block (from column 0 of sm), the padded queries and transposition
+// scratch, and whether the block goes through the transposed scoring.
+type scoreTile struct {
+	sm, qp, kt            []float32
+	nq, nq4, hdp, sstride int
+	useT                  bool
+}
+
+// scoreBlock scores the nk keys of kp (rows stride elements apart, f32 or
+// bf16) against the tile's queries with the given primitives: through
+// transpose and dotsT if st.useT, else dots4 on the first nk&^3 keys (if
+// the tier has it) and dots on the rest.
+func scoreBlock[T float32 | uint16](st *scoreTile, transpose func(dst *float32, src *T, sstride, n16, dstride int),
+	dotsT func(s, q *float32, nq, hdp int, kt *float32, ktstride, sstride int),
+	dots4, dots func(s, q *float32, nq, hdp int, k *T, kstride, nk, sstride int), kp []T, stride, nk int) {
+	if st.useT {
+		for jg := 0; jg < nk; jg += 16 {
+			transpose(&st.kt[jg], &kp[jg*stride], stride, st.hdp/16, nk)
+			dotsT(&st.sm[jg], &st.qp[0], st.nq, st.hdp, &st.kt[jg], nk, st.sstride)
+		}
+		return
+	}
+	n4 := 0
+	if dots4 != nil {
+		if n4 = nk &^ 3; n4 > 0 {
+			dots4(&st.sm[0], &st.qp[0], st.nq4, st.hdp, &kp[0], stride, n4, st.sstride)
+		}
+	}
+	if n4 < nk {
+		dots(&st.sm[n4], &st.qp[0], st.nq, st.hdp, &kp[n4*stride], stride, nk-n4, st.sstride)
 	}
 }
 
