@@ -296,9 +296,9 @@ func Attention(p *Pool, o, q []float32, k, v KV, seqs []AttnSeq, sh AttnShape) {
 // in the vector lanes; below that four query vectors and four keys at a
 // time), the softmax runs on up to four blocks at a time with the
 // vectorised exp of Impl.Exp, and the weighted sum of V is SIMD
-// multiply-adds. Results agree with the generic
-// tier within a few 1e−6·(1+|o|). A NaN in a query, or in a key or value a
-// head attends to, makes that head's output NaN.
+// multiply-adds. Results agree with the generic tier within a few
+// 1e−6·(1+|o|). A NaN in a query, or in a key or value a head attends to,
+// makes that head's output NaN.
 //
 // The sequences' rows must not overlap. Attention panics if a sequence's
 // rows are outside q, or its Len exceeds its table or a block id is outside
@@ -620,15 +620,12 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 			pr.prefetchBlock(k, s, sh, g, b+attnAhead, pLast)
 			st := scoreTile{sm: sm[t*nkp:], qp: qp, kt: kt, nq: nq, nq4: nq4, hdp: hdp, sstride: sstride, useT: useT && nk == bt}
 			if bf16Direct {
-				kb := k.BF16[base : base+(nk-1)*kvw+hd]
-				raceReadSlice(kb)
-				scoreBlock(&st, pr.transposeBF16, pr.dotsT, pr.dots4BF16, pr.dotsBF16, kb, kvw, nk)
+				scoreBlock(&st, pr.transposeBF16, pr.dotsT, pr.dots4BF16, pr.dotsBF16, cacheRows(k.BF16, base, nk, kvw, hd), kvw, nk)
 			} else {
 				var kp []float32
 				stride := hdp
 				if f32Direct {
-					kp, stride = k.F32[base:base+(nk-1)*kvw+hd], kvw
-					raceReadSlice(kp)
+					kp, stride = cacheRows(k.F32, base, nk, kvw, hd), kvw
 				} else {
 					kp = sc.k[:nk*hdp]
 					pr.load(kp, k, base, nk, kvw, hd, hdp)
@@ -668,20 +665,20 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 			nk := min(bt, pLast+1-b*bt)
 			base := int(s.Table[b])*bt*kvw + g*hd
 			pr.prefetchBlock(v, s, sh, g, b+attnAhead, pLast)
-			switch {
-			case bf16DirectV:
-				vb := v.BF16[base : base+(nk-1)*kvw+hd]
-				raceReadSlice(vb)
+			if bf16DirectV {
+				vb := cacheRows(v.BF16, base, nk, kvw, hd)
 				pr.axpyBF16(&acc[0], &sm[t*nkp], cf, nq, nk, sstride, &vb[0], kvw, hdp)
-			case f32Direct:
-				vf := v.F32[base : base+(nk-1)*kvw+hd]
-				raceReadSlice(vf)
-				pr.axpy(&acc[0], &sm[t*nkp], cf, nq, nk, sstride, &vf[0], kvw, hdp)
-			default:
-				vf := sc.v[:nk*hdp]
-				pr.load(vf, v, base, nk, kvw, hd, hdp)
-				pr.axpy(&acc[0], &sm[t*nkp], cf, nq, nk, sstride, &vf[0], hdp, hdp)
+				continue
 			}
+			var vp []float32
+			stride := hdp
+			if f32Direct {
+				vp, stride = cacheRows(v.F32, base, nk, kvw, hd), kvw
+			} else {
+				vp = sc.v[:nk*hdp]
+				pr.load(vp, v, base, nk, kvw, hd, hdp)
+			}
+			pr.axpy(&acc[0], &sm[t*nkp], cf, nq, nk, sstride, &vp[0], stride, hdp)
 		}
 	}
 	for r := r0; r < r1; r++ {
@@ -718,13 +715,22 @@ func scoreBlock[T float32 | uint16](st *scoreTile, transpose func(dst *float32, 
 	}
 	n4 := 0
 	if dots4 != nil {
-		if n4 = nk &^ 3; n4 > 0 {
-			dots4(&st.sm[0], &st.qp[0], st.nq4, st.hdp, &kp[0], stride, n4, st.sstride)
-		}
+		n4 = nk &^ 3
+	}
+	if n4 > 0 {
+		dots4(&st.sm[0], &st.qp[0], st.nq4, st.hdp, &kp[0], stride, n4, st.sstride)
 	}
 	if n4 < nk {
 		dots(&st.sm[n4], &st.qp[0], st.nq, st.hdp, &kp[n4*stride], stride, nk-n4, st.sstride)
 	}
+}
+
+// cacheRows returns the nk rows of hd elements, kvw apart, that start at
+// element base of a cache's storage, reported to the race detector as read.
+func cacheRows[T any](c []T, base, nk, kvw, hd int) []T {
+	rows := c[base : base+(nk-1)*kvw+hd]
+	raceReadSlice(rows)
+	return rows
 }
 
 // load copies nk cache rows of hd values (row t at base+t·kvw) into dst
@@ -739,13 +745,12 @@ func (pr *attnPrims) load(dst []float32, kv KV, base, nk, kvw, hd, hdp int) {
 		return
 	}
 	if kv.E4M3 != nil {
-		src := kv.E4M3[base : base+(nk-1)*kvw+hd]
+		src := cacheRows(kv.E4M3, base, nk, kvw, hd)
 		nv := 0
 		if pr.e4m3Rows != nil {
 			nv = hd &^ 15
 		}
 		if nv > 0 {
-			raceReadSlice(src)
 			pr.e4m3Rows(&dst[0], &src[0], nk, nv, hdp, kvw)
 		}
 		for t := range nk {
@@ -757,10 +762,9 @@ func (pr *attnPrims) load(dst []float32, kv KV, base, nk, kvw, hd, hdp int) {
 		}
 		return
 	}
-	src := kv.BF16[base : base+(nk-1)*kvw+hd]
+	src := cacheRows(kv.BF16, base, nk, kvw, hd)
 	nv := hd &^ (pr.w - 1)
 	if nv > 0 {
-		raceReadSlice(src)
 		pr.bf16Rows(&dst[0], &src[0], nk, nv, hdp, kvw)
 	}
 	if nv == hdp {

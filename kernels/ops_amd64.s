@@ -412,6 +412,12 @@ ropexdone512:
 	VZEROUPPER
 	RET
 
+// F32LOAD and BF16LOAD load a vector of 16 floats from addr into z: f32
+// as they are, bf16 widened (each value shifted into the top half). The
+// kernels that read f32 or bf16 keys and values take one of them.
+#define F32LOAD(addr, z) VMOVUPS addr, z
+#define BF16LOAD(addr, z) VPMOVZXWD addr, z; VPSLLD $16, z, z
+
 // DOTS_PAIR_STORE sums the accumulators of dotsAVX512's four query rows
 // against two keys (Z4..Z7 key 0, Z8..Z11 key 1) and stores the eight
 // scores at BX, rows R13 bytes apart; it uses Z12, Z13 and R8.
@@ -482,142 +488,139 @@ ropexdone512:
 	VHADDPS       X4, X4, X4; \
 	VMOVSS        X4, (BX)
 
+// DOTS_BODY is dotsAVX512 and dotsBF16AVX512: KLOAD is F32LOAD or
+// BF16LOAD for the keys, KSHIFT log2 of a key's bytes and KSTEP the
+// bytes of 16 keys' values.
+#define DOTS_BODY(KLOAD, KSHIFT, KSTEP, A_s, A_q, A_nq, A_hdp, A_k, A_kstride, A_sstride, A_nk) \
+	MOVQ A_s, DI; \
+	MOVQ A_q, SI; \
+	MOVQ A_nq, CX; \
+	MOVQ A_hdp, R9; \
+	MOVQ A_k, DX; \
+	MOVQ A_kstride, R11; \
+	MOVQ A_sstride, R13; \
+	SHLQ $2, R9; \
+	SHLQ $KSHIFT, R11; \
+	SHLQ $2, R13; \
+	LEAQ (R9)(R9*2), R10; \
+	MOVQ A_nk, R12; \
+	TESTQ R12, R12; \
+	JZ    dotsdone512; \
+dotsquad512: \
+	CMPQ CX, $4; \
+	JL   dotssingle512; \
+	MOVQ A_nk, R12; \
+	MOVQ DX, AX; \
+	MOVQ DI, BX; \
+dotsquadpair512: \
+	CMPQ R12, $2; \
+	JL   dotsquadone512; \
+	VXORPS Z4, Z4, Z4; \
+	VXORPS Z5, Z5, Z5; \
+	VXORPS Z6, Z6, Z6; \
+	VXORPS Z7, Z7, Z7; \
+	VXORPS Z8, Z8, Z8; \
+	VXORPS Z9, Z9, Z9; \
+	VXORPS Z10, Z10, Z10; \
+	VXORPS Z11, Z11, Z11; \
+	MOVQ SI, R8; \
+	MOVQ AX, R14; \
+	MOVQ R9, R15; \
+	SHRQ $6, R15; \
+dotsquadpairc512: \
+	VMOVUPS     (R8), Z12; \
+	VMOVUPS     (R8)(R9*1), Z13; \
+	VMOVUPS     (R8)(R9*2), Z14; \
+	VMOVUPS     (R8)(R10*1), Z15; \
+	KLOAD((R14), Z0); \
+	KLOAD((R14)(R11*1), Z1); \
+	VFMADD231PS Z12, Z0, Z4; \
+	VFMADD231PS Z13, Z0, Z5; \
+	VFMADD231PS Z14, Z0, Z6; \
+	VFMADD231PS Z15, Z0, Z7; \
+	VFMADD231PS Z12, Z1, Z8; \
+	VFMADD231PS Z13, Z1, Z9; \
+	VFMADD231PS Z14, Z1, Z10; \
+	VFMADD231PS Z15, Z1, Z11; \
+	ADDQ        $64, R8; \
+	ADDQ $KSTEP, R14; \
+	DECQ        R15; \
+	JNZ         dotsquadpairc512; \
+	DOTS_PAIR_STORE; \
+	LEAQ      (AX)(R11*2), AX; \
+	ADDQ      $8, BX; \
+	SUBQ      $2, R12; \
+	JMP       dotsquadpair512; \
+dotsquadone512: \
+	TESTQ R12, R12; \
+	JZ    dotsquadnext512; \
+	VXORPS Z4, Z4, Z4; \
+	VXORPS Z5, Z5, Z5; \
+	VXORPS Z6, Z6, Z6; \
+	VXORPS Z7, Z7, Z7; \
+	MOVQ SI, R8; \
+	MOVQ AX, R14; \
+	MOVQ R9, R15; \
+	SHRQ $6, R15; \
+dotsquadonec512: \
+	KLOAD((R14), Z0); \
+	VFMADD231PS (R8), Z0, Z4; \
+	VFMADD231PS (R8)(R9*1), Z0, Z5; \
+	VFMADD231PS (R8)(R9*2), Z0, Z6; \
+	VFMADD231PS (R8)(R10*1), Z0, Z7; \
+	ADDQ        $64, R8; \
+	ADDQ $KSTEP, R14; \
+	DECQ        R15; \
+	JNZ         dotsquadonec512; \
+	DOTS_ONE_STORE; \
+dotsquadnext512: \
+	LEAQ (SI)(R9*4), SI; \
+	LEAQ (DI)(R13*4), DI; \
+	SUBQ $4, CX; \
+	JMP  dotsquad512; \
+dotssingle512: \
+	TESTQ CX, CX; \
+	JZ    dotsdone512; \
+	MOVQ  A_nk, R12; \
+	MOVQ  DX, AX; \
+	MOVQ  DI, BX; \
+dotssinglej512: \
+	VXORPS Z4, Z4, Z4; \
+	MOVQ   SI, R8; \
+	MOVQ   AX, R14; \
+	MOVQ   R9, R15; \
+	SHRQ   $6, R15; \
+dotssinglec512: \
+	KLOAD((R14), Z0); \
+	VFMADD231PS (R8), Z0, Z4; \
+	ADDQ        $64, R8; \
+	ADDQ $KSTEP, R14; \
+	DECQ        R15; \
+	JNZ         dotssinglec512; \
+	DOTS_SINGLE_STORE; \
+	ADDQ          R11, AX; \
+	ADDQ          $4, BX; \
+	DECQ          R12; \
+	JNZ           dotssinglej512; \
+	ADDQ R9, SI; \
+	ADDQ R13, DI; \
+	DECQ CX; \
+	JMP  dotssingle512; \
+dotsdone512: \
+	VZEROUPPER; \
+	RET
+
 // func dotsAVX512(s, q *float32, nq, hdp int, k *float32, kstride, nk, sstride int)
 // s[i·sstride+j] = Σ_{d<hdp} q[i·hdp+d]·k[j·kstride+d] for i < nq, j < nk;
 // hdp is a positive multiple of 16. Four query rows and two keys at a time:
 // eight accumulators, reduced together with VHADDPS.
 TEXT ·dotsAVX512(SB), NOSPLIT, $0-64
-	MOVQ s+0(FP), DI
-	MOVQ q+8(FP), SI
-	MOVQ nq+16(FP), CX
-	MOVQ hdp+24(FP), R9
-	MOVQ k+32(FP), DX
-	MOVQ kstride+40(FP), R11
-	MOVQ sstride+56(FP), R13
-	SHLQ $2, R9
-	SHLQ $2, R11
-	SHLQ $2, R13
-	LEAQ (R9)(R9*2), R10
-	MOVQ nk+48(FP), R12
-	TESTQ R12, R12
-	JZ    dotsdone512
+	DOTS_BODY(F32LOAD, 2, 64, s+0(FP), q+8(FP), nq+16(FP), hdp+24(FP), k+32(FP), kstride+40(FP), sstride+56(FP), nk+48(FP))
 
-dotsquad512:
-	CMPQ CX, $4
-	JL   dotssingle512
-	MOVQ nk+48(FP), R12
-	MOVQ DX, AX
-	MOVQ DI, BX
-
-dotsquadpair512:
-	CMPQ R12, $2
-	JL   dotsquadone512
-	VXORPS Z4, Z4, Z4
-	VXORPS Z5, Z5, Z5
-	VXORPS Z6, Z6, Z6
-	VXORPS Z7, Z7, Z7
-	VXORPS Z8, Z8, Z8
-	VXORPS Z9, Z9, Z9
-	VXORPS Z10, Z10, Z10
-	VXORPS Z11, Z11, Z11
-	MOVQ SI, R8
-	MOVQ AX, R14
-	MOVQ R9, R15
-	SHRQ $6, R15
-
-dotsquadpairc512:
-	VMOVUPS     (R8), Z12
-	VMOVUPS     (R8)(R9*1), Z13
-	VMOVUPS     (R8)(R9*2), Z14
-	VMOVUPS     (R8)(R10*1), Z15
-	VMOVUPS     (R14), Z0
-	VMOVUPS     (R14)(R11*1), Z1
-	VFMADD231PS Z12, Z0, Z4
-	VFMADD231PS Z13, Z0, Z5
-	VFMADD231PS Z14, Z0, Z6
-	VFMADD231PS Z15, Z0, Z7
-	VFMADD231PS Z12, Z1, Z8
-	VFMADD231PS Z13, Z1, Z9
-	VFMADD231PS Z14, Z1, Z10
-	VFMADD231PS Z15, Z1, Z11
-	ADDQ        $64, R8
-	ADDQ        $64, R14
-	DECQ        R15
-	JNZ         dotsquadpairc512
-
-	DOTS_PAIR_STORE
-	LEAQ      (AX)(R11*2), AX
-	ADDQ      $8, BX
-	SUBQ      $2, R12
-	JMP       dotsquadpair512
-
-dotsquadone512:
-	TESTQ R12, R12
-	JZ    dotsquadnext512
-	VXORPS Z4, Z4, Z4
-	VXORPS Z5, Z5, Z5
-	VXORPS Z6, Z6, Z6
-	VXORPS Z7, Z7, Z7
-	MOVQ SI, R8
-	MOVQ AX, R14
-	MOVQ R9, R15
-	SHRQ $6, R15
-
-dotsquadonec512:
-	VMOVUPS     (R14), Z0
-	VFMADD231PS (R8), Z0, Z4
-	VFMADD231PS (R8)(R9*1), Z0, Z5
-	VFMADD231PS (R8)(R9*2), Z0, Z6
-	VFMADD231PS (R8)(R10*1), Z0, Z7
-	ADDQ        $64, R8
-	ADDQ        $64, R14
-	DECQ        R15
-	JNZ         dotsquadonec512
-
-	DOTS_ONE_STORE
-
-dotsquadnext512:
-	LEAQ (SI)(R9*4), SI
-	LEAQ (DI)(R13*4), DI
-	SUBQ $4, CX
-	JMP  dotsquad512
-
-dotssingle512:
-	TESTQ CX, CX
-	JZ    dotsdone512
-	MOVQ  nk+48(FP), R12
-	MOVQ  DX, AX
-	MOVQ  DI, BX
-
-dotssinglej512:
-	VXORPS Z4, Z4, Z4
-	MOVQ   SI, R8
-	MOVQ   AX, R14
-	MOVQ   R9, R15
-	SHRQ   $6, R15
-
-dotssinglec512:
-	VMOVUPS     (R14), Z0
-	VFMADD231PS (R8), Z0, Z4
-	ADDQ        $64, R8
-	ADDQ        $64, R14
-	DECQ        R15
-	JNZ         dotssinglec512
-
-	DOTS_SINGLE_STORE
-	ADDQ          R11, AX
-	ADDQ          $4, BX
-	DECQ          R12
-	JNZ           dotssinglej512
-
-	ADDQ R9, SI
-	ADDQ R13, DI
-	DECQ CX
-	JMP  dotssingle512
-
-dotsdone512:
-	VZEROUPPER
-	RET
+// func dotsBF16AVX512(s, q *float32, nq, hdp int, k *uint16, kstride, nk, sstride int)
+// dotsAVX512 with bf16 keys, each widened as it is loaded.
+TEXT ·dotsBF16AVX512(SB), NOSPLIT, $0-64
+	DOTS_BODY(BF16LOAD, 1, 32, s+0(FP), q+8(FP), nq+16(FP), hdp+24(FP), k+32(FP), kstride+40(FP), sstride+56(FP), nk+48(FP))
 
 // DOTS4X4_STORE sums each of the 16 accumulators Z16..Z31 (Z(16+4i+j):
 // query row i, key j) across its lanes, in a tree of unpacks and 128-bit
@@ -675,335 +678,104 @@ dotsdone512:
 	LEAQ (BX)(R13*2), R8; \
 	VEXTRACTF32X4 $3, Z4, (R8)(R13*1)
 
+// DOTS4_BODY is dots4AVX512 and dots4BF16AVX512, with DOTS_BODY's
+// parameters.
+#define DOTS4_BODY(KLOAD, KSHIFT, KSTEP, A_s, A_q, A_nq, A_hdp, A_kstride, A_sstride, A_k, A_nk) \
+	MOVQ A_s, DI; \
+	MOVQ A_q, SI; \
+	MOVQ A_nq, CX; \
+	MOVQ A_hdp, R9; \
+	MOVQ A_kstride, R11; \
+	MOVQ A_sstride, R13; \
+	SHLQ $2, R9; \
+	SHLQ $KSHIFT, R11; \
+	SHLQ $2, R13; \
+	LEAQ (R9)(R9*2), R10; \
+	LEAQ (R11)(R11*2), DX; \
+dots4rows: \
+	CMPQ CX, $4; \
+	JL   dots4done; \
+	MOVQ A_k, AX; \
+	MOVQ A_nk, R12; \
+	MOVQ DI, BX; \
+dots4keys: \
+	CMPQ R12, $4; \
+	JL   dots4next; \
+	VXORPS Z16, Z16, Z16; \
+	VXORPS Z17, Z17, Z17; \
+	VXORPS Z18, Z18, Z18; \
+	VXORPS Z19, Z19, Z19; \
+	VXORPS Z20, Z20, Z20; \
+	VXORPS Z21, Z21, Z21; \
+	VXORPS Z22, Z22, Z22; \
+	VXORPS Z23, Z23, Z23; \
+	VXORPS Z24, Z24, Z24; \
+	VXORPS Z25, Z25, Z25; \
+	VXORPS Z26, Z26, Z26; \
+	VXORPS Z27, Z27, Z27; \
+	VXORPS Z28, Z28, Z28; \
+	VXORPS Z29, Z29, Z29; \
+	VXORPS Z30, Z30, Z30; \
+	VXORPS Z31, Z31, Z31; \
+	MOVQ SI, R8; \
+	MOVQ AX, R14; \
+	MOVQ R9, R15; \
+	SHRQ $6, R15; \
+dots4chunk: \
+	VMOVUPS     (R8), Z0; \
+	VMOVUPS     (R8)(R9*1), Z1; \
+	VMOVUPS     (R8)(R9*2), Z2; \
+	VMOVUPS     (R8)(R10*1), Z3; \
+	KLOAD((R14), Z4); \
+	KLOAD((R14)(R11*1), Z5); \
+	KLOAD((R14)(R11*2), Z6); \
+	KLOAD((R14)(DX*1), Z7); \
+	VFMADD231PS Z4, Z0, Z16; \
+	VFMADD231PS Z5, Z0, Z17; \
+	VFMADD231PS Z6, Z0, Z18; \
+	VFMADD231PS Z7, Z0, Z19; \
+	VFMADD231PS Z4, Z1, Z20; \
+	VFMADD231PS Z5, Z1, Z21; \
+	VFMADD231PS Z6, Z1, Z22; \
+	VFMADD231PS Z7, Z1, Z23; \
+	VFMADD231PS Z4, Z2, Z24; \
+	VFMADD231PS Z5, Z2, Z25; \
+	VFMADD231PS Z6, Z2, Z26; \
+	VFMADD231PS Z7, Z2, Z27; \
+	VFMADD231PS Z4, Z3, Z28; \
+	VFMADD231PS Z5, Z3, Z29; \
+	VFMADD231PS Z6, Z3, Z30; \
+	VFMADD231PS Z7, Z3, Z31; \
+	ADDQ        $64, R8; \
+	ADDQ $KSTEP, R14; \
+	DECQ        R15; \
+	JNZ         dots4chunk; \
+	DOTS4X4_STORE; \
+	LEAQ (AX)(R11*4), AX; \
+	ADDQ $16, BX; \
+	SUBQ $4, R12; \
+	JMP  dots4keys; \
+dots4next: \
+	LEAQ (SI)(R9*4), SI; \
+	LEAQ (DI)(R13*4), DI; \
+	SUBQ $4, CX; \
+	JMP  dots4rows; \
+dots4done: \
+	VZEROUPPER; \
+	RET
+
 // func dots4AVX512(s, q *float32, nq, hdp int, k *float32, kstride, nk, sstride int)
 // dotsAVX512 for nq and nk multiples of 4 (the rest are left alone): four
 // query rows and four keys at a time, sixteen accumulators summed by one
 // tree of shuffles (DOTS4X4_STORE) where dotsAVX512 sums every eight with
 // VHADDPS.
 TEXT ·dots4AVX512(SB), NOSPLIT, $0-64
-	MOVQ s+0(FP), DI
-	MOVQ q+8(FP), SI
-	MOVQ nq+16(FP), CX
-	MOVQ hdp+24(FP), R9
-	MOVQ kstride+40(FP), R11
-	MOVQ sstride+56(FP), R13
-	SHLQ $2, R9
-	SHLQ $2, R11
-	SHLQ $2, R13
-	LEAQ (R9)(R9*2), R10
-	LEAQ (R11)(R11*2), DX
-
-dots4rows:
-	CMPQ CX, $4
-	JL   dots4done
-	MOVQ k+32(FP), AX
-	MOVQ nk+48(FP), R12
-	MOVQ DI, BX
-
-dots4keys:
-	CMPQ R12, $4
-	JL   dots4next
-	VXORPS Z16, Z16, Z16
-	VXORPS Z17, Z17, Z17
-	VXORPS Z18, Z18, Z18
-	VXORPS Z19, Z19, Z19
-	VXORPS Z20, Z20, Z20
-	VXORPS Z21, Z21, Z21
-	VXORPS Z22, Z22, Z22
-	VXORPS Z23, Z23, Z23
-	VXORPS Z24, Z24, Z24
-	VXORPS Z25, Z25, Z25
-	VXORPS Z26, Z26, Z26
-	VXORPS Z27, Z27, Z27
-	VXORPS Z28, Z28, Z28
-	VXORPS Z29, Z29, Z29
-	VXORPS Z30, Z30, Z30
-	VXORPS Z31, Z31, Z31
-	MOVQ SI, R8
-	MOVQ AX, R14
-	MOVQ R9, R15
-	SHRQ $6, R15
-
-dots4chunk:
-	VMOVUPS     (R8), Z0
-	VMOVUPS     (R8)(R9*1), Z1
-	VMOVUPS     (R8)(R9*2), Z2
-	VMOVUPS     (R8)(R10*1), Z3
-	VMOVUPS     (R14), Z4
-	VMOVUPS     (R14)(R11*1), Z5
-	VMOVUPS     (R14)(R11*2), Z6
-	VMOVUPS     (R14)(DX*1), Z7
-	VFMADD231PS Z4, Z0, Z16
-	VFMADD231PS Z5, Z0, Z17
-	VFMADD231PS Z6, Z0, Z18
-	VFMADD231PS Z7, Z0, Z19
-	VFMADD231PS Z4, Z1, Z20
-	VFMADD231PS Z5, Z1, Z21
-	VFMADD231PS Z6, Z1, Z22
-	VFMADD231PS Z7, Z1, Z23
-	VFMADD231PS Z4, Z2, Z24
-	VFMADD231PS Z5, Z2, Z25
-	VFMADD231PS Z6, Z2, Z26
-	VFMADD231PS Z7, Z2, Z27
-	VFMADD231PS Z4, Z3, Z28
-	VFMADD231PS Z5, Z3, Z29
-	VFMADD231PS Z6, Z3, Z30
-	VFMADD231PS Z7, Z3, Z31
-	ADDQ        $64, R8
-	ADDQ        $64, R14
-	DECQ        R15
-	JNZ         dots4chunk
-
-	DOTS4X4_STORE
-	LEAQ (AX)(R11*4), AX
-	ADDQ $16, BX
-	SUBQ $4, R12
-	JMP  dots4keys
-
-dots4next:
-	LEAQ (SI)(R9*4), SI
-	LEAQ (DI)(R13*4), DI
-	SUBQ $4, CX
-	JMP  dots4rows
-
-dots4done:
-	VZEROUPPER
-	RET
+	DOTS4_BODY(F32LOAD, 2, 64, s+0(FP), q+8(FP), nq+16(FP), hdp+24(FP), kstride+40(FP), sstride+56(FP), k+32(FP), nk+48(FP))
 
 // func dots4BF16AVX512(s, q *float32, nq, hdp int, k *uint16, kstride, nk, sstride int)
 // dots4AVX512 with bf16 keys, each widened as it is loaded.
 TEXT ·dots4BF16AVX512(SB), NOSPLIT, $0-64
-	MOVQ s+0(FP), DI
-	MOVQ q+8(FP), SI
-	MOVQ nq+16(FP), CX
-	MOVQ hdp+24(FP), R9
-	MOVQ kstride+40(FP), R11
-	MOVQ sstride+56(FP), R13
-	SHLQ $2, R9
-	SHLQ $1, R11
-	SHLQ $2, R13
-	LEAQ (R9)(R9*2), R10
-	LEAQ (R11)(R11*2), DX
-
-dots4bf16rows:
-	CMPQ CX, $4
-	JL   dots4bf16done
-	MOVQ k+32(FP), AX
-	MOVQ nk+48(FP), R12
-	MOVQ DI, BX
-
-dots4bf16keys:
-	CMPQ R12, $4
-	JL   dots4bf16next
-	VXORPS Z16, Z16, Z16
-	VXORPS Z17, Z17, Z17
-	VXORPS Z18, Z18, Z18
-	VXORPS Z19, Z19, Z19
-	VXORPS Z20, Z20, Z20
-	VXORPS Z21, Z21, Z21
-	VXORPS Z22, Z22, Z22
-	VXORPS Z23, Z23, Z23
-	VXORPS Z24, Z24, Z24
-	VXORPS Z25, Z25, Z25
-	VXORPS Z26, Z26, Z26
-	VXORPS Z27, Z27, Z27
-	VXORPS Z28, Z28, Z28
-	VXORPS Z29, Z29, Z29
-	VXORPS Z30, Z30, Z30
-	VXORPS Z31, Z31, Z31
-	MOVQ SI, R8
-	MOVQ AX, R14
-	MOVQ R9, R15
-	SHRQ $6, R15
-
-dots4bf16chunk:
-	VMOVUPS     (R8), Z0
-	VMOVUPS     (R8)(R9*1), Z1
-	VMOVUPS     (R8)(R9*2), Z2
-	VMOVUPS     (R8)(R10*1), Z3
-	VPMOVZXWD   (R14), Z4
-	VPMOVZXWD   (R14)(R11*1), Z5
-	VPMOVZXWD   (R14)(R11*2), Z6
-	VPMOVZXWD   (R14)(DX*1), Z7
-	VPSLLD      $16, Z4, Z4
-	VPSLLD      $16, Z5, Z5
-	VPSLLD      $16, Z6, Z6
-	VPSLLD      $16, Z7, Z7
-	VFMADD231PS Z4, Z0, Z16
-	VFMADD231PS Z5, Z0, Z17
-	VFMADD231PS Z6, Z0, Z18
-	VFMADD231PS Z7, Z0, Z19
-	VFMADD231PS Z4, Z1, Z20
-	VFMADD231PS Z5, Z1, Z21
-	VFMADD231PS Z6, Z1, Z22
-	VFMADD231PS Z7, Z1, Z23
-	VFMADD231PS Z4, Z2, Z24
-	VFMADD231PS Z5, Z2, Z25
-	VFMADD231PS Z6, Z2, Z26
-	VFMADD231PS Z7, Z2, Z27
-	VFMADD231PS Z4, Z3, Z28
-	VFMADD231PS Z5, Z3, Z29
-	VFMADD231PS Z6, Z3, Z30
-	VFMADD231PS Z7, Z3, Z31
-	ADDQ        $64, R8
-	ADDQ        $32, R14
-	DECQ        R15
-	JNZ         dots4bf16chunk
-
-	DOTS4X4_STORE
-	LEAQ (AX)(R11*4), AX
-	ADDQ $16, BX
-	SUBQ $4, R12
-	JMP  dots4bf16keys
-
-dots4bf16next:
-	LEAQ (SI)(R9*4), SI
-	LEAQ (DI)(R13*4), DI
-	SUBQ $4, CX
-	JMP  dots4bf16rows
-
-dots4bf16done:
-	VZEROUPPER
-	RET
-
-// func dotsBF16AVX512(s, q *float32, nq, hdp int, k *uint16, kstride, nk, sstride int)
-// dotsAVX512 with bf16 keys, each widened as it is loaded.
-TEXT ·dotsBF16AVX512(SB), NOSPLIT, $0-64
-	MOVQ s+0(FP), DI
-	MOVQ q+8(FP), SI
-	MOVQ nq+16(FP), CX
-	MOVQ hdp+24(FP), R9
-	MOVQ k+32(FP), DX
-	MOVQ kstride+40(FP), R11
-	MOVQ sstride+56(FP), R13
-	SHLQ $2, R9
-	SHLQ $1, R11
-	SHLQ $2, R13
-	LEAQ (R9)(R9*2), R10
-	MOVQ nk+48(FP), R12
-	TESTQ R12, R12
-	JZ    dotsbdone512
-
-dotsbquad512:
-	CMPQ CX, $4
-	JL   dotsbsingle512
-	MOVQ nk+48(FP), R12
-	MOVQ DX, AX
-	MOVQ DI, BX
-
-dotsbquadpair512:
-	CMPQ R12, $2
-	JL   dotsbquadone512
-	VXORPS Z4, Z4, Z4
-	VXORPS Z5, Z5, Z5
-	VXORPS Z6, Z6, Z6
-	VXORPS Z7, Z7, Z7
-	VXORPS Z8, Z8, Z8
-	VXORPS Z9, Z9, Z9
-	VXORPS Z10, Z10, Z10
-	VXORPS Z11, Z11, Z11
-	MOVQ SI, R8
-	MOVQ AX, R14
-	MOVQ R9, R15
-	SHRQ $6, R15
-
-dotsbquadpairc512:
-	VMOVUPS     (R8), Z12
-	VMOVUPS     (R8)(R9*1), Z13
-	VMOVUPS     (R8)(R9*2), Z14
-	VMOVUPS     (R8)(R10*1), Z15
-	VPMOVZXWD   (R14), Z0
-	VPMOVZXWD   (R14)(R11*1), Z1
-	VPSLLD      $16, Z0, Z0
-	VPSLLD      $16, Z1, Z1
-	VFMADD231PS Z12, Z0, Z4
-	VFMADD231PS Z13, Z0, Z5
-	VFMADD231PS Z14, Z0, Z6
-	VFMADD231PS Z15, Z0, Z7
-	VFMADD231PS Z12, Z1, Z8
-	VFMADD231PS Z13, Z1, Z9
-	VFMADD231PS Z14, Z1, Z10
-	VFMADD231PS Z15, Z1, Z11
-	ADDQ        $64, R8
-	ADDQ        $32, R14
-	DECQ        R15
-	JNZ         dotsbquadpairc512
-
-	DOTS_PAIR_STORE
-	LEAQ      (AX)(R11*2), AX
-	ADDQ      $8, BX
-	SUBQ      $2, R12
-	JMP       dotsbquadpair512
-
-dotsbquadone512:
-	TESTQ R12, R12
-	JZ    dotsbquadnext512
-	VXORPS Z4, Z4, Z4
-	VXORPS Z5, Z5, Z5
-	VXORPS Z6, Z6, Z6
-	VXORPS Z7, Z7, Z7
-	MOVQ SI, R8
-	MOVQ AX, R14
-	MOVQ R9, R15
-	SHRQ $6, R15
-
-dotsbquadonec512:
-	VPMOVZXWD   (R14), Z0
-	VPSLLD      $16, Z0, Z0
-	VFMADD231PS (R8), Z0, Z4
-	VFMADD231PS (R8)(R9*1), Z0, Z5
-	VFMADD231PS (R8)(R9*2), Z0, Z6
-	VFMADD231PS (R8)(R10*1), Z0, Z7
-	ADDQ        $64, R8
-	ADDQ        $32, R14
-	DECQ        R15
-	JNZ         dotsbquadonec512
-
-	DOTS_ONE_STORE
-
-dotsbquadnext512:
-	LEAQ (SI)(R9*4), SI
-	LEAQ (DI)(R13*4), DI
-	SUBQ $4, CX
-	JMP  dotsbquad512
-
-dotsbsingle512:
-	TESTQ CX, CX
-	JZ    dotsbdone512
-	MOVQ  nk+48(FP), R12
-	MOVQ  DX, AX
-	MOVQ  DI, BX
-
-dotsbsinglej512:
-	VXORPS Z4, Z4, Z4
-	MOVQ   SI, R8
-	MOVQ   AX, R14
-	MOVQ   R9, R15
-	SHRQ   $6, R15
-
-dotsbsinglec512:
-	VPMOVZXWD   (R14), Z0
-	VPSLLD      $16, Z0, Z0
-	VFMADD231PS (R8), Z0, Z4
-	ADDQ        $64, R8
-	ADDQ        $32, R14
-	DECQ        R15
-	JNZ         dotsbsinglec512
-
-	DOTS_SINGLE_STORE
-	ADDQ          R11, AX
-	ADDQ          $4, BX
-	DECQ          R12
-	JNZ           dotsbsinglej512
-
-	ADDQ R9, SI
-	ADDQ R13, DI
-	DECQ CX
-	JMP  dotsbsingle512
-
-dotsbdone512:
-	VZEROUPPER
-	RET
+	DOTS4_BODY(BF16LOAD, 1, 32, s+0(FP), q+8(FP), nq+16(FP), hdp+24(FP), kstride+40(FP), sstride+56(FP), k+32(FP), nk+48(FP))
 
 // func softmaxAVX512(s *float32, sstride, ncol, nq int, m, l, c *float32)
 // Online softmax step over nq rows of ncol scores (a multiple of 16;
@@ -1083,368 +855,182 @@ smdone512:
 	VZEROUPPER
 	RET
 
+// F32FMA and BF16FMA add the product of the vector at addr and b to acc,
+// using tmp for the widened bf16 values.
+#define F32FMA(addr, b, acc, tmp) VFMADD231PS addr, b, acc
+#define BF16FMA(addr, b, acc, tmp) BF16LOAD(addr, tmp); VFMADD231PS tmp, b, acc
+
+// F32VADDR and BF16VADDR set AX to the address in v (DX) of the values
+// at the float offset R14 bytes into a row of o.
+#define F32VADDR LEAQ (DX)(R14*1), AX
+#define BF16VADDR MOVQ R14, AX; SHRQ $1, AX; ADDQ DX, AX
+
+// AXPY_BODY is axpyAVX512 and axpyBF16AVX512: LOAD and FMA read the
+// values (F32LOAD and F32FMA, or the BF16 ones), VADDR points AX at them,
+// VSHIFT is log2 of a value's bytes and VO1..VO3 the bytes of 16, 32 and
+// 48 of them.
+#define AXPY_BODY(LOAD, FMA, VADDR, VSHIFT, VO1, VO2, VO3, A_o, A_p, A_c, A_nq, A_nk, A_pstride, A_v, A_vstride, A_hdp) \
+	MOVQ A_o, DI; \
+	MOVQ A_p, SI; \
+	MOVQ A_c, BX; \
+	MOVQ A_nq, CX; \
+	MOVQ A_nk, R12; \
+	MOVQ A_pstride, R13; \
+	MOVQ A_v, DX; \
+	MOVQ A_vstride, R11; \
+	MOVQ A_hdp, R9; \
+	SHLQ $2, R12; \
+	SHLQ $2, R13; \
+	SHLQ $VSHIFT, R11; \
+	SHLQ $2, R9; \
+	TESTQ R12, R12; \
+	JZ    axdone512; \
+	LEAQ  (SI)(R13*1), R13; \
+axpair512: \
+	CMPQ         CX, $2; \
+	JL           axsingle512; \
+	VBROADCASTSS (BX), Z28; \
+	VBROADCASTSS 4(BX), Z29; \
+	XORQ         R14, R14; \
+axpair4512: \
+	LEAQ    256(R14), AX; \
+	CMPQ    AX, R9; \
+	JG      axpair1512; \
+	LEAQ    (DI)(R14*1), R15; \
+	VMULPS  (R15), Z28, Z0; \
+	VMULPS  64(R15), Z28, Z1; \
+	VMULPS  128(R15), Z28, Z2; \
+	VMULPS  192(R15), Z28, Z3; \
+	VMULPS  (R15)(R9*1), Z29, Z4; \
+	VMULPS  64(R15)(R9*1), Z29, Z5; \
+	VMULPS  128(R15)(R9*1), Z29, Z6; \
+	VMULPS  192(R15)(R9*1), Z29, Z7; \
+	VADDR; \
+	XORQ    R10, R10; \
+axpair4j512: \
+	VBROADCASTSS (SI)(R10*1), Z8; \
+	VBROADCASTSS (R13)(R10*1), Z9; \
+	LOAD((AX), Z10); \
+	LOAD(VO1(AX), Z11); \
+	LOAD(VO2(AX), Z12); \
+	LOAD(VO3(AX), Z13); \
+	VFMADD231PS  Z10, Z8, Z0; \
+	VFMADD231PS  Z11, Z8, Z1; \
+	VFMADD231PS  Z12, Z8, Z2; \
+	VFMADD231PS  Z13, Z8, Z3; \
+	VFMADD231PS  Z10, Z9, Z4; \
+	VFMADD231PS  Z11, Z9, Z5; \
+	VFMADD231PS  Z12, Z9, Z6; \
+	VFMADD231PS  Z13, Z9, Z7; \
+	ADDQ         R11, AX; \
+	ADDQ         $4, R10; \
+	CMPQ         R10, R12; \
+	JL           axpair4j512; \
+	VMOVUPS Z0, (R15); \
+	VMOVUPS Z1, 64(R15); \
+	VMOVUPS Z2, 128(R15); \
+	VMOVUPS Z3, 192(R15); \
+	VMOVUPS Z4, (R15)(R9*1); \
+	VMOVUPS Z5, 64(R15)(R9*1); \
+	VMOVUPS Z6, 128(R15)(R9*1); \
+	VMOVUPS Z7, 192(R15)(R9*1); \
+	ADDQ    $256, R14; \
+	JMP     axpair4512; \
+axpair1512: \
+	CMPQ   R14, R9; \
+	JGE    axpairnext512; \
+	LEAQ   (DI)(R14*1), R15; \
+	VMULPS (R15), Z28, Z0; \
+	VMULPS (R15)(R9*1), Z29, Z4; \
+	VADDR; \
+	XORQ   R10, R10; \
+axpair1j512: \
+	VBROADCASTSS (SI)(R10*1), Z8; \
+	VBROADCASTSS (R13)(R10*1), Z9; \
+	LOAD((AX), Z10); \
+	VFMADD231PS  Z10, Z8, Z0; \
+	VFMADD231PS  Z10, Z9, Z4; \
+	ADDQ         R11, AX; \
+	ADDQ         $4, R10; \
+	CMPQ         R10, R12; \
+	JL           axpair1j512; \
+	VMOVUPS Z0, (R15); \
+	VMOVUPS Z4, (R15)(R9*1); \
+	ADDQ    $64, R14; \
+	JMP     axpair1512; \
+axpairnext512: \
+	LEAQ (DI)(R9*2), DI; \
+	MOVQ A_pstride, AX; \
+	SHLQ $2, AX; \
+	LEAQ (R13)(AX*1), SI; \
+	LEAQ (SI)(AX*1), R13; \
+	ADDQ $8, BX; \
+	SUBQ $2, CX; \
+	JMP  axpair512; \
+axsingle512: \
+	TESTQ        CX, CX; \
+	JZ           axdone512; \
+	VBROADCASTSS (BX), Z28; \
+	XORQ         R14, R14; \
+axsingle4512: \
+	LEAQ   256(R14), AX; \
+	CMPQ   AX, R9; \
+	JG     axsingle1512; \
+	LEAQ   (DI)(R14*1), R15; \
+	VMULPS (R15), Z28, Z0; \
+	VMULPS 64(R15), Z28, Z1; \
+	VMULPS 128(R15), Z28, Z2; \
+	VMULPS 192(R15), Z28, Z3; \
+	VADDR; \
+	XORQ   R10, R10; \
+axsingle4j512: \
+	VBROADCASTSS (SI)(R10*1), Z8; \
+	FMA((AX), Z8, Z0, Z10); \
+	FMA(VO1(AX), Z8, Z1, Z11); \
+	FMA(VO2(AX), Z8, Z2, Z12); \
+	FMA(VO3(AX), Z8, Z3, Z13); \
+	ADDQ         R11, AX; \
+	ADDQ         $4, R10; \
+	CMPQ         R10, R12; \
+	JL           axsingle4j512; \
+	VMOVUPS Z0, (R15); \
+	VMOVUPS Z1, 64(R15); \
+	VMOVUPS Z2, 128(R15); \
+	VMOVUPS Z3, 192(R15); \
+	ADDQ    $256, R14; \
+	JMP     axsingle4512; \
+axsingle1512: \
+	CMPQ   R14, R9; \
+	JGE    axdone512; \
+	LEAQ   (DI)(R14*1), R15; \
+	VMULPS (R15), Z28, Z0; \
+	VADDR; \
+	XORQ   R10, R10; \
+axsingle1j512: \
+	VBROADCASTSS (SI)(R10*1), Z8; \
+	FMA((AX), Z8, Z0, Z10); \
+	ADDQ         R11, AX; \
+	ADDQ         $4, R10; \
+	CMPQ         R10, R12; \
+	JL           axsingle1j512; \
+	VMOVUPS Z0, (R15); \
+	ADDQ    $64, R14; \
+	JMP     axsingle1512; \
+axdone512: \
+	VZEROUPPER; \
+	RET
+
 // func axpyAVX512(o, p, c *float32, nq, nk, pstride int, v *float32, vstride, hdp int)
 // o[i·hdp+d] = o[i·hdp+d]·c[i] + Σ_{j<nk} p[i·pstride+j]·v[j·vstride+d] for
 // i < nq, d < hdp; hdp is a positive multiple of 16, nk > 0. Two query rows
 // share each v load; four vectors of each row stay in registers over j.
 TEXT ·axpyAVX512(SB), NOSPLIT, $0-72
-	MOVQ o+0(FP), DI
-	MOVQ p+8(FP), SI
-	MOVQ c+16(FP), BX
-	MOVQ nq+24(FP), CX
-	MOVQ nk+32(FP), R12
-	MOVQ pstride+40(FP), R13
-	MOVQ v+48(FP), DX
-	MOVQ vstride+56(FP), R11
-	MOVQ hdp+64(FP), R9
-	SHLQ $2, R12
-	SHLQ $2, R13
-	SHLQ $2, R11
-	SHLQ $2, R9
-	TESTQ R12, R12
-	JZ    axdone512
-	LEAQ  (SI)(R13*1), R13
-
-axpair512:
-	CMPQ         CX, $2
-	JL           axsingle512
-	VBROADCASTSS (BX), Z28
-	VBROADCASTSS 4(BX), Z29
-	XORQ         R14, R14
-
-axpair4512:
-	LEAQ    256(R14), AX
-	CMPQ    AX, R9
-	JG      axpair1512
-	LEAQ    (DI)(R14*1), R15
-	VMULPS  (R15), Z28, Z0
-	VMULPS  64(R15), Z28, Z1
-	VMULPS  128(R15), Z28, Z2
-	VMULPS  192(R15), Z28, Z3
-	VMULPS  (R15)(R9*1), Z29, Z4
-	VMULPS  64(R15)(R9*1), Z29, Z5
-	VMULPS  128(R15)(R9*1), Z29, Z6
-	VMULPS  192(R15)(R9*1), Z29, Z7
-	LEAQ    (DX)(R14*1), AX
-	XORQ    R10, R10
-
-axpair4j512:
-	VBROADCASTSS (SI)(R10*1), Z8
-	VBROADCASTSS (R13)(R10*1), Z9
-	VMOVUPS      (AX), Z10
-	VMOVUPS      64(AX), Z11
-	VMOVUPS      128(AX), Z12
-	VMOVUPS      192(AX), Z13
-	VFMADD231PS  Z10, Z8, Z0
-	VFMADD231PS  Z11, Z8, Z1
-	VFMADD231PS  Z12, Z8, Z2
-	VFMADD231PS  Z13, Z8, Z3
-	VFMADD231PS  Z10, Z9, Z4
-	VFMADD231PS  Z11, Z9, Z5
-	VFMADD231PS  Z12, Z9, Z6
-	VFMADD231PS  Z13, Z9, Z7
-	ADDQ         R11, AX
-	ADDQ         $4, R10
-	CMPQ         R10, R12
-	JL           axpair4j512
-
-	VMOVUPS Z0, (R15)
-	VMOVUPS Z1, 64(R15)
-	VMOVUPS Z2, 128(R15)
-	VMOVUPS Z3, 192(R15)
-	VMOVUPS Z4, (R15)(R9*1)
-	VMOVUPS Z5, 64(R15)(R9*1)
-	VMOVUPS Z6, 128(R15)(R9*1)
-	VMOVUPS Z7, 192(R15)(R9*1)
-	ADDQ    $256, R14
-	JMP     axpair4512
-
-axpair1512:
-	CMPQ   R14, R9
-	JGE    axpairnext512
-	LEAQ   (DI)(R14*1), R15
-	VMULPS (R15), Z28, Z0
-	VMULPS (R15)(R9*1), Z29, Z4
-	LEAQ   (DX)(R14*1), AX
-	XORQ   R10, R10
-
-axpair1j512:
-	VBROADCASTSS (SI)(R10*1), Z8
-	VBROADCASTSS (R13)(R10*1), Z9
-	VMOVUPS      (AX), Z10
-	VFMADD231PS  Z10, Z8, Z0
-	VFMADD231PS  Z10, Z9, Z4
-	ADDQ         R11, AX
-	ADDQ         $4, R10
-	CMPQ         R10, R12
-	JL           axpair1j512
-
-	VMOVUPS Z0, (R15)
-	VMOVUPS Z4, (R15)(R9*1)
-	ADDQ    $64, R14
-	JMP     axpair1512
-
-axpairnext512:
-	LEAQ (DI)(R9*2), DI
-	MOVQ pstride+40(FP), AX
-	SHLQ $2, AX
-	LEAQ (R13)(AX*1), SI
-	LEAQ (SI)(AX*1), R13
-	ADDQ $8, BX
-	SUBQ $2, CX
-	JMP  axpair512
-
-axsingle512:
-	TESTQ        CX, CX
-	JZ           axdone512
-	VBROADCASTSS (BX), Z28
-	XORQ         R14, R14
-
-axsingle4512:
-	LEAQ   256(R14), AX
-	CMPQ   AX, R9
-	JG     axsingle1512
-	LEAQ   (DI)(R14*1), R15
-	VMULPS (R15), Z28, Z0
-	VMULPS 64(R15), Z28, Z1
-	VMULPS 128(R15), Z28, Z2
-	VMULPS 192(R15), Z28, Z3
-	LEAQ   (DX)(R14*1), AX
-	XORQ   R10, R10
-
-axsingle4j512:
-	VBROADCASTSS (SI)(R10*1), Z8
-	VFMADD231PS  (AX), Z8, Z0
-	VFMADD231PS  64(AX), Z8, Z1
-	VFMADD231PS  128(AX), Z8, Z2
-	VFMADD231PS  192(AX), Z8, Z3
-	ADDQ         R11, AX
-	ADDQ         $4, R10
-	CMPQ         R10, R12
-	JL           axsingle4j512
-
-	VMOVUPS Z0, (R15)
-	VMOVUPS Z1, 64(R15)
-	VMOVUPS Z2, 128(R15)
-	VMOVUPS Z3, 192(R15)
-	ADDQ    $256, R14
-	JMP     axsingle4512
-
-axsingle1512:
-	CMPQ   R14, R9
-	JGE    axdone512
-	LEAQ   (DI)(R14*1), R15
-	VMULPS (R15), Z28, Z0
-	LEAQ   (DX)(R14*1), AX
-	XORQ   R10, R10
-
-axsingle1j512:
-	VBROADCASTSS (SI)(R10*1), Z8
-	VFMADD231PS  (AX), Z8, Z0
-	ADDQ         R11, AX
-	ADDQ         $4, R10
-	CMPQ         R10, R12
-	JL           axsingle1j512
-
-	VMOVUPS Z0, (R15)
-	ADDQ    $64, R14
-	JMP     axsingle1512
-
-axdone512:
-	VZEROUPPER
-	RET
+	AXPY_BODY(F32LOAD, F32FMA, F32VADDR, 2, 64, 128, 192, o+0(FP), p+8(FP), c+16(FP), nq+24(FP), nk+32(FP), pstride+40(FP), v+48(FP), vstride+56(FP), hdp+64(FP))
 
 // func axpyBF16AVX512(o, p, c *float32, nq, nk, pstride int, v *uint16, vstride, hdp int)
 // axpyAVX512 with bf16 values, each widened as it is loaded.
 TEXT ·axpyBF16AVX512(SB), NOSPLIT, $0-72
-	MOVQ o+0(FP), DI
-	MOVQ p+8(FP), SI
-	MOVQ c+16(FP), BX
-	MOVQ nq+24(FP), CX
-	MOVQ nk+32(FP), R12
-	MOVQ pstride+40(FP), R13
-	MOVQ v+48(FP), DX
-	MOVQ vstride+56(FP), R11
-	MOVQ hdp+64(FP), R9
-	SHLQ $2, R12
-	SHLQ $2, R13
-	SHLQ $1, R11
-	SHLQ $2, R9
-	TESTQ R12, R12
-	JZ    axbdone512
-	LEAQ  (SI)(R13*1), R13
-
-axbpair512:
-	CMPQ         CX, $2
-	JL           axbsingle512
-	VBROADCASTSS (BX), Z28
-	VBROADCASTSS 4(BX), Z29
-	XORQ         R14, R14
-
-axbpair4512:
-	LEAQ    256(R14), AX
-	CMPQ    AX, R9
-	JG      axbpair1512
-	LEAQ    (DI)(R14*1), R15
-	VMULPS  (R15), Z28, Z0
-	VMULPS  64(R15), Z28, Z1
-	VMULPS  128(R15), Z28, Z2
-	VMULPS  192(R15), Z28, Z3
-	VMULPS  (R15)(R9*1), Z29, Z4
-	VMULPS  64(R15)(R9*1), Z29, Z5
-	VMULPS  128(R15)(R9*1), Z29, Z6
-	VMULPS  192(R15)(R9*1), Z29, Z7
-	MOVQ   R14, AX
-	SHRQ   $1, AX
-	ADDQ   DX, AX
-	XORQ    R10, R10
-
-axbpair4j512:
-	VBROADCASTSS (SI)(R10*1), Z8
-	VBROADCASTSS (R13)(R10*1), Z9
-	VPMOVZXWD    (AX), Z10
-	VPMOVZXWD    32(AX), Z11
-	VPMOVZXWD    64(AX), Z12
-	VPMOVZXWD    96(AX), Z13
-	VPSLLD       $16, Z10, Z10
-	VPSLLD       $16, Z11, Z11
-	VPSLLD       $16, Z12, Z12
-	VPSLLD       $16, Z13, Z13
-	VFMADD231PS  Z10, Z8, Z0
-	VFMADD231PS  Z11, Z8, Z1
-	VFMADD231PS  Z12, Z8, Z2
-	VFMADD231PS  Z13, Z8, Z3
-	VFMADD231PS  Z10, Z9, Z4
-	VFMADD231PS  Z11, Z9, Z5
-	VFMADD231PS  Z12, Z9, Z6
-	VFMADD231PS  Z13, Z9, Z7
-	ADDQ         R11, AX
-	ADDQ         $4, R10
-	CMPQ         R10, R12
-	JL           axbpair4j512
-
-	VMOVUPS Z0, (R15)
-	VMOVUPS Z1, 64(R15)
-	VMOVUPS Z2, 128(R15)
-	VMOVUPS Z3, 192(R15)
-	VMOVUPS Z4, (R15)(R9*1)
-	VMOVUPS Z5, 64(R15)(R9*1)
-	VMOVUPS Z6, 128(R15)(R9*1)
-	VMOVUPS Z7, 192(R15)(R9*1)
-	ADDQ    $256, R14
-	JMP     axbpair4512
-
-axbpair1512:
-	CMPQ   R14, R9
-	JGE    axbpairnext512
-	LEAQ   (DI)(R14*1), R15
-	VMULPS (R15), Z28, Z0
-	VMULPS (R15)(R9*1), Z29, Z4
-	MOVQ   R14, AX
-	SHRQ   $1, AX
-	ADDQ   DX, AX
-	XORQ   R10, R10
-
-axbpair1j512:
-	VBROADCASTSS (SI)(R10*1), Z8
-	VBROADCASTSS (R13)(R10*1), Z9
-	VPMOVZXWD    (AX), Z10
-	VPSLLD       $16, Z10, Z10
-	VFMADD231PS  Z10, Z8, Z0
-	VFMADD231PS  Z10, Z9, Z4
-	ADDQ         R11, AX
-	ADDQ         $4, R10
-	CMPQ         R10, R12
-	JL           axbpair1j512
-
-	VMOVUPS Z0, (R15)
-	VMOVUPS Z4, (R15)(R9*1)
-	ADDQ    $64, R14
-	JMP     axbpair1512
-
-axbpairnext512:
-	LEAQ (DI)(R9*2), DI
-	MOVQ pstride+40(FP), AX
-	SHLQ $2, AX
-	LEAQ (R13)(AX*1), SI
-	LEAQ (SI)(AX*1), R13
-	ADDQ $8, BX
-	SUBQ $2, CX
-	JMP  axbpair512
-
-axbsingle512:
-	TESTQ        CX, CX
-	JZ           axbdone512
-	VBROADCASTSS (BX), Z28
-	XORQ         R14, R14
-
-axbsingle4512:
-	LEAQ   256(R14), AX
-	CMPQ   AX, R9
-	JG     axbsingle1512
-	LEAQ   (DI)(R14*1), R15
-	VMULPS (R15), Z28, Z0
-	VMULPS 64(R15), Z28, Z1
-	VMULPS 128(R15), Z28, Z2
-	VMULPS 192(R15), Z28, Z3
-	MOVQ   R14, AX
-	SHRQ   $1, AX
-	ADDQ   DX, AX
-	XORQ   R10, R10
-
-axbsingle4j512:
-	VBROADCASTSS (SI)(R10*1), Z8
-	VPMOVZXWD    (AX), Z10
-	VPMOVZXWD    32(AX), Z11
-	VPMOVZXWD    64(AX), Z12
-	VPMOVZXWD    96(AX), Z13
-	VPSLLD       $16, Z10, Z10
-	VPSLLD       $16, Z11, Z11
-	VPSLLD       $16, Z12, Z12
-	VPSLLD       $16, Z13, Z13
-	VFMADD231PS  Z10, Z8, Z0
-	VFMADD231PS  Z11, Z8, Z1
-	VFMADD231PS  Z12, Z8, Z2
-	VFMADD231PS  Z13, Z8, Z3
-	ADDQ         R11, AX
-	ADDQ         $4, R10
-	CMPQ         R10, R12
-	JL           axbsingle4j512
-
-	VMOVUPS Z0, (R15)
-	VMOVUPS Z1, 64(R15)
-	VMOVUPS Z2, 128(R15)
-	VMOVUPS Z3, 192(R15)
-	ADDQ    $256, R14
-	JMP     axbsingle4512
-
-axbsingle1512:
-	CMPQ   R14, R9
-	JGE    axbdone512
-	LEAQ   (DI)(R14*1), R15
-	VMULPS (R15), Z28, Z0
-	MOVQ   R14, AX
-	SHRQ   $1, AX
-	ADDQ   DX, AX
-	XORQ   R10, R10
-
-axbsingle1j512:
-	VBROADCASTSS (SI)(R10*1), Z8
-	VPMOVZXWD    (AX), Z10
-	VPSLLD       $16, Z10, Z10
-	VFMADD231PS  Z10, Z8, Z0
-	ADDQ         R11, AX
-	ADDQ         $4, R10
-	CMPQ         R10, R12
-	JL           axbsingle1j512
-
-	VMOVUPS Z0, (R15)
-	ADDQ    $64, R14
-	JMP     axbsingle1512
-
-axbdone512:
-	VZEROUPPER
-	RET
+	AXPY_BODY(BF16LOAD, BF16FMA, BF16VADDR, 1, 32, 64, 96, o+0(FP), p+8(FP), c+16(FP), nq+24(FP), nk+32(FP), pstride+40(FP), v+48(FP), vstride+56(FP), hdp+64(FP))
 
 // func bf16RowsAVX512(dst *float32, src *uint16, rows, n, dstride, sstride int)
 // dst[r·dstride+i] = f32(src[r·sstride+i]) for r < rows, i < n (a multiple
@@ -2367,118 +1953,64 @@ scldone256:
 	VMOVUPS Z14, (AX)(R9*2); \
 	VMOVUPS Z15, (AX)(R11*1)
 
+// TRANSPOSE_BODY is transposeAVX512 and transposeBF16AVX512: LOAD is
+// F32LOAD or BF16LOAD for the rows, SSHIFT log2 of a source element's
+// bytes and SSTEP the bytes of 16 of them.
+#define TRANSPOSE_BODY(LOAD, SSHIFT, SSTEP, A_dst, A_src, A_sstride, A_n16, A_dstride) \
+	MOVQ A_dst, DI; \
+	MOVQ A_src, SI; \
+	MOVQ A_sstride, R8; \
+	MOVQ A_n16, CX; \
+	MOVQ A_dstride, R9; \
+	SHLQ $SSHIFT, R8; \
+	SHLQ $2, R9; \
+	LEAQ (R8)(R8*2), R10; \
+	LEAQ (R9)(R9*2), R11; \
+	TESTQ CX, CX; \
+	JZ    trdone512; \
+trloop512: \
+	MOVQ SI, AX; \
+	LOAD((AX), Z0); \
+	LOAD((AX)(R8*1), Z1); \
+	LOAD((AX)(R8*2), Z2); \
+	LOAD((AX)(R10*1), Z3); \
+	LEAQ    (AX)(R8*4), AX; \
+	LOAD((AX), Z4); \
+	LOAD((AX)(R8*1), Z5); \
+	LOAD((AX)(R8*2), Z6); \
+	LOAD((AX)(R10*1), Z7); \
+	LEAQ    (AX)(R8*4), AX; \
+	LOAD((AX), Z8); \
+	LOAD((AX)(R8*1), Z9); \
+	LOAD((AX)(R8*2), Z10); \
+	LOAD((AX)(R10*1), Z11); \
+	LEAQ    (AX)(R8*4), AX; \
+	LOAD((AX), Z12); \
+	LOAD((AX)(R8*1), Z13); \
+	LOAD((AX)(R8*2), Z14); \
+	LOAD((AX)(R10*1), Z15); \
+	TR16_STORE; \
+	ADDQ $SSTEP, SI; \
+	LEAQ (DI)(R9*8), DI; \
+	LEAQ (DI)(R9*8), DI; \
+	DECQ CX; \
+	JNZ  trloop512; \
+trdone512: \
+	VZEROUPPER; \
+	RET
+
 // func transposeAVX512(dst, src *float32, sstride, n16, dstride int)
 // Transposes 16 rows of src (sstride floats apart) into columns of dst: for
 // t < 16 and d < 16·n16, dst[d·dstride+t] = src[t·sstride+d]. Each 16×16
 // tile goes through four shuffle stages in registers.
 TEXT ·transposeAVX512(SB), NOSPLIT, $0-40
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ sstride+16(FP), R8
-	MOVQ n16+24(FP), CX
-	MOVQ dstride+32(FP), R9
-	SHLQ $2, R8
-	SHLQ $2, R9
-	LEAQ (R8)(R8*2), R10
-	LEAQ (R9)(R9*2), R11
-	TESTQ CX, CX
-	JZ    trdone512
-
-trloop512:
-	MOVQ SI, AX
-	VMOVUPS (AX), Z0
-	VMOVUPS (AX)(R8*1), Z1
-	VMOVUPS (AX)(R8*2), Z2
-	VMOVUPS (AX)(R10*1), Z3
-	LEAQ    (AX)(R8*4), AX
-	VMOVUPS (AX), Z4
-	VMOVUPS (AX)(R8*1), Z5
-	VMOVUPS (AX)(R8*2), Z6
-	VMOVUPS (AX)(R10*1), Z7
-	LEAQ    (AX)(R8*4), AX
-	VMOVUPS (AX), Z8
-	VMOVUPS (AX)(R8*1), Z9
-	VMOVUPS (AX)(R8*2), Z10
-	VMOVUPS (AX)(R10*1), Z11
-	LEAQ    (AX)(R8*4), AX
-	VMOVUPS (AX), Z12
-	VMOVUPS (AX)(R8*1), Z13
-	VMOVUPS (AX)(R8*2), Z14
-	VMOVUPS (AX)(R10*1), Z15
-	TR16_STORE
-	ADDQ $64, SI
-	LEAQ (DI)(R9*8), DI
-	LEAQ (DI)(R9*8), DI
-	DECQ CX
-	JNZ  trloop512
-
-trdone512:
-	VZEROUPPER
-	RET
+	TRANSPOSE_BODY(F32LOAD, 2, 64, dst+0(FP), src+8(FP), sstride+16(FP), n16+24(FP), dstride+32(FP))
 
 // func transposeBF16AVX512(dst *float32, src *uint16, sstride, n16, dstride int)
 // transposeAVX512 from bf16 rows: dst[d·dstride+t] = f32(src[t·sstride+d])
 // for t < 16, d < 16·n16, each row widened as it is loaded.
 TEXT ·transposeBF16AVX512(SB), NOSPLIT, $0-40
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ sstride+16(FP), R8
-	MOVQ n16+24(FP), CX
-	MOVQ dstride+32(FP), R9
-	SHLQ $1, R8
-	SHLQ $2, R9
-	LEAQ (R8)(R8*2), R10
-	LEAQ (R9)(R9*2), R11
-	TESTQ CX, CX
-	JZ    trbdone512
-
-trbloop512:
-	MOVQ SI, AX
-	VPMOVZXWD (AX), Z0
-	VPMOVZXWD (AX)(R8*1), Z1
-	VPMOVZXWD (AX)(R8*2), Z2
-	VPMOVZXWD (AX)(R10*1), Z3
-	LEAQ      (AX)(R8*4), AX
-	VPMOVZXWD (AX), Z4
-	VPMOVZXWD (AX)(R8*1), Z5
-	VPMOVZXWD (AX)(R8*2), Z6
-	VPMOVZXWD (AX)(R10*1), Z7
-	LEAQ      (AX)(R8*4), AX
-	VPMOVZXWD (AX), Z8
-	VPMOVZXWD (AX)(R8*1), Z9
-	VPMOVZXWD (AX)(R8*2), Z10
-	VPMOVZXWD (AX)(R10*1), Z11
-	LEAQ      (AX)(R8*4), AX
-	VPMOVZXWD (AX), Z12
-	VPMOVZXWD (AX)(R8*1), Z13
-	VPMOVZXWD (AX)(R8*2), Z14
-	VPMOVZXWD (AX)(R10*1), Z15
-	VPSLLD    $16, Z0, Z0
-	VPSLLD    $16, Z1, Z1
-	VPSLLD    $16, Z2, Z2
-	VPSLLD    $16, Z3, Z3
-	VPSLLD    $16, Z4, Z4
-	VPSLLD    $16, Z5, Z5
-	VPSLLD    $16, Z6, Z6
-	VPSLLD    $16, Z7, Z7
-	VPSLLD    $16, Z8, Z8
-	VPSLLD    $16, Z9, Z9
-	VPSLLD    $16, Z10, Z10
-	VPSLLD    $16, Z11, Z11
-	VPSLLD    $16, Z12, Z12
-	VPSLLD    $16, Z13, Z13
-	VPSLLD    $16, Z14, Z14
-	VPSLLD    $16, Z15, Z15
-	TR16_STORE
-	ADDQ $32, SI
-	LEAQ (DI)(R9*8), DI
-	LEAQ (DI)(R9*8), DI
-	DECQ CX
-	JNZ  trbloop512
-
-trbdone512:
-	VZEROUPPER
-	RET
+	TRANSPOSE_BODY(BF16LOAD, 1, 32, dst+0(FP), src+8(FP), sstride+16(FP), n16+24(FP), dstride+32(FP))
 
 // func dotsTAVX512(s, q *float32, nq, hdp int, kt *float32, ktstride, sstride int)
 // Scores against 16 keys stored transposed: s[i·sstride+j] = Σ_{d<hdp}
