@@ -622,14 +622,7 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 			if bf16Direct {
 				scoreBlock(&st, pr.transposeBF16, pr.dotsT, pr.dots4BF16, pr.dotsBF16, cacheRows(k.BF16, base, nk, kvw, hd), kvw, nk)
 			} else {
-				var kp []float32
-				stride := hdp
-				if f32Direct {
-					kp, stride = cacheRows(k.F32, base, nk, kvw, hd), kvw
-				} else {
-					kp = sc.k[:nk*hdp]
-					pr.load(kp, k, base, nk, kvw, hd, hdp)
-				}
+				kp, stride := pr.f32Rows(k, f32Direct, sc.k, base, nk, kvw, hd, hdp)
 				scoreBlock(&st, pr.transpose, pr.dotsT, pr.dots4, pr.dots, kp, stride, nk)
 			}
 			if nk < nkp {
@@ -670,14 +663,7 @@ func (pr *attnPrims) flash(o, q []float32, k, v KV, s AttnSeq, sh AttnShape, g, 
 				pr.axpyBF16(&acc[0], &sm[t*nkp], cf, nq, nk, sstride, &vb[0], kvw, hdp)
 				continue
 			}
-			var vp []float32
-			stride := hdp
-			if f32Direct {
-				vp, stride = cacheRows(v.F32, base, nk, kvw, hd), kvw
-			} else {
-				vp = sc.v[:nk*hdp]
-				pr.load(vp, v, base, nk, kvw, hd, hdp)
-			}
+			vp, stride := pr.f32Rows(v, f32Direct, sc.v, base, nk, kvw, hd, hdp)
 			pr.axpy(&acc[0], &sm[t*nkp], cf, nq, nk, sstride, &vp[0], stride, hdp)
 		}
 	}
@@ -731,6 +717,18 @@ func cacheRows[T any](c []T, base, nk, kvw, hd int) []T {
 	rows := c[base : base+(nk-1)*kvw+hd]
 	raceReadSlice(rows)
 	return rows
+}
+
+// f32Rows returns the nk cache rows at base as f32 rows and their stride:
+// in place if direct (an f32 cache, no padding), else widened by load into
+// buf.
+func (pr *attnPrims) f32Rows(kv KV, direct bool, buf []float32, base, nk, kvw, hd, hdp int) ([]float32, int) {
+	if direct {
+		return cacheRows(kv.F32, base, nk, kvw, hd), kvw
+	}
+	buf = buf[:nk*hdp]
+	pr.load(buf, kv, base, nk, kvw, hd, hdp)
+	return buf, hdp
 }
 
 // load copies nk cache rows of hd values (row t at base+t·kvw) into dst
